@@ -1,0 +1,187 @@
+"""Shows and their catalog: create and list shows, add products and variants, set stock,
+start and end a show. Plain async functions over an AsyncSession; the caller commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from checkout.db import utcnow
+from checkout.errors import Conflict, NotFound
+from checkout.models import Product, Show, Variant
+from checkout.show_state import IllegalTransition, ShowStatus, transition
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    sku: str
+    price_minor: int
+    currency: str
+    stock: int
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProductSpec:
+    name: str
+    variants: list[VariantSpec]
+    description: str = ""
+    image_url: str | None = None
+
+
+async def create_show(
+    session: AsyncSession, title: str, scheduled_at: datetime | None = None
+) -> Show:
+    show = Show(title=title, scheduled_at=scheduled_at, status=ShowStatus.SCHEDULED)
+    session.add(show)
+    await session.flush()
+    return show
+
+
+async def list_shows(session: AsyncSession, status: ShowStatus | None = None) -> list[Show]:
+    query = select(Show).order_by(Show.created_at.desc(), Show.id)
+    if status is not None:
+        query = query.where(Show.status == status)
+    return list((await session.scalars(query)).all())
+
+
+async def get_show(session: AsyncSession, show_id: str, *, for_update: bool = False) -> Show:
+    query = select(Show).where(Show.id == show_id)
+    if for_update:
+        query = query.with_for_update()
+    show = await session.scalar(query)
+    if show is None:
+        raise NotFound(f"no show {show_id!r}", code="show_not_found", fields={"show_id": "unknown"})
+    return show
+
+
+async def show_catalog(session: AsyncSession, show_id: str) -> list[Product]:
+    """The show's products with their variants, in display order."""
+    await get_show(session, show_id)
+    query = (
+        select(Product)
+        .where(Product.show_id == show_id)
+        .options(selectinload(Product.variants))
+        .order_by(Product.position, Product.created_at)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def change_status(session: AsyncSession, show_id: str, target: ShowStatus) -> Show:
+    show = await get_show(session, show_id, for_update=True)
+    try:
+        show.status = transition(show.status, target)
+    except IllegalTransition as exc:
+        raise Conflict(str(exc), code="illegal_transition", fields={"status": str(exc)}) from None
+    if target is ShowStatus.LIVE:
+        show.started_at = utcnow()
+    elif target is ShowStatus.ENDED:
+        show.ended_at = utcnow()
+    await session.flush()
+    return show
+
+
+async def add_product(session: AsyncSession, show_id: str, spec: ProductSpec) -> Product:
+    show = await get_show(session, show_id)
+    if show.status is ShowStatus.ENDED:
+        raise Conflict("the show has ended", code="show_ended")
+    position = len(
+        (await session.scalars(select(Product.id).where(Product.show_id == show_id))).all()
+    )
+    product = Product(
+        show_id=show_id,
+        name=spec.name,
+        description=spec.description,
+        image_url=spec.image_url,
+        position=position,
+    )
+    session.add(product)
+    await session.flush()
+    for index, variant_spec in enumerate(spec.variants):
+        await _insert_variant(session, product, variant_spec, index)
+    await session.refresh(product, ["variants"])
+    return product
+
+
+async def add_variant(session: AsyncSession, product_id: str, spec: VariantSpec) -> Variant:
+    product = await get_product(session, product_id)
+    count = len(
+        (await session.scalars(select(Variant.id).where(Variant.product_id == product_id))).all()
+    )
+    return await _insert_variant(session, product, spec, count)
+
+
+async def _insert_variant(
+    session: AsyncSession, product: Product, spec: VariantSpec, position: int
+) -> Variant:
+    variant = Variant(
+        product_id=product.id,
+        sku=spec.sku,
+        price_minor=spec.price_minor,
+        currency=spec.currency.upper(),
+        stock=spec.stock,
+        attributes=dict(spec.attributes),
+        position=position,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(variant)
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"SKU {spec.sku!r} already exists", code="duplicate_sku", fields={"sku": "taken"}
+        ) from None
+    return variant
+
+
+async def get_product(session: AsyncSession, product_id: str) -> Product:
+    product = await session.get(Product, product_id)
+    if product is None:
+        raise NotFound(
+            f"no product {product_id!r}", code="product_not_found", fields={"product_id": "unknown"}
+        )
+    return product
+
+
+async def get_variant(
+    session: AsyncSession, variant_id: str, *, for_update: bool = False
+) -> Variant:
+    query = select(Variant).where(Variant.id == variant_id)
+    if for_update:
+        query = query.with_for_update()
+    variant = await session.scalar(query)
+    if variant is None:
+        raise NotFound(
+            f"no variant {variant_id!r}", code="variant_not_found", fields={"variant_id": "unknown"}
+        )
+    return variant
+
+
+async def variant_show_id(session: AsyncSession, variant_id: str) -> str:
+    """The show a variant is sold in (for scoping a host's token)."""
+    show_id = await session.scalar(
+        select(Product.show_id)
+        .join(Variant, Variant.product_id == Product.id)
+        .where(Variant.id == variant_id)
+    )
+    if show_id is None:
+        raise NotFound(
+            f"no variant {variant_id!r}", code="variant_not_found", fields={"variant_id": "unknown"}
+        )
+    return show_id
+
+
+async def set_stock(session: AsyncSession, variant_id: str, stock: int) -> Variant:
+    """Set the SQL stock (units not yet sold) of a variant. Stock is never negative."""
+    if stock < 0:
+        raise Conflict("stock cannot be negative", code="invalid_stock", fields={"stock": ">= 0"})
+    variant = await get_variant(session, variant_id, for_update=True)
+    variant.stock = stock
+    await session.flush()
+    return variant

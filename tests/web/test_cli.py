@@ -1,0 +1,121 @@
+"""The liveshop command, run as a user runs it (real processes, real servers)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+LIVESHOP = [sys.executable, "-m", "web.cli"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LIVESHOP_") and k not in ("DATABASE_URL", "REDIS_URL")
+    }
+    env.update({"LIVESHOP_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}, **extra)
+    return env
+
+
+@pytest.mark.parametrize("command", ["serve", "demo", "migrate", "token", "bench"])
+def test_every_command_has_help(command: str) -> None:
+    out = subprocess.run(
+        [*LIVESHOP, command, "--help"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    assert out.startswith(f"usage: liveshop {command}")
+
+
+def test_bad_setting_fails_at_start(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*LIVESHOP, "migrate"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_env(tmp_path, LIVESHOP_PORT="x"),
+    )
+    assert proc.returncode == 2
+    assert "LIVESHOP_PORT: Input should be a valid integer" in proc.stderr
+
+
+def test_token_command_signs_with_the_data_folder_key(tmp_path: Path) -> None:
+    from config import load_settings
+    from web.auth import TokenIssuer
+
+    proc = subprocess.run(
+        [*LIVESHOP, "token", "--role", "host", "--show", "shw_1", "--name", "Hana"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_env(tmp_path),
+        check=True,
+    )
+    key = load_settings(data_dir=tmp_path / "data").signing_key()
+    principal = TokenIssuer(key, 60).verify(proc.stdout.strip())
+    assert (principal.role.value, principal.show_id, principal.name) == ("host", "shw_1", "Hana")
+    proc = subprocess.run(
+        [*LIVESHOP, "token", "--role", "host", "--name", "x"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_env(tmp_path),
+    )
+    assert proc.returncode == 2 and "--show is required" in proc.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _valkey_pids() -> set[int]:
+    out = subprocess.run(["pgrep", "-f", "valkey-server"], capture_output=True, text=True)
+    return {int(p) for p in out.stdout.split()}
+
+
+def test_demo_serves_with_embedded_defaults_and_cleans_up(tmp_path: Path) -> None:
+    before = _valkey_pids()
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*LIVESHOP, "demo", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(tmp_path),
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(5)]
+        assert lines[0].strip() == "liveshop demo is ready:"
+        show_url = lines[1].split(": ", 1)[1].strip()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the demo server did not come up"
+                time.sleep(0.2)
+        assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+        assert _valkey_pids() - before, "the embedded Redis server should be running"
+        show = httpx.get(show_url, timeout=5).json()
+        assert show["status"] == "live"
+        assert [p["name"] for p in show["products"]][:2] == [
+            "Merino crew sweater",
+            "Ceramic pour-over set",
+        ]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    assert _valkey_pids() - before == set(), "the embedded Redis server was left behind"

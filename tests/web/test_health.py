@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import httpx
+from starlette.applications import Starlette
+
+from tests.conftest import admin_headers
+
+
+async def test_healthz_readyz_metrics(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    resp = await client.get("/readyz")
+    assert resp.status_code == 200
+    assert resp.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+    await client.post("/api/shows", json={"title": "m"}, headers=admin_headers())
+    text = (await client.get("/metrics")).text
+    assert 'liveshop_http_requests_total{method="POST",route="/api/shows",status="201"} 1.0' in text
+    assert 'route="/healthz"' in text
+
+
+async def test_readyz_reports_a_dead_redis(client: httpx.AsyncClient, app: Starlette) -> None:
+    await app.state.resources.redis.aclose()
+    app.state.resources.redis = app.state.resources.redis.from_url("redis://127.0.0.1:1/0")
+    resp = await client.get("/readyz")
+    assert resp.status_code == 503
+    assert resp.json()["checks"]["database"] == "ok"
+    assert resp.json()["checks"]["redis"].startswith("down")

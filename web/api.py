@@ -1,0 +1,252 @@
+"""The admin and host HTTP API: shows, products, variants, stock, start/end, tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from checkout import catalog
+from checkout.models import Product, Role, Show, Variant
+from checkout.show_state import ShowStatus
+from web.auth import AuthError, Principal, TokenIssuer, admin_ok, bearer
+from web.errors import ApiError
+from web.http import json_body
+from web.schemas import ProductIn, ShowIn, StockIn, TokenIn, VariantIn, ViewerIn, dump_time
+
+HOST_OR_ADMIN = frozenset({Role.HOST})
+
+
+def _state(request: Request) -> Any:
+    return request.app.state
+
+
+def is_admin(request: Request) -> bool:
+    return admin_ok(
+        _state(request).settings.admin_secret, bearer(request.headers.get("authorization"))
+    )
+
+
+def require_admin(request: Request) -> None:
+    if _state(request).settings.admin_secret is None:
+        raise AuthError("admin_disabled", "the admin API is off: set LIVESHOP_ADMIN_SECRET", 403)
+    if not is_admin(request):
+        raise AuthError("auth_invalid", "the admin secret is required", 401)
+
+
+def require_show_role(request: Request, show_id: str, roles: frozenset[Role]) -> Principal | None:
+    """None for the admin, else the token's principal if it may act on ``show_id``."""
+    if is_admin(request):
+        return None
+    tokens: TokenIssuer = _state(request).tokens
+    return tokens.require(bearer(request.headers.get("authorization")), show_id, roles)
+
+
+def show_json(show: Show) -> dict[str, Any]:
+    return {
+        "id": show.id,
+        "title": show.title,
+        "status": show.status.value,
+        "scheduled_at": dump_time(show.scheduled_at),
+        "started_at": dump_time(show.started_at),
+        "ended_at": dump_time(show.ended_at),
+    }
+
+
+def variant_json(variant: Variant) -> dict[str, Any]:
+    return {
+        "id": variant.id,
+        "sku": variant.sku,
+        "price": {"amount": variant.price_minor, "currency": variant.currency},
+        "stock": variant.stock,
+        "attributes": variant.attributes,
+    }
+
+
+def product_json(product: Product) -> dict[str, Any]:
+    return {
+        "id": product.id,
+        "show_id": product.show_id,
+        "name": product.name,
+        "description": product.description,
+        "image_url": product.image_url,
+        "variants": [variant_json(v) for v in product.variants],
+    }
+
+
+async def create_show(request: Request) -> Response:
+    require_admin(request)
+    body = await json_body(request, ShowIn)
+    async with _state(request).resources.sessions.begin() as session:
+        show = await catalog.create_show(session, body.title, body.scheduled_at)
+    return JSONResponse(show_json(show), status_code=201)
+
+
+async def list_shows(request: Request) -> Response:
+    require_admin(request)
+    raw = request.query_params.get("status")
+    try:
+        status = ShowStatus(raw) if raw else None
+    except ValueError:
+        raise ApiError("invalid_input", "unknown status", 422, {"status": "unknown"}) from None
+    async with _state(request).resources.sessions() as session:
+        shows = await catalog.list_shows(session, status)
+    return JSONResponse({"shows": [show_json(s) for s in shows]})
+
+
+async def get_show(request: Request) -> Response:
+    show_id = request.path_params["show_id"]
+    async with _state(request).resources.sessions() as session:
+        show = await catalog.get_show(session, show_id)
+        products = await catalog.show_catalog(session, show_id)
+    return JSONResponse({**show_json(show), "products": [product_json(p) for p in products]})
+
+
+async def add_product(request: Request) -> Response:
+    show_id = request.path_params["show_id"]
+    require_show_role(request, show_id, HOST_OR_ADMIN)
+    body = await json_body(request, ProductIn)
+    spec = catalog.ProductSpec(
+        name=body.name,
+        description=body.description,
+        image_url=body.image_url,
+        variants=[_variant_spec(v) for v in body.variants],
+    )
+    async with _state(request).resources.sessions.begin() as session:
+        product = await catalog.add_product(session, show_id, spec)
+        payload = product_json(product)
+    await _state(request).hooks.catalog_changed(show_id)
+    return JSONResponse(payload, status_code=201)
+
+
+def _variant_spec(v: VariantIn) -> catalog.VariantSpec:
+    return catalog.VariantSpec(
+        sku=v.sku,
+        price_minor=v.price.amount,
+        currency=v.price.currency,
+        stock=v.stock,
+        attributes=dict(v.attributes),
+    )
+
+
+async def add_variant(request: Request) -> Response:
+    product_id = request.path_params["product_id"]
+    async with _state(request).resources.sessions() as session:
+        show_id = (await catalog.get_product(session, product_id)).show_id
+    require_show_role(request, show_id, HOST_OR_ADMIN)
+    body = await json_body(request, VariantIn)
+    async with _state(request).resources.sessions.begin() as session:
+        variant = await catalog.add_variant(session, product_id, _variant_spec(body))
+        payload = variant_json(variant)
+    await _state(request).hooks.catalog_changed(show_id)
+    return JSONResponse(payload, status_code=201)
+
+
+async def set_stock(request: Request) -> Response:
+    variant_id = request.path_params["variant_id"]
+    async with _state(request).resources.sessions() as session:
+        show_id = await catalog.variant_show_id(session, variant_id)
+    require_show_role(request, show_id, HOST_OR_ADMIN)
+    body = await json_body(request, StockIn)
+    payload = await _state(request).hooks.set_stock(variant_id, body.stock)
+    return JSONResponse(payload)
+
+
+async def start_show(request: Request) -> Response:
+    return await _change_status(request, ShowStatus.LIVE)
+
+
+async def end_show(request: Request) -> Response:
+    return await _change_status(request, ShowStatus.ENDED)
+
+
+async def _change_status(request: Request, target: ShowStatus) -> Response:
+    show_id = request.path_params["show_id"]
+    require_show_role(request, show_id, HOST_OR_ADMIN)
+    async with _state(request).resources.sessions.begin() as session:
+        show = await catalog.change_status(session, show_id, target)
+        payload = show_json(show)
+    await _state(request).hooks.show_status_changed(show_id, target)
+    return JSONResponse(payload)
+
+
+async def issue_token(request: Request) -> Response:
+    require_admin(request)
+    body = await json_body(request, TokenIn)
+    if body.role is not Role.VIEWER:
+        if not body.show_id:
+            raise ApiError(
+                "invalid_input",
+                "hosts and moderators need a show",
+                422,
+                {"show_id": "required for this role"},
+            )
+        async with _state(request).resources.sessions() as session:
+            await catalog.get_show(session, body.show_id)
+    tokens: TokenIssuer = _state(request).tokens
+    token = tokens.issue(body.role, name=body.name, show_id=body.show_id, ttl_s=body.ttl_s)
+    principal = tokens.verify(token)
+    return JSONResponse(_token_json(token, principal), status_code=201)
+
+
+async def viewer_identity(request: Request) -> Response:
+    """An anonymous viewer's signed identity with the display name they chose."""
+    body = await json_body(request, ViewerIn)
+    tokens: TokenIssuer = _state(request).tokens
+    token = tokens.issue(Role.VIEWER, name=body.name)
+    return JSONResponse(_token_json(token, tokens.verify(token)), status_code=201)
+
+
+def _token_json(token: str, principal: Principal) -> dict[str, Any]:
+    return {
+        "token": token,
+        "role": principal.role.value,
+        "user_id": principal.user_id,
+        "name": principal.name,
+        "show_id": principal.show_id,
+        "expires_at": principal.expires_at,
+    }
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    resources = _state(request).resources
+    checks: dict[str, str] = {}
+    try:
+        async with resources.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # readiness reports any failure, it never raises
+        checks["database"] = f"down: {type(exc).__name__}"
+    try:
+        await resources.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"down: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+    )
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/api/shows", create_show, methods=["POST"]),
+        Route("/api/shows", list_shows, methods=["GET"]),
+        Route("/api/shows/{show_id}", get_show, methods=["GET"]),
+        Route("/api/shows/{show_id}/products", add_product, methods=["POST"]),
+        Route("/api/shows/{show_id}/start", start_show, methods=["POST"]),
+        Route("/api/shows/{show_id}/end", end_show, methods=["POST"]),
+        Route("/api/products/{product_id}/variants", add_variant, methods=["POST"]),
+        Route("/api/variants/{variant_id}/stock", set_stock, methods=["PUT"]),
+        Route("/api/tokens", issue_token, methods=["POST"]),
+        Route("/api/viewers", viewer_identity, methods=["POST"]),
+    ]

@@ -1,0 +1,76 @@
+"""The composition root: one app factory that wires everything from one settings object."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from checkout.errors import CheckoutError
+from config import Settings, load_settings
+from web import api
+from web.auth import AuthError, TokenIssuer
+from web.errors import ApiError, handle_coded, handle_http, handle_unexpected
+from web.hooks import AppHooks
+from web.migrate import upgrade
+from web.observability import Metrics, MetricsMiddleware
+from web.resources import Resources
+
+log = logging.getLogger("liveshop.app")
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Starlette:
+    """Build the app. ``migrate`` applies migrations at start (the demo and tests)."""
+    settings = settings or load_settings()
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        resources = await Resources.open(settings)
+        try:
+            if migrate:
+                await upgrade(resources.engine)
+            app.state.resources = resources
+            app.state.hooks = AppHooks(resources)
+            log.info("liveshop started", extra={"redis": resources.redis_url.split("@")[-1]})
+            yield
+        finally:
+            await resources.close()
+            log.info("liveshop stopped")
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app = Starlette(
+        routes=[*api.routes(), Route("/metrics", metrics_endpoint, methods=["GET"])],
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        exception_handlers={
+            CheckoutError: handle_coded,
+            AuthError: handle_coded,
+            ApiError: handle_coded,
+            HTTPException: handle_http,
+            Exception: handle_unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.tokens = TokenIssuer(settings.signing_key(), settings.token_ttl_s)
+    return app
+
+
+def app_from_env() -> Starlette:
+    """``uvicorn --factory web.app:app_from_env``: the Procfile's entry point."""
+    settings = load_settings()
+    from web.observability import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

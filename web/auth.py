@@ -1,0 +1,127 @@
+"""Role tokens: signed (HS256), expiring, and scoped to one show for hosts and moderators.
+
+Viewers may be anonymous; they still carry a signed viewer identity with a display name,
+so a buyer id or a chat author can never be forged by a client.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from checkout.models import Role
+
+ALGORITHM = "HS256"
+ISSUER = "liveshop"
+
+
+class AuthError(Exception):
+    """401 for a missing, forged or expired token; 403 for a valid one that may not act here."""
+
+    def __init__(self, code: str, message: str, http_status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+        self.fields: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is acting: a role, an opaque user id, a display name and (hosts, moderators) a show."""
+
+    role: Role
+    user_id: str
+    name: str
+    show_id: str | None = None
+    expires_at: int = 0
+
+    def can_act_on(self, show_id: str) -> bool:
+        return self.role is Role.VIEWER or self.show_id == show_id
+
+
+class TokenIssuer:
+    def __init__(self, key: str, default_ttl_s: int) -> None:
+        self._key = key
+        self._default_ttl_s = default_ttl_s
+
+    def issue(
+        self,
+        role: Role,
+        *,
+        name: str,
+        show_id: str | None = None,
+        user_id: str | None = None,
+        ttl_s: int | None = None,
+    ) -> str:
+        if role is not Role.VIEWER and not show_id:
+            raise ValueError(f"a {role} token must be scoped to a show")
+        now = int(time.time())
+        claims: dict[str, object] = {
+            "iss": ISSUER,
+            "sub": user_id or f"{role.value[0]}_{secrets.token_urlsafe(9)}",
+            "role": role.value,
+            "name": name,
+            "iat": now,
+            "exp": now + (ttl_s or self._default_ttl_s),
+        }
+        if show_id:
+            claims["show"] = show_id
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+
+    def verify(self, token: str | None) -> Principal:
+        if not token:
+            raise AuthError("auth_missing", "a bearer token is required", 401)
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                options={"require": ["exp", "sub", "iss"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("auth_expired", "the token has expired", 401) from None
+        except jwt.InvalidTokenError:
+            raise AuthError("auth_invalid", "the token is not valid", 401) from None
+        try:
+            role = Role(claims["role"])
+            return Principal(
+                role=role,
+                user_id=str(claims["sub"]),
+                name=str(claims.get("name", "")),
+                show_id=claims.get("show"),
+                expires_at=int(claims["exp"]),
+            )
+        except (KeyError, ValueError):
+            raise AuthError("auth_invalid", "the token is not valid", 401) from None
+
+    def require(self, token: str | None, show_id: str, roles: frozenset[Role]) -> Principal:
+        """The principal behind ``token`` if it has one of ``roles`` for ``show_id``."""
+        principal = self.verify(token)
+        if principal.role not in roles:
+            raise AuthError("forbidden_role", f"a {principal.role} may not do this", 403)
+        if not principal.can_act_on(show_id):
+            raise AuthError("forbidden_show", "this token is for another show", 403)
+        return principal
+
+
+def bearer(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header, or None."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def admin_ok(configured: str | None, given: str | None) -> bool:
+    """Constant-time check of the admin secret; no secret configured means no admin API."""
+    if not configured or not given:
+        return False
+    return hmac.compare_digest(configured.encode(), given.encode())

@@ -1,0 +1,186 @@
+"""The ``liveshop`` command: serve, demo, migrate, token, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+
+from checkout.db import make_engine
+from checkout.models import Role
+from config import Settings, SettingsError, load_settings
+from web.auth import TokenIssuer
+from web.embedded_redis import EmbeddedRedis
+from web.migrate import upgrade
+
+BENCHES = {
+    "drop": ("checkout.bench", "one-tap buy drop: 100 units, 10,000 viewers plus double taps"),
+    "fanout": ("live.bench", "live channel fan-out to N websocket viewers"),
+    "relay": ("signaling.bench", "WHIP to WHEP pass-through video relay to N viewers"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="liveshop",
+        description="Live shopping backend: video relay, live channel and one-tap checkout.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the server (uvicorn)",
+        description="Run the server. Migrations are applied first.",
+    )
+    serve.add_argument("--host", help="bind address (default: LIVESHOP_HOST)")
+    serve.add_argument("--port", type=int, help="port (default: LIVESHOP_PORT)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
+
+    demo = sub.add_parser(
+        "demo",
+        help="seed a live demo show and serve it",
+        description="Run with embedded defaults, seed a demo show with a few "
+        "products and print the host, moderator and viewer links.",
+    )
+    demo.add_argument("--host", help="bind address (default: LIVESHOP_HOST)")
+    demo.add_argument("--port", type=int, help="port (default: LIVESHOP_PORT)")
+    demo.add_argument("--no-serve", action="store_true", help="seed and print the links, then exit")
+
+    sub.add_parser(
+        "migrate",
+        help="apply database migrations",
+        description="Apply the Alembic migrations to DATABASE_URL.",
+    )
+
+    token = sub.add_parser(
+        "token",
+        help="issue a signed role token",
+        description="Issue a signed, expiring token for a role.",
+    )
+    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument("--show", help="show id (required for host and moderator)")
+    token.add_argument("--name", required=True, help="display name")
+    token.add_argument("--ttl", type=int, help="lifetime in seconds (default LIVESHOP_TOKEN_TTL_S)")
+
+    bench = sub.add_parser(
+        "bench",
+        help="run a benchmark",
+        description="Benchmarks; each prints its figures as a JSON last line.",
+    )
+    bench.add_argument(
+        "name",
+        choices=sorted(BENCHES),
+        help="; ".join(f"{k}: {v[1]}" for k, v in sorted(BENCHES.items())),
+    )
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="the benchmark's own options")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"liveshop: {exc}", file=sys.stderr)
+        return 2
+    command: str = args.command
+    if command == "migrate":
+        asyncio.run(_migrate(settings))
+        print("migrations applied")
+        return 0
+    if command == "token":
+        return _token(settings, args)
+    if command == "bench":
+        module = importlib.import_module(BENCHES[args.name][0])
+        result: int = module.main(list(args.args))
+        return result
+    if command == "demo":
+        return _demo(settings, args)
+    return _serve(settings, args)
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = make_engine(settings.effective_database_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    role = Role(args.role)
+    if role is not Role.VIEWER and not args.show:
+        print("liveshop token: --show is required for hosts and moderators", file=sys.stderr)
+        return 2
+    issuer = TokenIssuer(settings.signing_key(), settings.token_ttl_s)
+    print(issuer.issue(role, name=args.name, show_id=args.show, ttl_s=args.ttl))
+    return 0
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    if not args.no_migrate:
+        asyncio.run(_migrate(settings))
+    embedded: EmbeddedRedis | None = None
+    if settings.redis_url is None and args.workers > 1:
+        # Several workers must share one Redis: start it here and hand it to them.
+        embedded = EmbeddedRedis(settings.data_dir)
+        os.environ["REDIS_URL"] = embedded.start()
+    try:
+        uvicorn.run(
+            "web.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers,
+            log_config=None,
+            ws_per_message_deflate=settings.ws_compression,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from web import demo
+
+    if settings.admin_secret is None:
+        os.environ["LIVESHOP_ADMIN_SECRET"] = secrets.token_urlsafe(18)
+        settings = load_settings()
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    settings = settings.model_copy(update={"host": host, "port": port})
+    asyncio.run(_migrate(settings))
+
+    async def _seed() -> demo.DemoShow:
+        from checkout.db import make_sessionmaker
+
+        engine = make_engine(settings.effective_database_url)
+        try:
+            issuer = TokenIssuer(settings.signing_key(), settings.token_ttl_s)
+            return await demo.seed(make_sessionmaker(engine), issuer)
+        finally:
+            await engine.dispose()
+
+    shown = asyncio.run(_seed())
+    print("liveshop demo is ready:")
+    for label, value in demo.links(settings.effective_public_url, shown).items():
+        print(f"  {label:>16}: {value}")
+    print(f"  {'admin secret':>16}: {settings.admin_secret}")
+    sys.stdout.flush()
+    if args.no_serve:
+        return 0
+    return _serve(settings, argparse.Namespace(host=host, port=port, workers=1, no_migrate=True))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

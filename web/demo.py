@@ -1,0 +1,89 @@
+"""The demo show: a few products, seeded once, and the links for each role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from checkout import catalog
+from checkout.catalog import ProductSpec, VariantSpec
+from checkout.models import Role
+from checkout.show_state import ShowStatus
+from web.auth import TokenIssuer
+
+DEMO_TITLE = "liveshop demo: autumn drop"
+
+DEMO_PRODUCTS = [
+    ProductSpec(
+        name="Merino crew sweater",
+        description="Soft, warm, machine washable.",
+        image_url="/static/img/sweater.svg",
+        variants=[
+            VariantSpec("DEMO-SWEATER-S", 7900, "EUR", 20, {"size": "S"}),
+            VariantSpec("DEMO-SWEATER-M", 7900, "EUR", 30, {"size": "M"}),
+            VariantSpec("DEMO-SWEATER-L", 7900, "EUR", 20, {"size": "L"}),
+        ],
+    ),
+    ProductSpec(
+        name="Ceramic pour-over set",
+        description="Dripper, carafe and two cups.",
+        image_url="/static/img/pourover.svg",
+        variants=[VariantSpec("DEMO-POUROVER", 4500, "EUR", 50, {"colour": "sand"})],
+    ),
+    ProductSpec(
+        name="Limited sneaker drop",
+        description="Only a handful; when they are gone, they are gone.",
+        image_url="/static/img/sneaker.svg",
+        variants=[
+            VariantSpec("DEMO-SNEAKER-42", 12900, "EUR", 3, {"size": "42"}),
+            VariantSpec("DEMO-SNEAKER-43", 12900, "EUR", 3, {"size": "43"}),
+        ],
+    ),
+]
+
+
+def _for_show(spec: ProductSpec, show_id: str) -> ProductSpec:
+    """SKUs are unique across shows: suffix the demo's with the show id."""
+    suffix = show_id.rsplit("_", 1)[-1][:6].upper()
+    variants = [replace(v, sku=f"{v.sku}-{suffix}") for v in spec.variants]
+    return replace(spec, variants=variants)
+
+
+@dataclass(frozen=True)
+class DemoShow:
+    show_id: str
+    host_token: str
+    moderator_token: str
+
+
+async def seed(sessions: async_sessionmaker[AsyncSession], tokens: TokenIssuer) -> DemoShow:
+    """The live demo show, created the first time (a later run reuses it)."""
+    async with sessions.begin() as session:
+        existing = [
+            s
+            for s in await catalog.list_shows(session)
+            if s.title == DEMO_TITLE and s.status is not ShowStatus.ENDED
+        ]
+        if existing:
+            show = existing[0]
+        else:
+            show = await catalog.create_show(session, DEMO_TITLE)
+            for spec in DEMO_PRODUCTS:
+                await catalog.add_product(session, show.id, _for_show(spec, show.id))
+        if show.status is ShowStatus.SCHEDULED:
+            await catalog.change_status(session, show.id, ShowStatus.LIVE)
+        show_id = show.id
+    return DemoShow(
+        show_id=show_id,
+        host_token=tokens.issue(Role.HOST, name="Demo host", show_id=show_id),
+        moderator_token=tokens.issue(Role.MODERATOR, name="Demo moderator", show_id=show_id),
+    )
+
+
+def links(base_url: str, demo: DemoShow) -> dict[str, str]:
+    return {
+        "show": f"{base_url}/api/shows/{demo.show_id}",
+        "host token": demo.host_token,
+        "moderator token": demo.moderator_token,
+    }

@@ -1,0 +1,36 @@
+"""What the HTTP API asks of the domains when the catalog or a show changes.
+
+The app factory builds one ``AppHooks``; checkout and live plug in through it, so the
+routes in ``web/api.py`` never hold business rules of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from checkout import catalog
+from checkout.show_state import ShowStatus
+from web.resources import Resources
+
+Listener = Callable[[str, ShowStatus], Awaitable[None]]
+
+
+class AppHooks:
+    def __init__(self, resources: Resources) -> None:
+        self.resources = resources
+        self.status_listeners: list[Listener] = []
+        self.catalog_listeners: list[Callable[[str], Awaitable[None]]] = []
+
+    async def set_stock(self, variant_id: str, stock: int) -> dict[str, Any]:
+        async with self.resources.sessions.begin() as session:
+            variant = await catalog.set_stock(session, variant_id, stock)
+            return {"id": variant.id, "sku": variant.sku, "stock": variant.stock}
+
+    async def show_status_changed(self, show_id: str, status: ShowStatus) -> None:
+        for listener in self.status_listeners:
+            await listener(show_id, status)
+
+    async def catalog_changed(self, show_id: str) -> None:
+        for listener in self.catalog_listeners:
+            await listener(show_id)

@@ -1,0 +1,61 @@
+"""Request helpers: a size-capped JSON body validated into a model, with field-level errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from web.errors import ApiError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError("bad_request", "Content-Length is not a number", 400)
+        if int(declared) > limit:
+            raise ApiError("body_too_large", f"the body is over {limit} bytes", 413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError("body_too_large", f"the body is over {limit} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for err in exc.errors():
+        name = ".".join(str(part) for part in err["loc"]) or "body"
+        fields.setdefault(name, err["msg"])
+    return fields
+
+
+def parse_model(model: type[M], raw: Any) -> M:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ApiError(
+            "invalid_input", "some fields are not valid", 422, fields=field_errors(exc)
+        ) from None
+
+
+async def json_body(request: Request, model: type[M]) -> M:
+    """Parse the request's JSON body into ``model`` or raise a coded 4xx ApiError."""
+    limit: int = request.app.state.settings.max_body_bytes
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise ApiError("unsupported_media_type", "send application/json", 415)
+    raw = await read_body(request, limit)
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError("malformed_json", "the body is not valid JSON", 400) from None
+    return parse_model(model, data)

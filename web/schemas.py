@@ -1,0 +1,64 @@
+"""Request bodies of the admin and host API (strict: wrong types are refused, not coerced)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from checkout.models import Role
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class ShowIn(Strict):
+    title: Text
+    scheduled_at: AwareDatetime | None = Field(default=None, strict=False)
+
+
+class PriceIn(Strict):
+    amount: int = Field(ge=0, le=100_000_000)
+    currency: Currency
+
+
+class VariantIn(Strict):
+    sku: Sku
+    price: PriceIn
+    stock: int = Field(ge=0, le=10_000_000)
+    attributes: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=20)
+
+
+class ProductIn(Strict):
+    name: Text
+    description: Annotated[str, StringConstraints(max_length=4000)] = ""
+    image_url: Annotated[str, StringConstraints(pattern=r"^(https?://|/)\S{1,990}$")] | None = None
+    variants: list[VariantIn] = Field(min_length=1, max_length=50)
+
+
+class StockIn(Strict):
+    stock: int = Field(ge=0, le=10_000_000)
+
+
+class TokenIn(Strict):
+    role: Role = Field(strict=False)
+    name: Text
+    show_id: str | None = None
+    ttl_s: int | None = Field(default=None, ge=60, le=30 * 24 * 3600)
+
+
+class ViewerIn(Strict):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+
+
+def dump_time(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+JSONDict = dict[str, Any]
