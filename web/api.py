@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from checkout import catalog
+from checkout import catalog, users
 from checkout.models import Product, Role, Show, Variant
 from checkout.show_state import ShowStatus
 from web.auth import AuthError, Principal, TokenIssuer, admin_ok, bearer
@@ -176,18 +176,21 @@ async def _change_status(request: Request, target: ShowStatus) -> Response:
 async def issue_token(request: Request) -> Response:
     require_admin(request)
     body = await json_body(request, TokenIn)
-    if body.role is not Role.VIEWER:
-        if not body.show_id:
-            raise ApiError(
-                "invalid_input",
-                "hosts and moderators need a show",
-                422,
-                {"show_id": "required for this role"},
-            )
-        async with _state(request).resources.sessions() as session:
+    if body.role is not Role.VIEWER and not body.show_id:
+        raise ApiError(
+            "invalid_input",
+            "hosts and moderators need a show",
+            422,
+            {"show_id": "required for this role"},
+        )
+    async with _state(request).resources.sessions.begin() as session:
+        if body.show_id:
             await catalog.get_show(session, body.show_id)
+        user = await users.ensure_user(session, body.role, body.name, body.user_id)
     tokens: TokenIssuer = _state(request).tokens
-    token = tokens.issue(body.role, name=body.name, show_id=body.show_id, ttl_s=body.ttl_s)
+    token = tokens.issue(
+        body.role, name=body.name, show_id=body.show_id, user_id=user.id, ttl_s=body.ttl_s
+    )
     principal = tokens.verify(token)
     return JSONResponse(_token_json(token, principal), status_code=201)
 

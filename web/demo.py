@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from checkout import catalog
+from checkout import catalog, users
 from checkout.catalog import ProductSpec, VariantSpec
 from checkout.models import Role
 from checkout.show_state import ShowStatus
@@ -71,12 +71,14 @@ async def seed(sessions: async_sessionmaker[AsyncSession], tokens: TokenIssuer) 
             show = await catalog.create_show(session, DEMO_TITLE)
             for spec in DEMO_PRODUCTS:
                 await catalog.add_product(session, show.id, _for_show(spec, show.id))
+        if show.host_id is None:
+            show.host_id = (await users.ensure_user(session, Role.HOST, "Demo host")).id
         if show.status is ShowStatus.SCHEDULED:
             await catalog.change_status(session, show.id, ShowStatus.LIVE)
-        show_id = show.id
+        show_id, host_id = show.id, show.host_id
     return DemoShow(
         show_id=show_id,
-        host_token=tokens.issue(Role.HOST, name="Demo host", show_id=show_id),
+        host_token=tokens.issue(Role.HOST, name="Demo host", show_id=show_id, user_id=host_id),
         moderator_token=tokens.issue(Role.MODERATOR, name="Demo moderator", show_id=show_id),
     )
 

@@ -50,6 +50,7 @@ class TokenIn(Strict):
     role: Role = Field(strict=False)
     name: Text
     show_id: str | None = None
+    user_id: str | None = None
     ttl_s: int | None = Field(default=None, ge=60, le=30 * 24 * 3600)
 
 

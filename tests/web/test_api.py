@@ -276,6 +276,36 @@ async def test_token_api(client: httpx.AsyncClient, app: Starlette) -> None:
     assert resp.status_code == 401
 
 
+async def test_token_api_keeps_one_user_per_person(client: httpx.AsyncClient) -> None:
+    show = await _show(client)
+    first = (
+        await client.post(
+            "/api/tokens",
+            json={"role": "host", "name": "Hana", "show_id": show["id"]},
+            headers=admin_headers(),
+        )
+    ).json()
+    again = await client.post(
+        "/api/tokens",
+        json={"role": "host", "name": "Hana K", "show_id": show["id"], "user_id": first["user_id"]},
+        headers=admin_headers(),
+    )
+    assert again.status_code == 201
+    assert (again.json()["user_id"], again.json()["name"]) == (first["user_id"], "Hana K")
+    wrong = await client.post(
+        "/api/tokens",
+        json={"role": "moderator", "name": "x", "show_id": show["id"], "user_id": first["user_id"]},
+        headers=admin_headers(),
+    )
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (409, "role_mismatch")
+    unknown = await client.post(
+        "/api/tokens",
+        json={"role": "host", "name": "x", "show_id": show["id"], "user_id": "usr_x"},
+        headers=admin_headers(),
+    )
+    assert unknown.status_code == 404
+
+
 async def test_anonymous_viewer_identity(client: httpx.AsyncClient, app: Starlette) -> None:
     resp = await client.post("/api/viewers", json={"name": "  Vera "})
     assert resp.status_code == 201
