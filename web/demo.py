@@ -84,8 +84,11 @@ async def seed(sessions: async_sessionmaker[AsyncSession], tokens: TokenIssuer) 
 
 
 def links(base_url: str, demo: DemoShow) -> dict[str, str]:
+    """What the demo prints: a page per role (tokens in the URL fragment) and the tokens."""
     return {
-        "show": f"{base_url}/api/shows/{demo.show_id}",
+        "viewer": f"{base_url}/watch/{demo.show_id}",
+        "host studio": f"{base_url}/studio/{demo.show_id}#token={demo.host_token}",
+        "moderator": f"{base_url}/moderate/{demo.show_id}#token={demo.moderator_token}",
         "host token": demo.host_token,
         "moderator token": demo.moderator_token,
     }

@@ -96,9 +96,20 @@ def test_demo_serves_with_embedded_defaults_and_cleans_up(tmp_path: Path) -> Non
     )
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(5)]
+        lines = [proc.stdout.readline() for _ in range(7)]
         assert lines[0].strip() == "liveshop demo is ready:"
-        show_url = lines[1].split(": ", 1)[1].strip()
+        printed = dict(line.strip().split(": ", 1) for line in lines[1:])
+        assert set(printed) == {
+            "viewer",
+            "host studio",
+            "moderator",
+            "host token",
+            "moderator token",
+            "admin secret",
+        }
+        show_id = printed["viewer"].rsplit("/", 1)[-1]
+        assert printed["host studio"].endswith(f"/studio/{show_id}#token={printed['host token']}")
+        show_url = f"http://127.0.0.1:{port}/api/shows/{show_id}"
         deadline = time.monotonic() + 30
         while True:
             try:
