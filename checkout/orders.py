@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -92,6 +93,11 @@ async def find_order(session: AsyncSession, buyer_id: str, idempotency_key: str)
         .options(selectinload(Order.lines))
     )
     return await session.scalar(query)
+
+
+async def recent_orders(session: AsyncSession, since: datetime) -> list[Order]:
+    query = select(Order).where(Order.created_at >= since).options(selectinload(Order.lines))
+    return list((await session.scalars(query)).all())
 
 
 def order_result(order: Order, *, replayed: bool = False) -> OrderResult:

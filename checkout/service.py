@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -44,7 +44,7 @@ from checkout.events import (
     StockChanged,
 )
 from checkout.holds import HoldState
-from checkout.inventory import Inventory, Released, Replay, Reserved, idem_key, prefix
+from checkout.inventory import IDEM_TTL_MS, Inventory, Released, Replay, Reserved, idem_key, prefix
 from checkout.models import Product, Show, Variant
 from checkout.orders import LineSpec
 from checkout.payments import Charge, PaymentProvider
@@ -190,15 +190,35 @@ class CheckoutService:
         self._tasks = []
 
     async def rebuild(self) -> None:
-        """Load every variant Redis lacks from SQL stock (after a data loss: all of them)."""
+        """Load every variant Redis lacks from SQL stock (after a data loss: all of them).
+
+        When the epoch changed (Redis lost its data), the one-tap idempotency keys of the
+        last day's orders are written back too, so a retry still finds its order.
+        """
+        before = self._seen_epoch
         self._seen_epoch = await self.inventory.current_epoch()
         async with self.sessions() as session:
             ids = list((await session.scalars(select(Variant.id))).all())
         loaded = 0
         for variant_id in ids:
             loaded += await self.inventory.load(variant_id)
-        if loaded:
+        if loaded or before != self._seen_epoch:
+            await self._restore_idempotency()
             log.info("inventory rebuilt from SQL", extra={"variants": loaded})
+
+    async def _restore_idempotency(self) -> None:
+        since = datetime.now(UTC) - timedelta(seconds=IDEM_TTL_MS // 1000)
+        async with self.sessions() as session:
+            recent = await orders.recent_orders(session, since)
+        for order in recent:
+            if len(order.lines) != 1:
+                continue  # cart orders are found in SQL before anything is held
+            line = order.lines[0]
+            fp = f"{order.show_id}|{line.variant_id}|{line.quantity}"
+            ikey = idem_key(line.variant_id, order.buyer_id, order.idempotency_key)
+            if await self.redis.hsetnx(ikey, "fp", fp):
+                await self.redis.hset(ikey, mapping={"state": "done", "order": order.id})
+                await self.redis.pexpire(ikey, IDEM_TTL_MS)
 
     def invalidate_show(self, show_id: str) -> None:
         """Forget the cached status of a show (called when it starts or ends)."""
