@@ -81,10 +81,11 @@ class Redis:
         self.data_dir = data_dir
         self.embedded: EmbeddedRedis | None = None
         self.url = os.environ.get("REDIS_URL", "")
+        self.external = bool(self.url)
         self.port = _free_port()
 
     def start(self) -> str:
-        if not self.url or self.embedded is not None:
+        if not self.external:
             self.embedded = EmbeddedRedis(self.data_dir, port=self.port)
             self.url = self.embedded.start()
         return self.url
@@ -111,7 +112,11 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     }
     cmd = [sys.executable, "-m", "web.cli", "serve", "--workers", str(args.workers)]
     server = subprocess.Popen(  # noqa: S603, ASYNC220 - our own interpreter, started once
-        [*cmd, "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL
+        [*cmd, "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / "server.log").open("wb"),
     )
     base = f"http://127.0.0.1:{port}"
     try:
