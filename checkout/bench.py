@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--redis-restart", action="store_true", help="restart Redis mid-drop")
     parser.add_argument("--raw-reserves", type=int, default=20_000)
+    parser.add_argument("--server-log", type=Path, help="keep the server's log here")
     return parser
 
 
@@ -116,7 +117,7 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=(tmp / "server.log").open("wb"),
+        stderr=(args.server_log or tmp / "server.log").open("wb"),
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -193,6 +194,7 @@ async def _drop(
     for i in taps:
         queue.put_nowait(i)
     latencies: list[float] = []
+    confirmed_latencies: list[float] = []
     statuses: Counter[str] = Counter()
     confirmed: dict[str, set[str]] = {}  # viewer -> order ids the client was told
     body = json.dumps(
@@ -229,6 +231,7 @@ async def _drop(
                 continue
             latencies.append(time.perf_counter() - t0)
             if status in (200, 201):
+                confirmed_latencies.append(latencies[-1])
                 confirmed.setdefault(f"viewer-{i}", set()).add(payload["order_id"])
                 statuses["confirmed"] += 1
             else:
@@ -240,9 +243,12 @@ async def _drop(
     await asyncio.gather(*(worker() for _ in range(args.concurrency)))
     elapsed = time.perf_counter() - t0
     latencies.sort()
+    confirmed_latencies.sort()
 
-    def pct(p: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1)
+    def pct(p: float, values: list[float] = latencies) -> float:
+        if not values:
+            return 0.0
+        return round(values[min(len(values) - 1, int(p * len(values)))] * 1000, 1)
 
     return {
         "confirmed": confirmed,
@@ -251,6 +257,8 @@ async def _drop(
             "taps_per_s": round(len(taps) / elapsed),
             "p50_ms": pct(0.50),
             "p99_ms": pct(0.99),
+            "confirmed_p50_ms": pct(0.50, confirmed_latencies),
+            "confirmed_p99_ms": pct(0.99, confirmed_latencies),
             "outcomes": dict(statuses),
             "redis_restarted": bool(args.redis_restart),
         },

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from checkout.db import utcnow
 from checkout.errors import NotFound, OutOfStock
 from checkout.models import Order, OrderLine, OrderStatus, Variant
 from checkout.views import OrderLineView, OrderResult, OrderSummary
@@ -52,9 +53,19 @@ async def write_order(
         total_minor=sum(line.quantity * line.unit_price_minor for line in lines),
         status=OrderStatus.CONFIRMED,
         payment_ref=payment_ref,
+        created_at=utcnow(),
     )
+    order.lines = [
+        OrderLine(
+            variant_id=line.variant_id,
+            quantity=line.quantity,
+            unit_price_minor=line.unit_price_minor,
+        )
+        for line in lines
+    ]
     session.add(order)
     await session.flush()
+    # The decrements come last, so the contended variant rows stay locked only until commit.
     short: dict[str, str] = {}
     left: dict[str, int] = {}
     for line in sorted(lines, key=lambda line: line.variant_id):
@@ -72,17 +83,6 @@ async def write_order(
             fields=short,
             extra={"available": left},
         )
-    session.add_all(
-        OrderLine(
-            order_id=order.id,
-            variant_id=line.variant_id,
-            quantity=line.quantity,
-            unit_price_minor=line.unit_price_minor,
-        )
-        for line in lines
-    )
-    await session.flush()
-    await session.refresh(order, ["lines"])
     return order
 
 
