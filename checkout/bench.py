@@ -129,7 +129,9 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             await _wait_ready(http, server)
             show_id, variant_id = await _setup(http, args.units)
             drop = await _drop(http, args, show_id, variant_id, redis_server)
-        tally = await _tally(env["DATABASE_URL"], redis_server.url, variant_id, drop, args.units)
+        tally = await _tally(
+            env["DATABASE_URL"], redis_server.url, show_id, variant_id, drop, args.units
+        )
         raw = await _raw_reserves(redis_server.url, args.raw_reserves)
     finally:
         server.terminate()
@@ -162,7 +164,11 @@ async def _setup(http: httpx.AsyncClient, units: int) -> tuple[str, str]:
     product = {
         "name": "Limited sneaker",
         "variants": [
-            {"sku": "DROP-1", "price": {"amount": 12900, "currency": "EUR"}, "stock": units}
+            {
+                "sku": f"DROP-{secrets.token_hex(4)}",
+                "price": {"amount": 12900, "currency": "EUR"},
+                "stock": units,
+            }
         ],
     }
     resp = await http.post(f"/api/shows/{show['id']}/products", json=product, headers=admin)
@@ -179,8 +185,9 @@ async def _drop(
     redis_server: Redis,
 ) -> dict[str, Any]:
     issuer = TokenIssuer(SECRET, 3600)
+    run = secrets.token_hex(3)  # buyer ids unique to this run, also in a reused database
     viewers = [
-        (issuer.issue(Role.VIEWER, name=f"v{i}", user_id=f"viewer-{i}"), f"key-{i}")
+        (issuer.issue(Role.VIEWER, name=f"v{i}", user_id=f"viewer-{run}-{i}"), f"key-{i}")
         for i in range(args.viewers)
     ]
     rng = random.Random(7)
@@ -232,7 +239,7 @@ async def _drop(
             latencies.append(time.perf_counter() - t0)
             if status in (200, 201):
                 confirmed_latencies.append(latencies[-1])
-                confirmed.setdefault(f"viewer-{i}", set()).add(payload["order_id"])
+                confirmed.setdefault(f"viewer-{run}-{i}", set()).add(payload["order_id"])
                 statuses["confirmed"] += 1
             else:
                 statuses[payload["error"]["code"]] += 1
@@ -302,7 +309,7 @@ def _restart(redis_server: Redis) -> None:
 
 
 async def _tally(
-    db_url: str, redis_url: str, variant_id: str, drop: dict[str, Any], units: int
+    db_url: str, redis_url: str, show_id: str, variant_id: str, drop: dict[str, Any], units: int
 ) -> dict[str, Any]:
     from config import load_settings
 
@@ -310,7 +317,11 @@ async def _tally(
     sessions = make_sessionmaker(engine)
     try:
         async with sessions() as session:
-            orders = (await session.execute(select(Order.id, Order.buyer_id))).all()
+            orders = (
+                await session.execute(
+                    select(Order.id, Order.buyer_id).where(Order.show_id == show_id)
+                )
+            ).all()
             sold = int(
                 await session.scalar(
                     select(func.coalesce(func.sum(OrderLine.quantity), 0)).where(
