@@ -41,3 +41,27 @@ class Conflict(CheckoutError):
 class InvalidInput(CheckoutError):
     code = "invalid_input"
     http_status = 422
+
+
+class OutOfStock(CheckoutError):
+    """Not enough units; ``fields`` names every short variant with the units left."""
+
+    code = "out_of_stock"
+    http_status = 409
+
+
+class IdempotencyError(CheckoutError):
+    code = "idempotency_key_reused"
+    http_status = 409
+
+
+class PaymentFailed(CheckoutError):
+    code = "payment_declined"
+    http_status = 402
+
+
+class Unavailable(CheckoutError):
+    """Retryable: the inventory is being rebuilt or Redis is unreachable."""
+
+    code = "inventory_unavailable"
+    http_status = 503

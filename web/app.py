@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from checkout.errors import CheckoutError
 from config import Settings, load_settings
-from web import api
+from web import api, checkout_api
 from web.auth import AuthError, TokenIssuer
 from web.errors import ApiError, handle_coded, handle_http, handle_unexpected
 from web.hooks import AppHooks
@@ -40,9 +40,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
                 await upgrade(resources.engine)
             app.state.resources = resources
             app.state.hooks = AppHooks(resources)
+            # checkout: the inventory gate, sweeper and stock events (web/checkout_api.py)
+            app.state.checkout = await checkout_api.open_checkout(app, resources, settings)
             log.info("liveshop started", extra={"redis": resources.redis_url.split("@")[-1]})
             yield
         finally:
+            if getattr(app.state, "checkout", None) is not None:  # checkout
+                await app.state.checkout.close()
             await resources.close()
             log.info("liveshop stopped")
 
@@ -50,7 +54,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app = Starlette(
-        routes=[*api.routes(), Route("/metrics", metrics_endpoint, methods=["GET"])],
+        routes=[
+            *api.routes(),
+            *checkout_api.routes(),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+        ],
         middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
         exception_handlers={
             CheckoutError: handle_coded,

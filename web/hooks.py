@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from checkout import catalog
+from checkout.service import CheckoutService
 from checkout.show_state import ShowStatus
 from web.resources import Resources
 
@@ -21,8 +22,11 @@ class AppHooks:
         self.resources = resources
         self.status_listeners: list[Listener] = []
         self.catalog_listeners: list[Callable[[str], Awaitable[None]]] = []
+        self.checkout: CheckoutService | None = None  # set by the app: restock through it
 
     async def set_stock(self, variant_id: str, stock: int) -> dict[str, Any]:
+        if self.checkout is not None:  # SQL and Redis move together
+            return await self.checkout.set_stock(variant_id, stock)
         async with self.resources.sessions.begin() as session:
             variant = await catalog.set_stock(session, variant_id, stock)
             return {"id": variant.id, "sku": variant.sku, "stock": variant.stock}

@@ -1,0 +1,148 @@
+"""What the service answers: frozen dataclasses with ``to_json`` (money with currency, UTC)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+def money(amount: int, currency: str) -> dict[str, Any]:
+    return {"amount": amount, "currency": currency}
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+@dataclass(frozen=True)
+class CartLine:
+    variant_id: str
+    quantity: int
+    unit_price_minor: int
+    currency: str
+    expires_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "variant_id": self.variant_id,
+            "quantity": self.quantity,
+            "unit_price": money(self.unit_price_minor, self.currency),
+            "expires_at": iso(self.expires_at),
+        }
+
+
+@dataclass(frozen=True)
+class CartView:
+    show_id: str
+    buyer_id: str
+    lines: tuple[CartLine, ...]
+    expired: tuple[str, ...] = ()  # variants whose holds ran out since the last look
+
+    @property
+    def total_minor(self) -> int:
+        return sum(line.quantity * line.unit_price_minor for line in self.lines)
+
+    @property
+    def currency(self) -> str | None:
+        return self.lines[0].currency if self.lines else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "show_id": self.show_id,
+            "buyer_id": self.buyer_id,
+            "lines": [line.to_json() for line in self.lines],
+            "total": money(self.total_minor, self.currency) if self.currency else None,
+            "expired": list(self.expired),
+        }
+
+
+@dataclass(frozen=True)
+class OrderLineView:
+    variant_id: str
+    quantity: int
+    unit_price_minor: int
+
+    def to_json(self, currency: str) -> dict[str, Any]:
+        return {
+            "variant_id": self.variant_id,
+            "quantity": self.quantity,
+            "unit_price": money(self.unit_price_minor, currency),
+        }
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    order_id: str
+    show_id: str
+    buyer_id: str
+    status: str
+    total_minor: int
+    currency: str
+    idempotency_key: str
+    lines: tuple[OrderLineView, ...]
+    created_at: datetime
+    replayed: bool = False  # True when an earlier request with this key made the order
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "show_id": self.show_id,
+            "buyer_id": self.buyer_id,
+            "status": self.status,
+            "total": money(self.total_minor, self.currency),
+            "idempotency_key": self.idempotency_key,
+            "lines": [line.to_json(self.currency) for line in self.lines],
+            "created_at": iso(self.created_at),
+            "replayed": self.replayed,
+        }
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    order_id: str
+    buyer_id: str
+    status: str
+    total_minor: int
+    currency: str
+    units: int
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "buyer_id": self.buyer_id,
+            "status": self.status,
+            "total": money(self.total_minor, self.currency),
+            "units": self.units,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class DealView:
+    show_id: str
+    variant_id: str
+    price_minor: int
+    regular_price_minor: int
+    currency: str
+    units: int
+    units_left: int
+    per_buyer_limit: int
+    ends_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "show_id": self.show_id,
+            "variant_id": self.variant_id,
+            "price": money(self.price_minor, self.currency),
+            "regular_price": money(self.regular_price_minor, self.currency),
+            "units": self.units,
+            "units_left": self.units_left,
+            "per_buyer_limit": self.per_buyer_limit,
+            "ends_at": iso(self.ends_at),
+        }

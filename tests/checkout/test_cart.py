@@ -1,0 +1,124 @@
+"""Carts: each line holds its units; checkout turns every hold into one order or says why not."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from checkout.errors import CheckoutError
+from checkout.holds import HoldState
+from tests.checkout.conftest import CART_HOLD_S, Shop
+
+OK = "pm_card_ok"
+
+
+async def test_add_change_remove_view(shop: Shop) -> None:
+    a, b = shop.v("SNK-42"), shop.v("MUG")
+    view = await shop.service.add_to_cart(shop.show_id, "u", a, 2)
+    view = await shop.service.add_to_cart(shop.show_id, "u", a, 1)
+    assert [(line.variant_id, line.quantity) for line in view.lines] == [(a, 3)]
+    view = await shop.service.add_to_cart(shop.show_id, "u", b, 4)
+    assert view.total_minor == 3 * 12900 + 4 * 1500
+    assert view.to_json()["total"] == {"amount": 44700, "currency": "EUR"}
+    assert await shop.counts(a) == {"avail": 2, "held": 3, "sold": 0, "listed": 5}
+    view = await shop.service.set_cart_quantity(shop.show_id, "u", a, 1)
+    assert await shop.counts(a) == {"avail": 4, "held": 1, "sold": 0, "listed": 5}
+    view = await shop.service.set_cart_quantity(shop.show_id, "u", a, 0)
+    assert [line.variant_id for line in view.lines] == [b]
+    assert await shop.counts(a) == {"avail": 5, "held": 0, "sold": 0, "listed": 5}
+    view = await shop.service.remove_from_cart(shop.show_id, "u", b)
+    assert view.lines == ()
+    assert await shop.counts(b) == {"avail": 20, "held": 0, "sold": 0, "listed": 20}
+    with pytest.raises(CheckoutError) as exc:
+        await shop.service.remove_from_cart(shop.show_id, "u", b)
+    assert exc.value.code == "not_in_cart"
+
+
+async def test_more_than_available_is_refused_whole(shop: Shop) -> None:
+    a = shop.v("SNK-42")
+    await shop.service.add_to_cart(shop.show_id, "u", a, 3)
+    before = await shop.snapshot()
+    with pytest.raises(CheckoutError) as exc:
+        await shop.service.set_cart_quantity(shop.show_id, "u", a, 6)
+    assert exc.value.code == "out_of_stock" and exc.value.fields == {a: "2 available"}
+    assert await shop.snapshot() == before
+
+
+async def test_checkout_makes_one_order_and_is_idempotent(shop: Shop) -> None:
+    a, b = shop.v("SNK-42"), shop.v("MUG")
+    await shop.service.add_to_cart(shop.show_id, "u", a, 2)
+    await shop.service.add_to_cart(shop.show_id, "u", b, 3)
+    results = await asyncio.gather(
+        *(shop.service.checkout_cart(shop.show_id, "u", "c1", OK) for _ in range(3))
+    )
+    assert len({r.order_id for r in results}) == 1
+    order = results[0]
+    assert order.total_minor == 2 * 12900 + 3 * 1500
+    assert sorted((line.variant_id, line.quantity) for line in order.lines) == sorted(
+        [(a, 2), (b, 3)]
+    )
+    assert await shop.order_count() == 1
+    assert await shop.counts(a) == {"avail": 3, "held": 0, "sold": 2, "listed": 5}
+    assert await shop.counts(b) == {"avail": 17, "held": 0, "sold": 3, "listed": 20}
+    assert await shop.sql_stock(a) == 3 and await shop.sql_stock(b) == 17
+    assert (await shop.service.view_cart(shop.show_id, "u")).lines == ()
+    again = await shop.service.checkout_cart(shop.show_id, "u", "c1", OK)
+    assert again.order_id == order.order_id and again.replayed
+    stats = await shop.service.stats(shop.show_id)
+    assert stats == {"orders": 1, "revenue_minor": 30300, "units_sold": 5}
+    summaries = await shop.service.orders_of(shop.show_id, "u")
+    assert [(s.order_id, s.units) for s in summaries] == [(order.order_id, 5)]
+
+
+async def test_checkout_reports_every_shortfall(shop: Shop) -> None:
+    a, b = shop.v("SNK-42"), shop.v("MUG")
+    await shop.service.add_to_cart(shop.show_id, "u", a, 2)
+    await shop.service.add_to_cart(shop.show_id, "u", b, 3)
+    # Redis is wrong: SQL has fewer units than Redis promised, for both lines
+    async with shop.sessions.begin() as session:
+        from sqlalchemy import update
+
+        from checkout.models import Variant
+
+        await session.execute(update(Variant).where(Variant.id == a).values(stock=1))
+        await session.execute(update(Variant).where(Variant.id == b).values(stock=2))
+    with pytest.raises(CheckoutError) as exc:
+        await shop.service.checkout_cart(shop.show_id, "u", "c1", OK)
+    assert exc.value.code == "out_of_stock"
+    assert exc.value.fields == {a: "1 available", b: "2 available"}
+    assert await shop.order_count() == 0
+    assert await shop.sql_stock(a) == 1 and await shop.sql_stock(b) == 2
+    assert (await shop.counts(a))["avail"] == 1 and (await shop.counts(a))["held"] == 0
+    assert shop.payments.refunds and len(shop.payments.refunds) == 1
+
+
+async def test_expired_cart_says_so_and_holds_nothing(shop: Shop) -> None:
+    await shop.service.close()  # only the lazy path and the check at checkout apply
+    a = shop.v("SNK-42")
+    await shop.service.add_to_cart(shop.show_id, "u", a, 2)
+    await asyncio.sleep(CART_HOLD_S + 0.2)
+    with pytest.raises(CheckoutError) as exc:
+        await shop.service.checkout_cart(shop.show_id, "u", "c1", OK)
+    assert exc.value.code == "cart_expired" and exc.value.fields == {a: "hold expired"}
+    assert await shop.order_count() == 0
+    await shop.service.inventory.sweep(a)
+    assert await shop.counts(a) == {"avail": 5, "held": 0, "sold": 0, "listed": 5}
+
+
+async def test_cart_in_payment_cannot_change(shop: Shop) -> None:
+    a = shop.v("SNK-42")
+    await shop.service.add_to_cart(shop.show_id, "u", a, 1)
+    hold = f"c:{shop.show_id}:u"
+    await shop.service.inventory.move(a, hold, HoldState.HELD, HoldState.PAYING, 10_000)
+    with pytest.raises(CheckoutError) as exc:
+        await shop.service.set_cart_quantity(shop.show_id, "u", a, 2)
+    assert exc.value.code == "checkout_in_progress"
+
+
+async def test_empty_cart_checkout_is_refused(shop: Shop) -> None:
+    before = await shop.snapshot()
+    with pytest.raises(CheckoutError) as exc:
+        await shop.service.checkout_cart(shop.show_id, "u", "c1", OK)
+    assert exc.value.code == "cart_empty"
+    assert await shop.snapshot() == before
