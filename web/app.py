@@ -16,9 +16,11 @@ from starlette.routing import Route
 
 from checkout.errors import CheckoutError
 from config import Settings, load_settings
-from web import api
+from live.checkout_events import LiveEventSink
+from live.service import LiveService
+from web import api, live_ws
 from web.auth import AuthError, TokenIssuer
-from web.errors import ApiError, handle_coded, handle_http, handle_unexpected
+from web.errors import ApiError, handle_coded, handle_http, handle_unexpected, ws_error
 from web.hooks import AppHooks
 from web.migrate import upgrade
 from web.observability import Metrics, MetricsMiddleware
@@ -40,9 +42,23 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
                 await upgrade(resources.engine)
             app.state.resources = resources
             app.state.hooks = AppHooks(resources)
+            # live: the checkout EventSink first (checkout reads app.state.events), then one
+            # live service per process, subscribed to show and catalog changes.
+            app.state.events = LiveEventSink(resources.redis)
+            app.state.live = LiveService(
+                resources.redis,
+                resources.sessions,
+                getattr(app.state, "checkout", None),
+                error_shape=ws_error,
+            )
+            app.state.hooks.status_listeners.append(app.state.live.show_status_changed)
+            app.state.hooks.catalog_listeners.append(app.state.live.catalog_changed)
             log.info("liveshop started", extra={"redis": resources.redis_url.split("@")[-1]})
             yield
         finally:
+            if hasattr(app.state, "live"):
+                await app.state.live.close()
+                await app.state.events.close()
             await resources.close()
             log.info("liveshop stopped")
 
@@ -50,8 +66,15 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app = Starlette(
-        routes=[*api.routes(), Route("/metrics", metrics_endpoint, methods=["GET"])],
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        routes=[
+            *api.routes(),
+            *live_ws.routes(),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+        ],
+        middleware=[
+            Middleware(live_ws.RawSendMiddleware),
+            Middleware(MetricsMiddleware, metrics=metrics),
+        ],
         exception_handlers={
             CheckoutError: handle_coded,
             AuthError: handle_coded,
