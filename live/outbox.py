@@ -107,11 +107,15 @@ class DirectSink:
         p = self._protocol
         if not self._open():
             return
-        p.conn.send_close(code, reason)
-        p.transport.write(b"".join(p.conn.data_to_send()))
+        if p.writable.is_set():
+            # The server's own close: close frame, disconnect event, close timer.
+            with contextlib.suppress(Exception):
+                await p.send({"type": "websocket.close", "code": code, "reason": reason})
+            return
+        # It does not read: nothing more will reach it. Drop the connection now.
+        p.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
         p.close_sent = True
-        if not p.writable.is_set():
-            p.transport.abort()  # it does not read: nothing more will reach it
+        p.transport.abort()
 
 
 class AsgiSink:
