@@ -112,10 +112,13 @@ class DirectSink:
             with contextlib.suppress(Exception):
                 await p.send({"type": "websocket.close", "code": code, "reason": reason})
             return
-        # It does not read: nothing more will reach it. Drop the connection now.
+        # It does not read now: queue the close frame after what it has not read yet, and
+        # drop the connection if it still has not taken them after the close timeout.
         p.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        p.conn.send_close(code, reason)
+        p.transport.write(b"".join(p.conn.data_to_send()))
         p.close_sent = True
-        p.transport.abort()
+        p.close_timer = asyncio.get_running_loop().call_later(p.close_timeout, p.transport.abort)
 
 
 class AsgiSink:
@@ -231,7 +234,11 @@ class Outlet:
             self._wake.clear()
             while (frame := self.outbox.pop()) is not None:
                 try:
-                    await self.sink.send(frame)
+                    async with asyncio.timeout(self.outbox.limits.stall_s):
+                        await self.sink.send(frame)
+                except TimeoutError:
+                    self.shut(CLOSE_SLOW, "too slow: resume with last_id")
+                    return
                 except Exception:
                     self.closed = True
                     return

@@ -97,7 +97,8 @@ class Client:
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
-        self.seen: list[dict[str, Any]] = []
+        self.seen: list[dict[str, Any]] = []  # not yet taken by expect/request
+        self.log: list[dict[str, Any]] = []  # everything received
 
     @classmethod
     async def open(
@@ -116,6 +117,7 @@ class Client:
         raw = await asyncio.wait_for(self.ws.recv(), wait_s)
         message: dict[str, Any] = json.loads(raw)
         self.seen.append(message)
+        self.log.append(message)
         return message
 
     async def expect(self, kind: str, wait_s: float = WAIT_S, **match: Any) -> dict[str, Any]:
