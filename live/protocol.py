@@ -43,6 +43,7 @@ class ProtocolError(Exception):
         self.code = code
         self.message = message
         self.fields = fields or {}
+        self.ref: str | None = None  # the request's ref, when it could be read
 
 
 # Server -> client types (besides replies, which are "ok" and "error").
@@ -182,6 +183,15 @@ def parse(raw: str) -> tuple[str | None, str, dict[str, Any]]:
         raise ProtocolError("malformed_message", "a message is a JSON object")
     ref = data.get("ref")
     ref = ref if isinstance(ref, str) and len(ref) <= MAX_REF_CHARS else None
+    try:
+        kind, fields = _check(data, ref)
+    except ProtocolError as exc:
+        exc.ref = ref
+        raise
+    return ref, kind, fields
+
+
+def _check(data: dict[str, Any], ref: str | None) -> tuple[str, dict[str, Any]]:
     kind = data.get("type")
     if not isinstance(kind, str):
         raise ProtocolError("malformed_message", "type is required", {"type": "required"})
@@ -211,7 +221,7 @@ def parse(raw: str) -> tuple[str | None, str, dict[str, Any]]:
         problems[name] = "unknown field"
     if problems:
         raise ProtocolError("invalid_input", "some fields are not valid", problems)
-    return ref, kind, fields
+    return kind, fields
 
 
 def _is(kind: str, value: object) -> bool:

@@ -256,7 +256,7 @@ class _Session:
             if spec.reply:
                 self.reply(ref, **(result or {}))
         except ProtocolError as exc:
-            self.error(ref, exc.code, exc.message, exc.fields)
+            self.error(ref or exc.ref, exc.code, exc.message, exc.fields)
         except CheckoutError as exc:
             self.error(ref, exc.code, exc.message, exc.fields)
         except Exception:
