@@ -29,7 +29,7 @@ from live.streams import Entry, ShowStream, id_tuple, key
 log = logging.getLogger("liveshop.live")
 
 PRESENCE_FRESH_MS = 3000
-CATCHUP_CHUNK = 200
+BATCH_BYTES = 64 * 1024
 
 _PEAK = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -127,8 +127,7 @@ class ShowHub:
             )
             member.last_sent = id_tuple(since)
         missed = [e for e in await self.stream.after(since) if member.sees(e)]
-        for start in range(0, len(missed), CATCHUP_CHUNK):
-            chunk = missed[start : start + CATCHUP_CHUNK]
+        for chunk in _groups(missed, 8 * BATCH_BYTES):
             events = ",".join(e.text() for e in chunk)
             member.outlet.offer(
                 Frame('{"type":"batch","events":[' + events + "]}", Delivery.PERSONAL)
@@ -171,15 +170,19 @@ class ShowHub:
 
     def fan_out(self, entries: list[Entry]) -> None:
         """Write entries to local sockets: public stream entries batched, each serialized once."""
-        public_stream = [e for e in entries if e.delivery is Delivery.STREAM and not e.to]
-        batch: Frame | None = None
-        if len(public_stream) > 1:
-            events = ",".join(e.text() for e in public_stream)
-            batch = Frame('{"type":"batch","events":[' + events + "]}", Delivery.STREAM)
+        public = [e for e in entries if e.delivery is Delivery.STREAM and not e.to]
+        batches: dict[int, tuple[Frame, list[Entry]]] = {}
+        for group in _groups(public, BATCH_BYTES):
+            if len(group) > 1:
+                events = ",".join(e.text() for e in group)
+                frame = Frame('{"type":"batch","events":[' + events + "]}", Delivery.STREAM)
+                batches[id(group[-1])] = (frame, group)
+        batched = {id(e) for _, group in batches.values() for e in group}
         for entry in entries:
-            if batch is not None and entry.delivery is Delivery.STREAM and not entry.to:
-                if entry is public_stream[-1]:
-                    self._deliver(entry, batch, batched=public_stream)
+            if id(entry) in batched:
+                found = batches.get(id(entry))
+                if found is not None:  # a batch goes out at its last entry
+                    self._deliver(entry, found[0], batched=found[1])
                 continue
             self._deliver(entry, Frame(entry.text(), entry.delivery, entry.key))
 
@@ -263,6 +266,19 @@ class ShowHub:
         self.local_broadcast(
             {"type": "viewers", "now": total, "peak": self.viewers_peak}, "viewers"
         )
+
+
+def _groups(entries: list[Entry], limit: int) -> list[list[Entry]]:
+    """Consecutive groups of at most ``limit`` bytes of event text (at least one entry)."""
+    groups: list[list[Entry]] = []
+    size = limit + 1
+    for entry in entries:
+        if size + len(entry.event) > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(entry)
+        size += len(entry.event)
+    return groups
 
 
 def new_process_id() -> str:
