@@ -30,6 +30,7 @@ log = logging.getLogger("liveshop.live")
 
 PRESENCE_FRESH_MS = 3000
 BATCH_BYTES = 64 * 1024
+_NO_SNAPSHOT_CHANGE = ('{"type":"chat",', '{"type":"reactions",', '{"type":"poll_tally",')
 
 _PEAK = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -68,7 +69,7 @@ class ShowHub:
         self,
         redis: aioredis.Redis,
         show_id: str,
-        snapshot: Callable[[Member], Awaitable[dict[str, Any]]],
+        snapshot: Callable[[Member], Awaitable[tuple[str, dict[str, Any]]]],
         *,
         process_id: str,
         tick_s: float = 0.05,
@@ -85,6 +86,7 @@ class ShowHub:
         self.poll_dirty: str | None = None
         self.viewers_now = 0
         self.viewers_peak = 0
+        self.version = 0  # bumped by every entry that changes a snapshot (not chat, reactions)
         self._snapshot = snapshot
         self._tasks: list[asyncio.Task[None]] = []
         self._started = asyncio.Event()
@@ -120,8 +122,7 @@ class ShowHub:
             member.last_sent = id_tuple(last_id)
             since = last_id
         else:
-            since = await self.stream.last_id()
-            snap = await self._snapshot(member)
+            since, snap = await self._snapshot(member)
             member.send(
                 {"type": "snapshot", "last_id": since, "resync": last_id is not None, **snap}
             )
@@ -164,6 +165,8 @@ class ShowHub:
             if not entries:
                 continue
             self._read_from = entries[-1].id
+            if any(not e.event.startswith(_NO_SNAPSHOT_CHANGE) for e in entries):
+                self.version += 1
             self.fan_out(entries)
             if sum(e.delivery is Delivery.STREAM for e in entries) > 1:
                 await asyncio.sleep(self.tick_s)  # a storm: let the next read batch more

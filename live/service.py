@@ -33,9 +33,11 @@ from live.polls import Polls
 from live.ports import CheckoutPort
 from live.protocol import REQUESTS, Delivery, ProtocolError, clean_text, parse
 from live.questions import Questions
-from live.streams import ShowStream, key, valid_id
+from live.streams import Entry, ShowStream, key, valid_id
 
 log = logging.getLogger("liveshop.live")
+
+SNAPSHOT_TTL_S = 0.5
 
 ErrorShape = Callable[[str, str, "str | None", "dict[str, str] | None"], dict[str, Any]]
 
@@ -97,33 +99,56 @@ class Room:
         self.hub = ShowHub(service.redis, show_id, self.snapshot, process_id=service.process_id)
         self.checkout = service.checkout
         self.redis = service.redis
+        self._snapshot_lock = asyncio.Lock()
+        self._cached: tuple[str, dict[str, Any], list[Entry], set[str]] | None = None
+        self._cached_at = 0.0
+        self._cached_version = -1
 
-    async def snapshot(self, member: Member) -> dict[str, Any]:
-        cards = await self.cards.pinned()
-        deals: list[dict[str, Any]] = []
-        if self.checkout is not None:
-            with contextlib.suppress(CheckoutError):
-                deals = [d.to_json() for d in await self.checkout.deals(self.show_id)]
-        deleted = {str(d) for d in await self.redis.smembers(key(self.show_id, "deleted"))}
+    async def snapshot(self, member: Member) -> tuple[str, dict[str, Any]]:
+        """(the stream id it is current to, the snapshot) for ``member``.
+
+        The shared part is built at most once per SNAPSHOT_TTL_S per process, and again
+        when the hub has read a change (a crowd joining at once costs one build), together
+        with the stream id read before it: the hub sends every event after that id, so a
+        cached snapshot never leaves a gap.
+        """
+        async with self._snapshot_lock:
+            fresh = self._cached_version == self.hub.version
+            if not fresh or time.monotonic() - self._cached_at > SNAPSHOT_TTL_S:
+                self._cached_version = self.hub.version
+                self._cached = await self._build_snapshot()
+                self._cached_at = time.monotonic()
+            since, shared, recent, deleted = self._cached
         chat = []
-        for entry in await self.stream.recent(300):
+        for entry in recent:
             if not member.sees(entry) or entry.id in deleted:
                 continue
             event = json.loads(entry.event)
             if event["type"] == "chat":
                 chat.append({"id": entry.id, **event})
-        status = await self.redis.get(key(self.show_id, "status"))
-        return {
-            "show_id": self.show_id,
-            "status": status,
+        return since, {
+            **shared,
             "clock_ms": await self.stream.clock_ms(),
-            "cards": cards,
-            "deals": deals,
-            "poll": await self.polls.get(),
-            "questions": (await self.questions.queue(limit=10)),
             "chat": chat[-50:],
             "viewers": {"now": self.hub.viewers_now, "peak": self.hub.viewers_peak},
         }
+
+    async def _build_snapshot(self) -> tuple[str, dict[str, Any], list[Entry], set[str]]:
+        since = await self.stream.last_id()
+        deals: list[dict[str, Any]] = []
+        if self.checkout is not None:
+            with contextlib.suppress(CheckoutError):
+                deals = [d.to_json() for d in await self.checkout.deals(self.show_id)]
+        deleted = {str(d) for d in await self.redis.smembers(key(self.show_id, "deleted"))}
+        shared = {
+            "show_id": self.show_id,
+            "status": await self.redis.get(key(self.show_id, "status")),
+            "cards": await self.cards.pinned(),
+            "deals": deals,
+            "poll": await self.polls.get(),
+            "questions": await self.questions.queue(limit=10),
+        }
+        return since, shared, await self.stream.recent(300), deleted
 
 
 class LiveService:
