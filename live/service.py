@@ -113,12 +113,13 @@ class Room:
         cached snapshot never leaves a gap.
         """
         async with self._snapshot_lock:
-            fresh = self._cached_version == self.hub.version
-            if not fresh or time.monotonic() - self._cached_at > SNAPSHOT_TTL_S:
+            cached = self._cached
+            stale = time.monotonic() - self._cached_at > SNAPSHOT_TTL_S
+            if cached is None or stale or self._cached_version != self.hub.version:
                 self._cached_version = self.hub.version
-                self._cached = await self._build_snapshot()
+                self._cached = cached = await self._build_snapshot()
                 self._cached_at = time.monotonic()
-            since, shared, recent, deleted = self._cached
+            since, shared, recent, deleted = cached
         chat = []
         for entry in recent:
             if not member.sees(entry) or entry.id in deleted:
