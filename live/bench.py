@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
 
 from checkout import catalog
 from checkout.db import make_engine, make_sessionmaker
@@ -136,16 +137,25 @@ async def _viewers(urls: list[str], count: int, pipe: Connection) -> None:
     chat_counts = [0] * count
     chat_last = [0.0] * count
     closed = [0]
+    failed = [0]
     sockets: list[ClientConnection] = []
     ready = asyncio.Semaphore(100)
 
     async def one(index: int) -> None:
         url = urls[index % len(urls)]
         async with ready:
-            ws = await connect(url, open_timeout=WAIT_S, max_size=2**22, compression=None)
+            for attempt in range(5):
+                try:
+                    ws = await connect(url, open_timeout=WAIT_S, max_size=2**22, compression=None)
+                    while '"type":"snapshot"' not in str(await ws.recv()):
+                        pass
+                    break
+                except (OSError, TimeoutError, WebSocketException):
+                    await asyncio.sleep(0.2 * (attempt + 1))
+            else:
+                failed[0] += 1
+                return
             sockets.append(ws)
-            while '"type":"snapshot"' not in str(await ws.recv()):
-                pass
         server = index % len(urls)
         try:
             async for raw in ws:
@@ -162,10 +172,9 @@ async def _viewers(urls: list[str], count: int, pipe: Connection) -> None:
             closed[0] += 1
 
     tasks = [asyncio.create_task(one(i)) for i in range(count)]
-    while len(sockets) < count:
+    await asyncio.wait(tasks, timeout=0)
+    while len(sockets) + failed[0] < count:  # noqa: ASYNC110 - polling a counter, bounded below
         await asyncio.sleep(0.1)
-        if any(t.done() and t.exception() for t in tasks):
-            break
     pipe.send(("ready", len(sockets)))
     await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "stop"
     pipe.send(

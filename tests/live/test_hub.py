@@ -117,3 +117,12 @@ async def test_slow_consumer_is_closed_and_does_not_stall_others(live: LiveServe
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008
     assert (await fast.request("ping"))["type"] == "ok"
     await fast.close()
+
+
+async def test_uvicorn_sockets_take_the_direct_path(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    client = await Client.open(live.url, seeded.show_id)
+    await client.expect("snapshot")
+    room = live.app.state.live.rooms[seeded.show_id]
+    assert [type(m.outlet.sink).__name__ for m in room.hub.members] == ["DirectSink"]
+    await client.close()
