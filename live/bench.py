@@ -138,6 +138,8 @@ async def _viewers(urls: list[str], count: int, pipe: Connection) -> None:
     chat_last = [0.0] * count
     closed = [0]
     failed = [0]
+    codes: dict[str, int] = {}
+    first_close = [0.0]
     sockets: list[ClientConnection] = []
     ready = asyncio.Semaphore(100)
 
@@ -146,7 +148,13 @@ async def _viewers(urls: list[str], count: int, pipe: Connection) -> None:
         async with ready:
             for attempt in range(5):
                 try:
-                    ws = await connect(url, open_timeout=WAIT_S, max_size=2**22, compression=None)
+                    ws = await connect(
+                        url,
+                        open_timeout=WAIT_S,
+                        max_size=2**22,
+                        compression=None,
+                        ping_interval=None,  # browsers do not ping; the server does
+                    )
                     while '"type":"snapshot"' not in str(await ws.recv()):
                         pass
                     break
@@ -166,16 +174,18 @@ async def _viewers(urls: list[str], count: int, pipe: Connection) -> None:
                 elif '"type":"chat"' in text:
                     chat_counts[index] += text.count('"type":"chat"')
                     chat_last[index] = now
-        except Exception:
-            closed[0] += 1
-        else:
-            closed[0] += 1
+        except WebSocketException:
+            closed[0] += 0  # an abnormal close: its code is recorded below
+        closed[0] += 1
+        codes[str(ws.close_code)] = codes.get(str(ws.close_code), 0) + 1
+        if first_close[0] == 0.0:
+            first_close[0] = time.time()
 
     tasks = [asyncio.create_task(one(i)) for i in range(count)]
     await asyncio.wait(tasks, timeout=0)
     while len(sockets) + failed[0] < count:  # noqa: ASYNC110 - polling a counter, bounded below
         await asyncio.sleep(0.1)
-    pipe.send(("ready", len(sockets)))
+    pipe.send(("ready", len(sockets), time.time()))
     await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "stop"
     pipe.send(
         {
@@ -183,6 +193,8 @@ async def _viewers(urls: list[str], count: int, pipe: Connection) -> None:
             "chat_counts": chat_counts,
             "chat_last": max(chat_last) if chat_last else 0.0,
             "closed_early": closed[0],
+            "close_codes": codes,
+            "first_close": first_close[0],
         }
     )
     for ws in sockets:
@@ -353,14 +365,18 @@ def _run(args: argparse.Namespace, workdir: Path, redis_url: str) -> int:
                 if not pipe.poll(300):
                     raise RuntimeError("viewers did not connect in time")
                 connected += pipe.recv()[1]
-            cpu0 = sum(cpu_seconds(pid) for pid in server_pids)
+            idle0, idle_at = sum(cpu_seconds(pid) for pid in server_pids), time.monotonic()
+            time.sleep(3.0)  # the idle cost: viewer counts each second, keepalive pings
+            cpu0, at0 = sum(cpu_seconds(pid) for pid in server_pids), time.monotonic()
+            idle_rate = (cpu0 - idle0) / (at0 - idle_at)
             sent = asyncio.run(
                 _broadcasts(
                     bases[0], show_id, host_token, product_ids[0], args.broadcasts, args.gap
                 )
             )
             time.sleep(1.0)
-            cpu1 = sum(cpu_seconds(pid) for pid in server_pids)
+            cpu1, at1 = sum(cpu_seconds(pid) for pid in server_pids), time.monotonic()
+            broadcast_cpu = max(0.0, cpu1 - cpu0 - idle_rate * (at1 - at0))
             chat_started = asyncio.run(_chat_storm(bases[0], show_id, poster_tokens, args.burst))
             time.sleep(3.0)
             for pipe in pipes:
@@ -372,7 +388,11 @@ def _run(args: argparse.Namespace, workdir: Path, redis_url: str) -> int:
                 if proc.is_alive():
                     proc.kill()
                     proc.join(5)
-    return _report(args, connected, sent, results, cpu1 - cpu0, chat_started)
+    for log in sorted(workdir.glob("server-*.log")):
+        lines = log.read_text(errors="replace").splitlines()
+        if lines:
+            print(f"--- {log.name} (last lines)", *lines[-15:], sep="\n", file=sys.stderr)
+    return _report(args, connected, sent, results, broadcast_cpu, chat_started)
 
 
 def _report(
@@ -412,6 +432,11 @@ def _report(
         "chat_msgs_per_s": round(chat_total / max(1e-3, chat_last - chat_started), 1),
         "chat_delivered": chat_delivered,
         "chat_expected": chat_total * args.viewers,
+        "closed_by_server": sum(r["closed_early"] for r in results),
+        "close_codes": [r["close_codes"] for r in results],
+        "first_close_after_start_s": [
+            round(r["first_close"] - chat_started, 1) for r in results if r["first_close"]
+        ],
     }
     if len(by_server) > 1:
         out["p99_ms_by_process"] = {

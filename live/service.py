@@ -38,6 +38,7 @@ from live.streams import Entry, ShowStream, key, valid_id
 log = logging.getLogger("liveshop.live")
 
 SNAPSHOT_TTL_S = 0.5
+MAX_CONCURRENT_WORK = 48
 
 ErrorShape = Callable[[str, str, "str | None", "dict[str, str] | None"], dict[str, Any]]
 
@@ -172,6 +173,10 @@ class LiveService:
         self.process_id = new_process_id()
         self.rooms: dict[str, Room] = {}
         self._lock = asyncio.Lock()
+        # A crowd joining or posting at once must not take every connection of the Redis
+        # pool (100 by default; each show's reader holds one): joins and requests queue
+        # here instead.
+        self.busy = asyncio.Semaphore(MAX_CONCURRENT_WORK)
 
     async def room(self, show_id: str) -> Room:
         """The show's room in this process (created, with its reader, on first use)."""
@@ -235,7 +240,8 @@ class LiveService:
                     "role": who.role.value if who else "anonymous",
                 }
             )
-            await room.hub.join(member, last_id)
+            async with self.busy:
+                await room.hub.join(member, last_id)
             session = _Session(self, room, member, who)
             while not outlet.closed:
                 raw = await socket.receive_text()
@@ -278,7 +284,8 @@ class _Session:
             bucket = self.buckets.get(kind)
             if bucket is not None and not bucket.take():
                 raise ProtocolError("rate_limited", f"too many {kind} messages; slow down")
-            result = await getattr(self, "do_" + kind)(**fields)
+            async with self.service.busy:
+                result = await getattr(self, "do_" + kind)(**fields)
             if spec.reply:
                 self.reply(ref, **(result or {}))
         except ProtocolError as exc:
