@@ -452,7 +452,7 @@ def _run(args: argparse.Namespace, workdir: Path, redis_url: str) -> int:
             cpu1, at1 = sum(cpu_seconds(pid) for pid in server_pids), time.monotonic()
             broadcast_cpu = max(0.0, cpu1 - cpu0 - idle_rate * (at1 - at0))
             chat_started = asyncio.run(_chat_storm(bases[0], show_id, poster_tokens, args.burst))
-            time.sleep(3.0)
+            time.sleep(6.0)  # let the storm drain before the viewers report
             for pipe in pipes:
                 pipe.send("stop")
             results = [pipe.recv() for pipe in pipes if pipe.poll(120)]

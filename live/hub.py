@@ -190,18 +190,26 @@ class ShowHub:
             self._deliver(entry, Frame(entry.text(), entry.delivery, entry.key))
 
     def _deliver(self, entry: Entry, frame: Frame, batched: list[Entry] | None = None) -> None:
+        # The hot loop of fan-out: kept flat (one id parse per entry, not per socket).
+        position = id_tuple(entry.id)
+        to = entry.to
+        kick = entry.key == "kick"
         for member in tuple(self.members):
-            if member.outlet.closed:
+            outlet = member.outlet
+            if outlet.closed:
                 self.members.discard(member)
                 continue
-            if not member.sees(entry):
+            if to and to != member.user_id:
                 continue
             if member.held is not None:
                 member.held.extend(batched or [entry])
-            else:
-                member.send_entry(entry, frame)
-                if entry.key == "kick":
-                    member.outlet.shut(CLOSE_FORBIDDEN, "banned")
+                continue
+            if position <= member.last_sent:
+                continue
+            member.last_sent = position
+            outlet.offer(frame)
+            if kick:
+                outlet.shut(CLOSE_FORBIDDEN, "banned")
 
     def local_broadcast(self, message: dict[str, Any], key_: str) -> None:
         """A state message that is not kept in the stream (viewer counts)."""
