@@ -348,6 +348,7 @@ async def _broadcasts(
 
 
 async def _chat_storm(base: str, show_id: str, tokens: list[str], burst: int) -> float:
+    """Every poster sends ``burst`` chat messages at once, then waits for its replies."""
     sockets = [
         await connect(f"{base}/live/{show_id}?token={token}", max_size=2**22) for token in tokens
     ]
@@ -356,9 +357,16 @@ async def _chat_storm(base: str, show_id: str, tokens: list[str], burst: int) ->
     async def post(index: int, ws: ClientConnection) -> None:
         for n in range(burst):
             await ws.send(json.dumps({"type": "chat", "ref": f"c{n}", "text": f"p{index} m{n}"}))
+        replies = 0
+        async with asyncio.timeout(WAIT_S):
+            while replies < burst:
+                message = json.loads(await ws.recv())
+                if message.get("ref", "").startswith("c"):
+                    if message["type"] != "ok":
+                        raise RuntimeError(f"chat refused: {message}")
+                    replies += 1
 
     await asyncio.gather(*(post(i, ws) for i, ws in enumerate(sockets)))
-    await asyncio.sleep(0.5)
     for ws in sockets:
         ws.transport.abort()
     return started

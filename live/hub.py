@@ -86,6 +86,7 @@ class ShowHub:
         self.poll_dirty: str | None = None
         self.viewers_now = 0
         self.viewers_peak = 0
+        self._viewers_stale = True
         self.version = 0  # bumped by every entry that changes a snapshot (not chat, reactions)
         self._snapshot = snapshot
         self._tasks: list[asyncio.Task[None]] = []
@@ -272,11 +273,12 @@ class ShowHub:
                 await self.redis.hdel(name, proc)
                 continue
             total += int(count)
-        self.viewers_now = total
-        self.viewers_peak = int(await self._peak(keys=[key(self.show_id, "peak")], args=[total]))
-        self.local_broadcast(
-            {"type": "viewers", "now": total, "peak": self.viewers_peak}, "viewers"
-        )
+        peak = int(await self._peak(keys=[key(self.show_id, "peak")], args=[total]))
+        if (total, peak) != (self.viewers_now, self.viewers_peak) or self._viewers_stale:
+            # Only a change is sent: 10,000 sockets need no "still 10,000" each second.
+            self.local_broadcast({"type": "viewers", "now": total, "peak": peak}, "viewers")
+        self.viewers_now, self.viewers_peak = total, peak
+        self._viewers_stale = False
 
 
 def _groups(entries: list[Entry], limit: int) -> list[list[Entry]]:
