@@ -487,6 +487,7 @@ def _report(
 ) -> int:
     latencies: list[float] = []
     by_server: dict[int, list[float]] = {}
+    by_broadcast: dict[str, list[float]] = {}
     delivered = 0
     for result in results:
         for event_id, arrivals in result["cards"].items():
@@ -495,6 +496,7 @@ def _report(
             for server, at in arrivals:
                 ms = (at - sent[event_id]) * 1000
                 latencies.append(ms)
+                by_broadcast.setdefault(event_id, []).append(ms)
                 by_server.setdefault(server, []).append(ms)
                 delivered += 1
     expected = args.viewers * len(sent)
@@ -526,6 +528,9 @@ def _report(
         out["cross_process_added_p99_ms"] = round(
             _percentile(by_server.get(1, []), 0.99) - _percentile(by_server.get(0, []), 0.99), 1
         )
+    out["p99_ms_by_broadcast"] = [
+        round(_percentile(by_broadcast.get(event_id, []), 0.99), 1) for event_id in sent
+    ]
     out["broadcast_mean_ms"] = round(statistics.fmean(latencies), 1) if latencies else 0.0
     print(json.dumps(out))
     return 0 if out["lost"] == 0 else 1
