@@ -42,9 +42,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
                 await upgrade(resources.engine)
             app.state.resources = resources
             app.state.hooks = AppHooks(resources)
-            # live: the checkout EventSink first (checkout reads app.state.events), then one
-            # live service per process, subscribed to show and catalog changes.
+            # live (1/2): the EventSink checkout publishes to; it must exist before the
+            # checkout service is created (checkout reads app.state.events).
             app.state.events = LiveEventSink(resources.redis)
+            # (checkout's service is created here, as app.state.checkout)
+            # live (2/2): one live service per process, with the checkout port when there is
+            # one, subscribed to show and catalog changes.
             app.state.live = LiveService(
                 resources.redis,
                 resources.sessions,
