@@ -58,7 +58,7 @@ class Participant:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """Per-socket token buckets: (refill per second, burst)."""
+    """Per-viewer token buckets (per show, per process): (refill per second, burst)."""
 
     rules: dict[str, tuple[float, int]] = field(
         default_factory=lambda: {
@@ -100,10 +100,19 @@ class Room:
         self.hub = ShowHub(service.redis, show_id, self.snapshot, process_id=service.process_id)
         self.checkout = service.checkout
         self.redis = service.redis
+        self._service = service
+        self.buckets: dict[str, dict[str, Bucket]] = {}
         self._snapshot_lock = asyncio.Lock()
         self._cached: tuple[str, dict[str, Any], list[Entry], set[str]] | None = None
         self._cached_at = 0.0
         self._cached_version = -1
+
+    def buckets_of(self, user_id: str) -> dict[str, Bucket]:
+        """The rate-limit buckets of one viewer in this show, shared by their sockets."""
+        if user_id not in self.buckets:
+            rules = self._service.rate_limits.rules
+            self.buckets[user_id] = {name: Bucket(r, b) for name, (r, b) in rules.items()}
+        return self.buckets[user_id]
 
     async def snapshot(self, member: Member) -> tuple[str, dict[str, Any]]:
         """(the stream id it is current to, the snapshot) for ``member``.
@@ -250,6 +259,8 @@ class LiveService:
                 await session.handle(raw)
         finally:
             room.hub.leave(member)
+            if not room.hub.members_of(member.user_id):
+                room.buckets.pop(member.user_id, None)
             await outlet.aclose()
         return outlet
 
@@ -262,9 +273,8 @@ class _Session:
         self.room = room
         self.member = member
         self.who = who
-        self.buckets = {
-            name: Bucket(rate, burst) for name, (rate, burst) in service.rate_limits.rules.items()
-        }
+        # Per viewer (all of their sockets on this process share the buckets).
+        self.buckets = room.buckets_of(who.user_id if who else "")
 
     def reply(self, ref: str | None, **fields: Any) -> None:
         self.member.send({"type": "ok", "ref": ref, **fields})

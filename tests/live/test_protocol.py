@@ -86,11 +86,16 @@ async def test_bad_input_is_answered_not_disconnected(live: LiveServer) -> None:
 async def test_rate_limits(live: LiveServer) -> None:
     seeded = await seed_show(live.app)
     live.app.state.live.rate_limits = RateLimits({"chat": (0.01, 3), "tap": (0.01, 2)})
-    client = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Vera"))
+    token = live.token(Role.VIEWER, "Vera")
+    client = await Client.open(live.url, seeded.show_id, token)
     codes = [(await client.request("chat", text=f"m{n}"))["type"] for n in range(4)]
     assert codes == ["ok", "ok", "ok", "error"]
     refused = await client.request("chat", text="again")
     assert refused["code"] == "rate_limited"
+    # per viewer: a second socket of the same viewer shares the limit
+    second = await Client.open(live.url, seeded.show_id, token)
+    assert (await second.request("chat", text="other socket"))["code"] == "rate_limited"
+    await second.close()
     taps = [
         (await client.request("tap", product_id=seeded.product_ids[0]))["type"] for _ in range(3)
     ]
