@@ -39,6 +39,7 @@ log = logging.getLogger("liveshop.live")
 
 SNAPSHOT_TTL_S = 0.5
 MAX_CONCURRENT_WORK = 48
+IDLE_ROOM_S = 60.0
 
 ErrorShape = Callable[[str, str, "str | None", "dict[str, str] | None"], dict[str, Any]]
 
@@ -101,6 +102,7 @@ class Room:
         self.checkout = service.checkout
         self.redis = service.redis
         self._service = service
+        self.active = 0  # sockets being served in this process
         self.buckets: dict[str, dict[str, Bucket]] = {}
         self._snapshot_lock = asyncio.Lock()
         self._cached: tuple[str, dict[str, Any], list[Entry], set[str]] | None = None
@@ -181,6 +183,8 @@ class LiveService:
         self.rate_limits = rate_limits or RateLimits()
         self.process_id = new_process_id()
         self.rooms: dict[str, Room] = {}
+        self.idle_room_s = IDLE_ROOM_S
+        self._collectors: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         # A crowd joining or posting at once must not take every connection of the Redis
         # pool (100 by default; each show's reader holds one): joins and requests queue
@@ -204,6 +208,8 @@ class LiveService:
             return self.rooms[show_id]
 
     async def close(self) -> None:
+        for task in list(self._collectors):
+            task.cancel()
         rooms, self.rooms = list(self.rooms.values()), {}
         for room in rooms:
             await room.hub.close()
@@ -236,6 +242,7 @@ class LiveService:
     ) -> Outlet:
         """Serve one joined socket until it leaves; returns its outlet (closed or not)."""
         room = await self.room(show_id)
+        room.active += 1  # no await since room(): an idle collection cannot slip between
         outlet = Outlet(sink, self.limits)
         member = Member(who.user_id if who else "", who.role if who else None, outlet)
         if last_id is not None and not valid_id(last_id):
@@ -258,11 +265,26 @@ class LiveService:
                     break
                 await session.handle(raw)
         finally:
+            room.active -= 1
             room.hub.leave(member)
             if not room.hub.members_of(member.user_id):
                 room.buckets.pop(member.user_id, None)
+            if room.active == 0:
+                self._collect_later(show_id, room)
             await outlet.aclose()
         return outlet
+
+    def _collect_later(self, show_id: str, room: Room) -> None:
+        task = asyncio.get_running_loop().create_task(self._collect(show_id, room))
+        self._collectors.add(task)
+        task.add_done_callback(self._collectors.discard)
+
+    async def _collect(self, show_id: str, room: Room) -> None:
+        """Stop an idle room's reader once nobody has been connected for idle_room_s."""
+        await asyncio.sleep(self.idle_room_s)
+        if room.active == 0 and self.rooms.get(show_id) is room:
+            del self.rooms[show_id]
+            await room.hub.close()
 
 
 class _Session:

@@ -126,3 +126,22 @@ async def test_uvicorn_sockets_take_the_direct_path(live: LiveServer) -> None:
     room = live.app.state.live.rooms[seeded.show_id]
     assert [type(m.outlet.sink).__name__ for m in room.hub.members] == ["DirectSink"]
     await client.close()
+
+
+async def test_idle_room_is_collected_and_comes_back(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    service = live.app.state.live
+    service.idle_room_s = 0.2
+    client = await Client.open(live.url, seeded.show_id)
+    await client.expect("snapshot")
+    assert seeded.show_id in service.rooms
+    await client.close()
+    for _ in range(50):
+        if seeded.show_id not in service.rooms:
+            break
+        await asyncio.sleep(0.05)
+    assert seeded.show_id not in service.rooms
+    again = await Client.open(live.url, seeded.show_id)
+    await again.expect("snapshot")
+    assert seeded.show_id in service.rooms
+    await again.close()
