@@ -16,9 +16,11 @@ from starlette.routing import Route
 
 from checkout.errors import CheckoutError
 from config import Settings, load_settings
-from web import api, checkout_api
+from live.checkout_events import LiveEventSink
+from live.service import LiveService
+from web import api, checkout_api, live_ws
 from web.auth import AuthError, TokenIssuer
-from web.errors import ApiError, handle_coded, handle_http, handle_unexpected
+from web.errors import ApiError, handle_coded, handle_http, handle_unexpected, ws_error
 from web.hooks import AppHooks
 from web.migrate import upgrade
 from web.observability import Metrics, MetricsMiddleware
@@ -40,13 +42,26 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
                 await upgrade(resources.engine)
             app.state.resources = resources
             app.state.hooks = AppHooks(resources)
+            # The EventSink checkout publishes to is live's: it must exist first.
+            app.state.events = LiveEventSink(resources.redis)
             # checkout: the inventory gate, sweeper and stock events (web/checkout_api.py)
             app.state.checkout = await checkout_api.open_checkout(app, resources, settings)
+            # live: one service per process, with checkout as its port, subscribed to
+            # show and catalog changes.
+            app.state.live = LiveService(
+                resources.redis, resources.sessions, app.state.checkout, error_shape=ws_error
+            )
+            app.state.hooks.status_listeners.append(app.state.live.show_status_changed)
+            app.state.hooks.catalog_listeners.append(app.state.live.catalog_changed)
             log.info("liveshop started", extra={"redis": resources.redis_url.split("@")[-1]})
             yield
         finally:
-            if getattr(app.state, "checkout", None) is not None:  # checkout
+            if hasattr(app.state, "live"):
+                await app.state.live.close()
+            if getattr(app.state, "checkout", None) is not None:
                 await app.state.checkout.close()
+            if hasattr(app.state, "events"):
+                await app.state.events.close()
             await resources.close()
             log.info("liveshop stopped")
 
@@ -57,9 +72,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
         routes=[
             *api.routes(),
             *checkout_api.routes(),
+            *live_ws.routes(),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[
+            Middleware(live_ws.RawSendMiddleware),
+            Middleware(MetricsMiddleware, metrics=metrics),
+        ],
         exception_handlers={
             CheckoutError: handle_coded,
             AuthError: handle_coded,

@@ -1,0 +1,298 @@
+"""One hub per show per process: one stream reader, local sockets, presence, reactions.
+
+The reader XREADs the show's stream (BLOCK) and hands each entry, serialized once, to
+every local socket that may see it. A joining socket catches up first (missed entries by
+id, or a snapshot) while the reader holds its live entries; then the held entries newer
+than what it got are flushed, so there is no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from checkout.models import Role
+from live.outbox import Frame, Outlet
+from live.protocol import CLOSE_FORBIDDEN, Delivery, dumps
+from live.streams import Entry, ShowStream, id_tuple, key
+
+log = logging.getLogger("liveshop.live")
+
+PRESENCE_FRESH_MS = 3000
+BATCH_BYTES = 64 * 1024
+_NO_SNAPSHOT_CHANGE = ('{"type":"chat",', '{"type":"reactions",', '{"type":"poll_tally",')
+
+_PEAK = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local now = tonumber(ARGV[1])
+if now > cur then redis.call('SET', KEYS[1], now) return now end
+return cur
+"""
+
+
+@dataclass(eq=False)
+class Member:
+    """One socket of one participant in this process."""
+
+    user_id: str  # "" for an anonymous watcher
+    role: Role | None  # None: anonymous
+    outlet: Outlet
+    last_sent: tuple[int, int] = (0, 0)
+    held: list[Entry] | None = field(default_factory=list)  # not None while catching up
+
+    def sees(self, entry: Entry) -> bool:
+        return not entry.to or entry.to == self.user_id
+
+    def send_entry(self, entry: Entry, frame: Frame | None = None) -> None:
+        position = id_tuple(entry.id)
+        if position <= self.last_sent:
+            return
+        self.last_sent = position
+        self.outlet.offer(frame or Frame(entry.text(), entry.delivery, entry.key))
+
+    def send(self, message: dict[str, Any], delivery: Delivery = Delivery.PERSONAL) -> None:
+        self.outlet.offer(Frame(dumps(message), delivery, str(message.get("type", ""))))
+
+
+class ShowHub:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        show_id: str,
+        snapshot: Callable[[Member], Awaitable[tuple[str, dict[str, Any]]]],
+        *,
+        process_id: str,
+        tick_s: float = 0.05,
+        block_ms: int = 1000,
+    ) -> None:
+        self.redis = redis
+        self.show_id = show_id
+        self.stream = ShowStream(redis, show_id)
+        self.members: set[Member] = set()
+        self.process_id = process_id
+        self.tick_s = tick_s
+        self.block_ms = block_ms
+        self.reactions: Counter[str] = Counter()
+        self.poll_dirty: str | None = None
+        self.viewers_now = 0
+        self.viewers_peak = 0
+        self._viewers_stale = True
+        self.version = 0  # bumped by every entry that changes a snapshot (not chat, reactions)
+        self._snapshot = snapshot
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = asyncio.Event()
+        self._read_from = "$"
+        self._peak = redis.register_script(_PEAK)
+
+    async def start(self) -> None:
+        if self._tasks:
+            await self._started.wait()
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._read_loop()), loop.create_task(self._tick_loop())]
+        self._read_from = await self.stream.last_id()
+        self._started.set()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.redis.hdel(key(self.show_id, "presence"), self.process_id)
+
+    # -- joining ---------------------------------------------------------------------------
+
+    async def join(self, member: Member, last_id: str | None) -> None:
+        """Add ``member``: catch it up by id (or snapshot), then switch it to the live tail."""
+        await self.start()
+        member.held = []
+        self.members.add(member)
+        resumed = last_id is not None and await self._resumable(last_id)
+        if last_id is not None and resumed:
+            member.last_sent = id_tuple(last_id)
+            since = last_id
+        else:
+            since, snap = await self._snapshot(member)
+            member.send(
+                {"type": "snapshot", "last_id": since, "resync": last_id is not None, **snap}
+            )
+            member.last_sent = id_tuple(since)
+        missed = [e for e in await self.stream.after(since) if member.sees(e)]
+        for chunk in _groups(missed, 8 * BATCH_BYTES):
+            events = ",".join(e.text() for e in chunk)
+            member.outlet.offer(
+                Frame('{"type":"batch","events":[' + events + "]}", Delivery.PERSONAL)
+            )
+            member.last_sent = id_tuple(chunk[-1].id)
+        held, member.held = member.held, None
+        for entry in held or ():
+            member.send_entry(entry)
+
+    async def _resumable(self, last_id: str) -> bool:
+        first = await self.stream.first_id()
+        last = await self.stream.last_id()
+        position = id_tuple(last_id)
+        if position > id_tuple(last):
+            return False  # an id from another stream (or the future): resync
+        return first is None or id_tuple(first) <= position or position == id_tuple(last)
+
+    def leave(self, member: Member) -> None:
+        self.members.discard(member)
+
+    # -- fan-out ---------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        await self._started.wait()
+        while True:
+            try:
+                entries = await self.stream.read(self._read_from, self.block_ms)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("stream read failed", extra={"show": self.show_id})
+                await asyncio.sleep(0.5)
+                continue
+            if not entries:
+                continue
+            self._read_from = entries[-1].id
+            if any(not e.event.startswith(_NO_SNAPSHOT_CHANGE) for e in entries):
+                self.version += 1
+            self.fan_out(entries)
+            if sum(e.delivery is Delivery.STREAM for e in entries) > 1:
+                await asyncio.sleep(self.tick_s)  # a storm: let the next read batch more
+
+    def fan_out(self, entries: list[Entry]) -> None:
+        """Write entries to local sockets: public stream entries batched, each serialized once."""
+        public = [e for e in entries if e.delivery is Delivery.STREAM and not e.to]
+        batches: dict[int, tuple[Frame, list[Entry]]] = {}
+        for group in _groups(public, BATCH_BYTES):
+            if len(group) > 1:
+                events = ",".join(e.text() for e in group)
+                frame = Frame('{"type":"batch","events":[' + events + "]}", Delivery.STREAM)
+                batches[id(group[-1])] = (frame, group)
+        batched = {id(e) for _, group in batches.values() for e in group}
+        for entry in entries:
+            if id(entry) in batched:
+                found = batches.get(id(entry))
+                if found is not None:  # a batch goes out at its last entry
+                    self._deliver(entry, found[0], batched=found[1])
+                continue
+            self._deliver(entry, Frame(entry.text(), entry.delivery, entry.key))
+
+    def _deliver(self, entry: Entry, frame: Frame, batched: list[Entry] | None = None) -> None:
+        # The hot loop of fan-out: kept flat (one id parse per entry, not per socket).
+        position = id_tuple(entry.id)
+        to = entry.to
+        kick = entry.key == "kick"
+        for member in tuple(self.members):
+            outlet = member.outlet
+            if outlet.closed:
+                self.members.discard(member)
+                continue
+            if to and to != member.user_id:
+                continue
+            if member.held is not None:
+                member.held.extend(batched or [entry])
+                continue
+            if position <= member.last_sent:
+                continue
+            member.last_sent = position
+            outlet.offer(frame)
+            if kick:
+                outlet.shut(CLOSE_FORBIDDEN, "banned")
+
+    def local_broadcast(self, message: dict[str, Any], key_: str) -> None:
+        """A state message that is not kept in the stream (viewer counts)."""
+        frame = Frame(dumps(message), Delivery.STATE, key_)
+        for member in tuple(self.members):
+            if member.held is None and not member.outlet.closed:
+                member.outlet.offer(frame)
+
+    def members_of(self, user_id: str) -> list[Member]:
+        return [m for m in self.members if m.user_id == user_id]
+
+    # -- ticks: presence, reactions, poll tallies ------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        await self._started.wait()
+        next_presence = 0.0
+        while True:
+            await asyncio.sleep(0.25)
+            try:
+                if self.reactions:
+                    counts, self.reactions = dict(self.reactions), Counter()
+                    await self.stream.publish(
+                        "reactions", {"counts": counts}, Delivery.STATE, key_="reactions"
+                    )
+                if self.poll_dirty is not None:
+                    poll_id, self.poll_dirty = self.poll_dirty, None
+                    await self.publish_tally(poll_id)
+                if time.monotonic() >= next_presence:
+                    next_presence = time.monotonic() + 1.0
+                    await self._presence()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("tick failed", extra={"show": self.show_id})
+
+    async def publish_tally(self, poll_id: str) -> None:
+        tally = await self.redis.hgetall(key(self.show_id, f"poll:{poll_id}:tally"))
+        counts = {k: int(v) for k, v in tally.items()}
+        await self.stream.publish(
+            "poll_tally",
+            {"poll_id": poll_id, "tally": counts},
+            Delivery.STATE,
+            key_=f"poll:{poll_id}",
+        )
+
+    async def _presence(self) -> None:
+        """Viewer counts summed from per-process entries, each stamped and expired."""
+        name = key(self.show_id, "presence")
+        local = sum(1 for m in self.members if m.role in (Role.VIEWER, None))
+        now_ms = int(time.time() * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(name, self.process_id, f"{local}:{now_ms}")
+            pipe.expire(name, 30)
+            pipe.hgetall(name)
+            _, _, entries = await pipe.execute()
+        total = 0
+        for proc, value in entries.items():
+            count, _, stamp = value.partition(":")
+            if now_ms - int(stamp) > PRESENCE_FRESH_MS:
+                await self.redis.hdel(name, proc)
+                continue
+            total += int(count)
+        peak = int(await self._peak(keys=[key(self.show_id, "peak")], args=[total]))
+        if (total, peak) != (self.viewers_now, self.viewers_peak) or self._viewers_stale:
+            # Only a change is sent: 10,000 sockets need no "still 10,000" each second.
+            self.local_broadcast({"type": "viewers", "now": total, "peak": peak}, "viewers")
+        self.viewers_now, self.viewers_peak = total, peak
+        self._viewers_stale = False
+
+
+def _groups(entries: list[Entry], limit: int) -> list[list[Entry]]:
+    """Consecutive groups of at most ``limit`` bytes of event text (at least one entry)."""
+    groups: list[list[Entry]] = []
+    size = limit + 1
+    for entry in entries:
+        if size + len(entry.event) > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(entry)
+        size += len(entry.event)
+    return groups
+
+
+def new_process_id() -> str:
+    return f"{os.getpid()}-{secrets.token_hex(3)}"

@@ -1,0 +1,115 @@
+"""Moderation state in Redis (mutes, bans, shadow bans, slow mode, blocked words, canned
+replies) and the moderation log in SQL (one ModerationAction row per action)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from live.models import ModerationAction
+from live.protocol import ProtocolError
+from live.streams import key
+
+
+@dataclass(frozen=True)
+class ChatVerdict:
+    shadow: bool  # the author sees the message, nobody else does
+
+
+class Moderation:
+    def __init__(
+        self, redis: aioredis.Redis, sessions: async_sessionmaker[AsyncSession], show_id: str
+    ) -> None:
+        self.redis = redis
+        self.sessions = sessions
+        self.show_id = show_id
+
+    def _k(self, name: str) -> str:
+        return key(self.show_id, name)
+
+    async def log(
+        self,
+        moderator_id: str,
+        action: str,
+        *,
+        target_viewer_id: str | None = None,
+        target_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        async with self.sessions.begin() as session:
+            session.add(
+                ModerationAction(
+                    show_id=self.show_id,
+                    moderator_id=moderator_id,
+                    action=action,
+                    target_viewer_id=target_viewer_id,
+                    target_id=target_id,
+                    detail=detail or {},
+                )
+            )
+
+    async def is_banned(self, user_id: str) -> bool:
+        return bool(await self.redis.sismember(self._k("bans"), user_id))
+
+    async def mute(self, user_id: str, seconds: int) -> None:
+        await self.redis.set(self._k(f"mute:{user_id}"), 1, ex=max(1, seconds))
+
+    async def ban(self, user_id: str) -> None:
+        await self.redis.sadd(self._k("bans"), user_id)
+
+    async def shadow_ban(self, user_id: str) -> None:
+        await self.redis.sadd(self._k("shadow"), user_id)
+
+    async def slow_mode(self, user_id: str, seconds: int) -> None:
+        if seconds <= 0:
+            await self.redis.hdel(self._k("slow"), user_id)
+        else:
+            await self.redis.hset(self._k("slow"), user_id, seconds)
+
+    async def set_blocked_words(self, words: list[str]) -> list[str]:
+        cleaned = sorted({w.strip().lower() for w in words if w.strip()})
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._k("blocked"))
+            if cleaned:
+                pipe.sadd(self._k("blocked"), *cleaned)
+            await pipe.execute()
+        return cleaned
+
+    async def check_chat(self, user_id: str, text: str) -> ChatVerdict:
+        """Refuse muted, banned, too-fast (slow mode) or blocked-word chat; before fan-out."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(self._k(f"mute:{user_id}"))
+            pipe.sismember(self._k("bans"), user_id)
+            pipe.sismember(self._k("shadow"), user_id)
+            pipe.hget(self._k("slow"), user_id)
+            pipe.smembers(self._k("blocked"))
+            muted, banned, shadow, slow, blocked = await pipe.execute()
+        if banned:
+            raise ProtocolError("banned", "you are banned from this show")
+        if muted:
+            raise ProtocolError("muted", "you are muted for now")
+        lowered = text.lower()
+        hits = sorted(w for w in blocked if re.search(rf"\b{re.escape(w)}\b", lowered))
+        if hits:
+            raise ProtocolError(
+                "blocked_words", "the message has blocked words", {"text": "blocked"}
+            )
+        if slow:
+            fresh = await self.redis.set(self._k(f"slowlast:{user_id}"), 1, nx=True, ex=int(slow))
+            if not fresh:
+                raise ProtocolError("slow_mode", f"one message every {int(slow)} s for you")
+        return ChatVerdict(shadow=bool(shadow))
+
+    async def canned_add(self, text: str) -> str:
+        canned_id = "cnd_" + secrets.token_urlsafe(6)
+        await self.redis.hset(self._k("canned"), canned_id, text)
+        return canned_id
+
+    async def canned(self) -> dict[str, str]:
+        result: dict[str, str] = await self.redis.hgetall(self._k("canned"))  # type: ignore[assignment]
+        return result

@@ -1,0 +1,143 @@
+"""Q&A: questions in SQL with the allowed transitions of QUESTION_TRANSITIONS, one upvote
+per viewer (a Redis set), and the time from question to first answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from checkout.db import utcnow
+from live.models import QUESTION_TRANSITIONS, Question, QuestionStatus
+from live.protocol import ProtocolError
+from live.streams import key
+
+OPEN = (QuestionStatus.ASKED, QuestionStatus.APPROVED)
+
+
+def question_json(q: Question) -> dict[str, Any]:
+    return {
+        "id": q.id,
+        "viewer_id": q.viewer_id,
+        "viewer_name": q.viewer_name,
+        "text": q.text,
+        "status": q.status.value,
+        "votes": q.votes,
+        "pinned": q.pinned,
+        "answer": q.answer,
+        "asked_at": q.created_at.isoformat(),
+        "answered_at": q.answered_at.isoformat() if q.answered_at else None,
+        "answer_s": (q.answered_at - q.created_at).total_seconds() if q.answered_at else None,
+    }
+
+
+class Questions:
+    def __init__(
+        self, redis: aioredis.Redis, sessions: async_sessionmaker[AsyncSession], show_id: str
+    ) -> None:
+        self.redis = redis
+        self.sessions = sessions
+        self.show_id = show_id
+
+    async def ask(self, viewer_id: str, viewer_name: str, text: str) -> dict[str, Any]:
+        async with self.sessions.begin() as session:
+            q = Question(
+                show_id=self.show_id,
+                viewer_id=viewer_id,
+                viewer_name=viewer_name,
+                text=text,
+                status=QuestionStatus.ASKED,
+                votes=0,
+                pinned=False,
+                created_at=utcnow(),
+            )
+            session.add(q)
+            await session.flush()
+            return question_json(q)
+
+    async def upvote(self, question_id: str, viewer_id: str) -> dict[str, Any]:
+        q = await self._get(question_id)
+        if q.status not in OPEN:
+            raise ProtocolError("question_closed", "this question takes no more votes")
+        added = await self.redis.sadd(key(self.show_id, f"qvotes:{question_id}"), viewer_id)
+        if not added:
+            raise ProtocolError("already_voted", "you already upvoted this question")
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(Question).where(Question.id == question_id).values(votes=Question.votes + 1)
+            )
+        return question_json(await self._get(question_id))
+
+    async def _get(self, question_id: str) -> Question:
+        async with self.sessions() as session:
+            q = await session.get(Question, question_id)
+        if q is None or q.show_id != self.show_id:
+            raise ProtocolError(
+                "question_not_found", "no such question", {"question_id": "unknown"}
+            )
+        return q
+
+    async def move(
+        self, question_id: str, target: QuestionStatus, *, answer: str | None = None, by: str = ""
+    ) -> dict[str, Any]:
+        async with self.sessions.begin() as session:
+            q = await session.get(Question, question_id, with_for_update=True)
+            if q is None or q.show_id != self.show_id:
+                raise ProtocolError(
+                    "question_not_found", "no such question", {"question_id": "unknown"}
+                )
+            if target not in QUESTION_TRANSITIONS[q.status]:
+                raise ProtocolError(
+                    "illegal_transition", f"a question that is {q.status} cannot become {target}"
+                )
+            q.status = target
+            if target is QuestionStatus.ANSWERED:
+                q.answer = answer
+                q.answered_by = by
+                q.answered_at = utcnow()
+            await session.flush()
+            return question_json(q)
+
+    async def pin(self, question_id: str) -> dict[str, Any]:
+        async with self.sessions.begin() as session:
+            q = await session.get(Question, question_id)
+            if q is None or q.show_id != self.show_id:
+                raise ProtocolError(
+                    "question_not_found", "no such question", {"question_id": "unknown"}
+                )
+            q.pinned = True
+            await session.flush()
+            return question_json(q)
+
+    async def queue(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Open questions: pinned first, then most votes, then oldest."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(Question)
+                .where(Question.show_id == self.show_id, Question.status.in_(OPEN))
+                .order_by(Question.pinned.desc(), Question.votes.desc(), Question.created_at)
+                .limit(limit)
+            )
+            return [question_json(q) for q in rows]
+
+    async def answer_times(self) -> dict[str, float | int | None]:
+        async with self.sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(Question).where(
+                        Question.show_id == self.show_id, Question.answered_at.is_not(None)
+                    )
+                )
+            ).all()
+        times = sorted(
+            (q.answered_at - q.created_at).total_seconds() for q in rows if q.answered_at
+        )
+        if not times:
+            return {"answered": 0, "median_answer_s": None, "max_answer_s": None}
+        return {
+            "answered": len(times),
+            "median_answer_s": times[len(times) // 2],
+            "max_answer_s": times[-1],
+        }

@@ -1,0 +1,35 @@
+"""checkout's events reach the show stream with the right class, key and audience."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from checkout.events import BackInStock, DealStarted, OrderUpdate, StockChanged
+from live.checkout_events import LiveEventSink
+from live.protocol import Delivery
+from live.streams import ShowStream
+
+
+async def test_events_go_to_the_stream(redis_client: Any) -> None:
+    sink = LiveEventSink(redis_client, coalesce_s=0.05)
+    ends = datetime(2026, 1, 1, tzinfo=UTC)
+    for available in (5, 4, 3):
+        await sink.publish(StockChanged("shw_1", "var_1", available, False))
+    await sink.publish(OrderUpdate("shw_1", "usr_b", "confirmed", order_id="ord_1"))
+    await sink.publish(DealStarted("shw_1", "var_1", 500, "EUR", 10, 1, ends))
+    await sink.publish(BackInStock("shw_1", "var_1", 2, ["usr_a", "usr_c"]))
+    await sink.close()
+    entries = await ShowStream(redis_client, "shw_1").after("0-0")
+    seen = [(json.loads(e.event)["type"], e.delivery, e.key, e.to) for e in entries]
+    assert seen == [
+        ("order", Delivery.PERSONAL, "", "usr_b"),
+        ("deal_started", Delivery.STATE, "deal:var_1", ""),
+        ("back_in_stock", Delivery.PERSONAL, "", "usr_a"),
+        ("back_in_stock", Delivery.PERSONAL, "", "usr_c"),
+        ("stock", Delivery.STATE, "stock:var_1", ""),
+    ]
+    stock = json.loads(entries[-1].event)
+    assert stock["available"] == 3 and stock["sold_out"] is False  # coalesced: the latest
+    assert json.loads(entries[1].event)["ends_at"] == "2026-01-01T00:00:00+00:00"

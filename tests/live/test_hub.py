@@ -1,0 +1,147 @@
+"""Fan-out: resume by id with no gap and no duplicate, the late joiner's snapshot, and a
+slow consumer that is closed (4008) without stalling the others."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from checkout.models import Role
+from live.outbox import Limits
+from live.protocol import Delivery
+from live.service import RateLimits
+from live.streams import ShowStream, id_tuple
+from tests.live.conftest import Client, LiveServer, events_of, seed_show
+
+
+async def _chats_until(client: Client, text: str) -> list[dict[str, object]]:
+    await client.expect("chat", text=text)
+    return [e for e in events_of(client.seen) if e["type"] == "chat"]
+
+
+async def test_resume_by_id_has_no_gap_and_no_duplicate(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    live.app.state.live.rate_limits = RateLimits({})
+    poster = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Poster"))
+    reader = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Reader"))
+    await reader.expect("snapshot")
+    for n in range(5):
+        await poster.request("chat", text=f"c{n}")
+    await reader.expect("chat", text="c4")
+    got = [e for e in events_of(reader.log) if e["type"] == "chat"]
+    last_id = str(got[-1]["id"])
+    await reader.close()
+    for n in range(5, 12):
+        await poster.request("chat", text=f"c{n}")
+    back = await Client.open(
+        live.url, seeded.show_id, live.token(Role.VIEWER, "Reader"), last_id=last_id
+    )
+    await back.expect("chat", text="c11")
+    assert all(m["type"] != "snapshot" for m in back.log)
+    again = [e for e in events_of(back.log) if e["type"] == "chat"]
+    assert [e["text"] for e in got + again] == [f"c{n}" for n in range(12)]
+    ids = [id_tuple(str(e["id"])) for e in got + again]
+    assert ids == sorted(set(ids))
+    await poster.request("chat", text="live tail")
+    await back.expect("chat", text="live tail")
+    for client in (poster, back):
+        await client.close()
+
+
+async def test_stale_or_foreign_last_id_gets_a_snapshot(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    client = await Client.open(
+        live.url, seeded.show_id, live.token(Role.VIEWER, "V"), last_id="99999999999999-0"
+    )
+    snap = await client.expect("snapshot")
+    assert snap["resync"] is True
+    await client.close()
+
+
+async def test_late_joiner_snapshot(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    host = await Client.open(live.url, seeded.show_id, live.token(Role.HOST, "H", seeded.show_id))
+    mod = await Client.open(
+        live.url, seeded.show_id, live.token(Role.MODERATOR, "M", seeded.show_id)
+    )
+    vera = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Vera"))
+    await host.request("pin", product_id=seeded.product_ids[1])
+    poll = await host.request("open_poll", question="Size?", options=["S", "M"])
+    await vera.request("ask", text="Wool?")
+    kept = await vera.request("chat", text="kept")
+    dropped = await vera.request("chat", text="deleted")
+    await mod.request("delete_chat", message_id=dropped["message_id"])
+    await vera.expect("chat_deleted")  # the hub has read every change before the late joiner
+    late = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Late"))
+    snap = await late.expect("snapshot")
+    assert [c["product_id"] for c in snap["cards"]] == [seeded.product_ids[1]]
+    assert snap["cards"][0]["available"] == 5
+    assert snap["poll"]["poll_id"] == poll["poll_id"] and snap["poll"]["tally"] == {}
+    assert [q["text"] for q in snap["questions"]] == ["Wool?"]
+    assert [(c["id"], c["text"]) for c in snap["chat"]] == [(kept["message_id"], "kept")]
+    assert id_tuple(snap["last_id"]) >= id_tuple(kept["message_id"])
+    for client in (host, mod, vera, late):
+        await client.close()
+
+
+async def test_slow_consumer_is_closed_and_does_not_stall_others(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    live.app.state.live.limits = Limits(
+        stream_frames=64, personal_frames=64, state_keys=64, stall_s=1.0
+    )
+    slow = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Slow"))
+    await slow.expect("snapshot")
+    fast = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Fast"))
+    await fast.expect("snapshot")
+    slow.ws.transport.pause_reading()  # a client that stops reading
+    stream = ShowStream(live.app.state.resources.redis, seeded.show_id)
+    body = "x" * 30_000
+    started = time.monotonic()
+    for n in range(200):
+        await stream.publish("chat", {"text": f"{n}:{body}", "name": "bot"}, Delivery.STREAM)
+    received = 0
+    while received < 200:
+        message = await fast.next()
+        received += sum(1 for e in events_of([message]) if e["type"] == "chat")
+    fast.seen.clear()
+    assert received == 200
+    assert time.monotonic() - started < 10
+    await asyncio.sleep(1.5)
+    slow.ws.transport.resume_reading()
+    with pytest.raises(ConnectionClosed) as closed:
+        for _ in range(1000):
+            await slow.next()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008
+    assert (await fast.request("ping"))["type"] == "ok"
+    await fast.close()
+
+
+async def test_uvicorn_sockets_take_the_direct_path(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    client = await Client.open(live.url, seeded.show_id)
+    await client.expect("snapshot")
+    room = live.app.state.live.rooms[seeded.show_id]
+    assert [type(m.outlet.sink).__name__ for m in room.hub.members] == ["DirectSink"]
+    await client.close()
+
+
+async def test_idle_room_is_collected_and_comes_back(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    service = live.app.state.live
+    service.idle_room_s = 0.2
+    client = await Client.open(live.url, seeded.show_id)
+    await client.expect("snapshot")
+    assert seeded.show_id in service.rooms
+    await client.close()
+    for _ in range(50):
+        if seeded.show_id not in service.rooms:
+            break
+        await asyncio.sleep(0.05)
+    assert seeded.show_id not in service.rooms
+    again = await Client.open(live.url, seeded.show_id)
+    await again.expect("snapshot")
+    assert seeded.show_id in service.rooms
+    await again.close()

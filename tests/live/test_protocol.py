@@ -1,0 +1,103 @@
+"""Bad input gets a coded error and the socket stays open; rate limits; the docs test."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from checkout.models import Role
+from live.protocol import CLIENT_TYPES, SERVER_TYPES, ProtocolError, clean_text, parse
+from live.service import RateLimits
+from tests.live.conftest import Client, LiveServer, seed_show
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_every_message_type_is_documented() -> None:
+    text = README.read_text()
+    section = text.split("## Live protocol", 1)[1].split("\n## ", 1)[0]
+    headings = set(re.findall(r"^### `?([a-z_]+)`?", section, flags=re.M))
+    missing = sorted((CLIENT_TYPES | SERVER_TYPES) - headings)
+    assert missing == [], f"undocumented live message types: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "fields"),
+    [
+        ("{not json", "malformed_json", {}),
+        ("[1, 2]", "malformed_message", {}),
+        ('{"type": "dance", "ref": "r"}', "unknown_type", {"type": "unknown"}),
+        ('{"type": "chat", "ref": "r"}', "invalid_input", {"text": "required"}),
+        ('{"type": "chat", "ref": "r", "text": 3}', "invalid_input", {"text": "expected str"}),
+        ('{"type": "chat", "text": "hi"}', "invalid_input", {"ref": "a string of at most 64"}),
+        (
+            '{"type": "chat", "ref": "r", "text": "x", "html": 1}',
+            "invalid_input",
+            {"html": "unknown field"},
+        ),
+        (
+            '{"type": "vote", "ref": "r", "poll_id": "p", "option": true}',
+            "invalid_input",
+            {"option": "expected int"},
+        ),
+        ('{"type": "ping", "ref": "' + "x" * 5000 + '"}', "message_too_large", {}),
+    ],
+)
+def test_parse_refuses(raw: str, code: str, fields: dict[str, str]) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        parse(raw)
+    assert refused.value.code == code
+    assert refused.value.fields == fields
+
+
+def test_clean_text_is_plain_text() -> None:
+    assert clean_text(" <i>hi</i>\x00\x07 ") == "<i>hi</i>"
+    with pytest.raises(ProtocolError):
+        clean_text("\x00 ")
+    with pytest.raises(ProtocolError):
+        clean_text("x" * 501)
+
+
+async def test_bad_input_is_answered_not_disconnected(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    client = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Vera"))
+    await client.expect("snapshot")
+    await client.ws.send("{oops")
+    error = await client.expect("error")
+    assert error == {
+        "type": "error",
+        "ref": None,
+        "code": "malformed_json",
+        "message": "the message is not valid JSON",
+        "fields": {},
+    }
+    await client.ws.send('{"type":"dance","ref":"d1"}')
+    assert (await client.expect("error"))["ref"] == "d1"
+    await client.ws.send('{"type":"chat","ref":"big","text":"' + "y" * 5000 + '"}')
+    assert (await client.expect("error"))["code"] == "message_too_large"
+    await client.ws.send(b"\x00\x01")
+    assert (await client.expect("error"))["code"] == "malformed_json"
+    assert (await client.request("ping"))["type"] == "ok"
+    await client.close()
+
+
+async def test_rate_limits(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    live.app.state.live.rate_limits = RateLimits({"chat": (0.01, 3), "tap": (0.01, 2)})
+    token = live.token(Role.VIEWER, "Vera")
+    client = await Client.open(live.url, seeded.show_id, token)
+    codes = [(await client.request("chat", text=f"m{n}"))["type"] for n in range(4)]
+    assert codes == ["ok", "ok", "ok", "error"]
+    refused = await client.request("chat", text="again")
+    assert refused["code"] == "rate_limited"
+    # per viewer: a second socket of the same viewer shares the limit
+    second = await Client.open(live.url, seeded.show_id, token)
+    assert (await second.request("chat", text="other socket"))["code"] == "rate_limited"
+    await second.close()
+    taps = [
+        (await client.request("tap", product_id=seeded.product_ids[0]))["type"] for _ in range(3)
+    ]
+    assert taps == ["ok", "ok", "error"]
+    await client.close()

@@ -1,0 +1,290 @@
+"""Every role's actions and refusals over real sockets, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+from websockets.exceptions import ConnectionClosed
+
+from checkout.models import Role
+from live.models import ModerationAction
+from live.service import RateLimits
+from tests.live.conftest import Client, LiveServer, events_of, seed_show
+
+
+async def _join(live: LiveServer, show_id: str, role: Role, name: str) -> Client:
+    client = await Client.open(live.url, show_id, live.token(role, name, show_id))
+    await client.expect("snapshot")
+    return client
+
+
+async def test_join_gets_hello_and_snapshot(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    viewer = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Vera"))
+    hello = await viewer.expect("hello")
+    assert hello["role"] == "viewer"
+    snap = await viewer.expect("snapshot")
+    assert snap["cards"] == [] and snap["chat"] == [] and snap["poll"] is None
+    assert snap["status"] == "live"
+    assert isinstance(snap["clock_ms"], int)
+    await viewer.close()
+
+
+async def test_refusals_at_the_door(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    other = await seed_show(live.app)
+    cases = [
+        (live.token(Role.HOST, "Hana", other.show_id), 4403, "forbidden_show"),
+        ("forged.token.value", 4401, "auth_invalid"),
+    ]
+    for token, close_code, code in cases:
+        client = await Client.open(live.url, seeded.show_id, token)
+        error = await client.expect("error")
+        assert error["code"] == code
+        with pytest.raises(ConnectionClosed) as closed:
+            await client.next()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == close_code
+    missing = await Client.open(live.url, "shw_missing", live.token(Role.VIEWER, "V"))
+    assert (await missing.expect("error"))["code"] == "show_not_found"
+
+
+async def test_host_pins_cards_viewers_see_them(live: LiveServer) -> None:
+    seeded = await seed_show(live.app, products=4, stock=5)
+    host = await _join(live, seeded.show_id, Role.HOST, "Hana")
+    viewer = await _join(live, seeded.show_id, Role.VIEWER, "Vera")
+    for product_id in seeded.product_ids[:3]:
+        assert (await host.request("pin", product_id=product_id))["type"] == "ok"
+    refused = await host.request("pin", product_id=seeded.product_ids[3])
+    assert refused["code"] == "too_many_pinned"
+    card = (await viewer.expect("card_pinned"))["card"]
+    assert card["product_id"] == seeded.product_ids[0]
+    assert card["name"] == "Product 0"
+    assert card["image_url"] == "https://img.example/0.png"
+    assert card["price"] == {"amount": 1000, "currency": "EUR"}
+    assert card["available"] == 5 and card["sold_out"] is False
+    assert card["deal_price"] is None and card["ends_at"] is None
+    # A viewer may not pin, a viewer may not moderate.
+    assert (await viewer.request("pin", product_id=seeded.product_ids[3]))["code"] == (
+        "forbidden_role"
+    )
+    assert (await viewer.request("ban", user_id="x"))["code"] == "forbidden_role"
+    assert (await host.request("unpin", product_id=seeded.product_ids[0]))["type"] == "ok"
+    gone = await viewer.expect("card_unpinned")
+    assert gone["product_id"] == seeded.product_ids[0]
+    late = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Late"))
+    snap = await late.expect("snapshot")
+    assert [c["product_id"] for c in snap["cards"]] == seeded.product_ids[1:3]
+    for client in (host, viewer, late):
+        await client.close()
+
+
+async def test_anonymous_watches_but_may_not_post(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    anon = await Client.open(live.url, seeded.show_id)
+    assert (await anon.expect("hello"))["role"] == "anonymous"
+    await anon.expect("snapshot")
+    assert (await anon.request("chat", text="hi"))["code"] == "auth_required"
+    viewer = await _join(live, seeded.show_id, Role.VIEWER, "Vera")
+    await viewer.request("chat", text="<b>hello</b>")
+    chat = await anon.expect("chat")
+    assert chat["text"] == "<b>hello</b>" and chat["name"] == "Vera"
+    for client in (anon, viewer):
+        await client.close()
+
+
+async def test_moderation(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    live.app.state.live.rate_limits = RateLimits({"chat": (10.0, 50)})
+    mod = await _join(live, seeded.show_id, Role.MODERATOR, "Mo")
+    vera = await _join(live, seeded.show_id, Role.VIEWER, "Vera")
+    walt = await _join(live, seeded.show_id, Role.VIEWER, "Walt")
+    hello = await vera.request("chat", text="first")
+    vera_uid = (await walt.expect("chat", text="first"))["user_id"]
+    # delete a message
+    assert (await mod.request("delete_chat", message_id=hello["message_id"]))["type"] == "ok"
+    assert (await walt.expect("chat_deleted"))["message_id"] == hello["message_id"]
+    # blocked words, before fan-out
+    assert (await mod.request("blocked_words", words=["Spam"]))["words"] == ["spam"]
+    assert (await vera.request("chat", text="buy SPAM now"))["code"] == "blocked_words"
+    # slow mode for one viewer
+    await mod.request("slow_mode", user_id=vera_uid, seconds=30)
+    assert (await vera.request("chat", text="one"))["type"] == "ok"
+    assert (await vera.request("chat", text="two"))["code"] == "slow_mode"
+    await mod.request("slow_mode", user_id=vera_uid, seconds=0)
+    # shadow ban: Vera sees her message, Walt does not
+    await mod.request("shadow_ban", user_id=vera_uid)
+    assert (await vera.request("chat", text="shadowed"))["type"] == "ok"
+    await vera.expect("chat", text="shadowed")
+    await walt.request("chat", text="after")
+    await walt.expect("chat", text="after")
+    assert all(e.get("text") != "shadowed" for e in events_of(walt.seen))
+    # mute, then ban: the socket closes with 4403 and cannot come back
+    await mod.request("mute", user_id=vera_uid, seconds=60)
+    assert (await vera.request("chat", text="muted?"))["code"] == "muted"
+    await mod.request("ban", user_id=vera_uid)
+    with pytest.raises(ConnectionClosed) as closed:
+        for _ in range(20):
+            await vera.next()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    # canned replies
+    canned = await mod.request("canned_add", text="Shipping is free!")
+    assert (await mod.request("canned_list"))["canned"] == {
+        canned["canned_id"]: "Shipping is free!"
+    }
+    await mod.request("canned_send", canned_id=canned["canned_id"])
+    assert (await walt.expect("chat", text="Shipping is free!"))["role"] == "moderator"
+    async with live.app.state.resources.sessions() as session:
+        actions = list(
+            await session.scalars(
+                select(ModerationAction.action).order_by(ModerationAction.created_at)
+            )
+        )
+    assert sorted(actions) == sorted(
+        [
+            "delete_chat",
+            "blocked_words",
+            "slow_mode",
+            "slow_mode",
+            "shadow_ban",
+            "mute",
+            "ban",
+            "canned_add",
+            "canned_send",
+        ]
+    )
+    for client in (mod, walt):
+        await client.close()
+
+
+async def test_banned_identity_is_refused(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    mod = await _join(live, seeded.show_id, Role.MODERATOR, "Mo")
+    token = live.token(Role.VIEWER, "Vera")
+    uid = live.app.state.tokens.verify(token).user_id
+    await mod.request("ban", user_id=uid)
+    client = await Client.open(live.url, seeded.show_id, token)
+    assert (await client.expect("error"))["code"] == "banned"
+    await mod.close()
+
+
+async def test_questions_queue_answer_and_timing(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    host = await _join(live, seeded.show_id, Role.HOST, "Hana")
+    mod = await _join(live, seeded.show_id, Role.MODERATOR, "Mo")
+    vera = await _join(live, seeded.show_id, Role.VIEWER, "Vera")
+    walt = await _join(live, seeded.show_id, Role.VIEWER, "Walt")
+    q1 = (await vera.request("ask", text="Is it wool?"))["question_id"]
+    q2 = (await vera.request("ask", text="Does it shrink?"))["question_id"]
+    assert (await walt.expect("question"))["question"]["text"] == "Is it wool?"
+    assert (await walt.request("upvote", question_id=q2))["votes"] == 1
+    assert (await walt.request("upvote", question_id=q2))["code"] == "already_voted"
+    queue = (await host.request("queue"))["questions"]
+    assert [q["id"] for q in queue] == [q2, q1]
+    assert (await mod.request("approve", question_id=q2))["type"] == "ok"
+    answered = await mod.request("answer", question_id=q2, text="No, it does not.")
+    assert answered["answer_s"] >= 0
+    answer = (await walt.expect("answer"))["question"]
+    assert answer["id"] == q2 and answer["answer"] == "No, it does not."
+    assert answer["text"] == "Does it shrink?"
+    assert (await mod.request("approve", question_id=q2))["code"] == "illegal_transition"
+    assert (await mod.request("dismiss", question_id=q1))["type"] == "ok"
+    assert (await host.request("queue"))["questions"] == []
+    stats = await host.request("stats")
+    assert stats["questions"]["answered"] == 1
+    assert stats["questions"]["median_answer_s"] >= 0
+    assert (await vera.request("approve", question_id=q1))["code"] == "forbidden_role"
+    for client in (host, mod, vera, walt):
+        await client.close()
+
+
+async def test_polls_vote_once_with_live_tally(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    host = await _join(live, seeded.show_id, Role.HOST, "Hana")
+    vera = await _join(live, seeded.show_id, Role.VIEWER, "Vera")
+    walt = await _join(live, seeded.show_id, Role.VIEWER, "Walt")
+    poll_id = (await host.request("open_poll", question="Color?", options=["red", "blue"]))[
+        "poll_id"
+    ]
+    assert (await walt.expect("poll_opened"))["poll"]["options"] == ["red", "blue"]
+    assert (await vera.request("vote", poll_id=poll_id, option=1))["type"] == "ok"
+    assert (await vera.request("vote", poll_id=poll_id, option=0))["code"] == "already_voted"
+    assert (await walt.request("vote", poll_id=poll_id, option=1))["type"] == "ok"
+    assert (await walt.request("vote", poll_id=poll_id, option=5))["code"] == "invalid_input"
+    tally = await walt.expect("poll_tally", poll_id=poll_id, tally={"1": 2})
+    assert tally["tally"] == {"1": 2}
+    closed = await host.request("close_poll", poll_id=poll_id)
+    assert closed["tally"] == {"1": 2}
+    assert (await vera.request("vote", poll_id=poll_id, option=0))["code"] == "poll_closed"
+    for client in (host, vera, walt):
+        await client.close()
+
+
+async def test_cart_and_buy_reply_to_that_viewer_only(live: LiveServer) -> None:
+    seeded = await seed_show(live.app, products=1, stock=2)
+    variant = seeded.variant_ids[0]
+    host = await _join(live, seeded.show_id, Role.HOST, "Hana")
+    mod = await _join(live, seeded.show_id, Role.MODERATOR, "Mo")
+    vera = await _join(live, seeded.show_id, Role.VIEWER, "Vera")
+    walt = await _join(live, seeded.show_id, Role.VIEWER, "Walt")
+    cart = await vera.request("add_to_cart", variant_id=variant, quantity=1)
+    assert cart["cart"] == {"lines": {variant: 1}}
+    bought = await vera.request(
+        "buy_now", variant_id=variant, quantity=2, idempotency_key="k1", payment_method="card"
+    )
+    assert bought["order"]["status"] == "confirmed" and bought["order"]["total_minor"] == 2000
+    order = await vera.expect("order")
+    assert order["status"] == "confirmed" and order["idempotency_key"] == "k1"
+    stock = await walt.expect("stock", variant_id=variant)
+    assert stock["available"] == 0 and stock["sold_out"] is True
+    sold_out = await walt.request(
+        "buy_now", variant_id=variant, quantity=1, idempotency_key="k2", payment_method="card"
+    )
+    assert sold_out["code"] == "sold_out"
+    await walt.request("ping")
+    assert all(e["type"] != "order" for e in events_of(walt.seen))
+    assert (await walt.request("notify_me", variant_id=variant))["type"] == "ok"
+    orders = await mod.request("viewer_orders", user_id=order["buyer_id"])
+    assert [o["total_minor"] for o in orders["orders"]] == [2000]
+    stats = await host.request("stats")
+    assert stats["orders"] == 1 and stats["revenue_minor"] == 2000
+    deal = await host.request(
+        "start_deal", variant_id=variant, price_minor=500, units=1, duration_s=60
+    )
+    assert deal["deal"]["price_minor"] == 500
+    started = await walt.expect("deal_started", variant_id=variant)
+    assert started["deal_price_minor"] == 500
+    for client in (host, mod, vera, walt):
+        await client.close()
+
+
+async def test_reactions_are_aggregated_and_stats_count(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    host = await _join(live, seeded.show_id, Role.HOST, "Hana")
+    vera = await _join(live, seeded.show_id, Role.VIEWER, "Vera")
+    for _ in range(12):
+        await vera.ws.send('{"type":"react","emoji":"<3"}')
+    await vera.request("tap", product_id=seeded.product_ids[0])
+    total = 0
+    while total < 12:
+        total += (await host.expect("reactions"))["counts"]["<3"]
+    assert total == 12
+    reactions = [e for e in events_of(host.seen) if e["type"] == "reactions"]
+    assert len(reactions) <= 2  # counts per tick, never one message per tap
+    await asyncio.sleep(1.2)
+    stats = await host.request("stats")
+    assert stats["viewers_now"] == 1 and stats["viewers_peak"] >= 1
+    assert stats["taps"] == {seeded.product_ids[0]: 1}
+    for client in (host, vera):
+        await client.close()
+
+
+async def test_moderation_log_has_rows(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    host = await _join(live, seeded.show_id, Role.HOST, "Hana")
+    await host.request("pin", product_id=seeded.product_ids[0])
+    async with live.app.state.resources.sessions() as session:
+        count = await session.scalar(select(func.count()).select_from(ModerationAction))
+    assert count == 1
+    await host.close()

@@ -1,0 +1,29 @@
+"""The app wires live: the event sink for checkout, one service, the show hooks."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from starlette.applications import Starlette
+
+from checkout.models import Role
+from live.checkout_events import LiveEventSink
+from live.service import LiveService
+from live.streams import ShowStream
+from tests.conftest import admin_headers
+
+
+async def test_app_wires_live(app: Starlette, client: httpx.AsyncClient) -> None:
+    assert isinstance(app.state.events, LiveEventSink)
+    assert isinstance(app.state.live, LiveService)
+    resp = await client.post("/api/shows", json={"title": "Wired"}, headers=admin_headers())
+    show_id = resp.json()["id"]
+    host = app.state.tokens.issue(Role.HOST, name="H", show_id=show_id)
+    resp = await client.post(
+        f"/api/shows/{show_id}/start", headers={"Authorization": f"Bearer {host}"}
+    )
+    assert resp.status_code == 200, resp.text
+    entries = await ShowStream(app.state.resources.redis, show_id).after("0-0")
+    assert [json.loads(e.event)["type"] for e in entries] == ["show_status"]
+    assert json.loads(entries[0].event)["status"] == "live"

@@ -1,0 +1,115 @@
+"""The live websocket endpoint: ``/live/{show_id}?token=...&last_id=...``.
+
+It authenticates the participant, then hands the socket to live's service. Refusals are
+sent in the websocket error shape and the socket is closed with 4401 (no valid token) or
+4403 (a token that may not join this show, or a banned viewer).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from checkout.models import Role
+from live.outbox import AsgiSink, DirectSink, Sink
+from live.protocol import CLOSE_AUTH, CLOSE_FORBIDDEN, ProtocolError, dumps
+from live.service import LiveService, Participant
+from web.auth import AuthError, TokenIssuer
+from web.errors import ws_error
+
+RAW_SEND = "liveshop.raw_send"
+
+
+class RawSendMiddleware:
+    """Keeps the server's own ``send`` in a websocket scope, before any wrapper.
+
+    live writes pre-built frames straight to uvicorn's protocol through it (see
+    live/outbox.py); with any other server live falls back to awaited ASGI sends.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            scope[RAW_SEND] = send
+        await self.app(scope, receive, send)
+
+
+class _Incoming:
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+
+    async def receive_text(self) -> str | None:
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return None
+            text = message.get("text")
+            if text is not None:
+                return str(text)
+            if message.get("bytes") is not None:
+                return "\x00binary"  # refused by the parser as malformed JSON
+
+
+def _sink(websocket: WebSocket) -> Sink:
+    direct = DirectSink.of(websocket.scope.get(RAW_SEND))
+    if direct is not None:
+        return direct
+    return AsgiSink(websocket.send_text, lambda code, reason: websocket.close(code, reason))
+
+
+async def _refuse(websocket: WebSocket, code: str, message: str, close_code: int) -> None:
+    await websocket.send_text(dumps(ws_error(code, message)))
+    await websocket.close(close_code, code)
+
+
+def _participant(tokens: TokenIssuer, token: str | None, show_id: str) -> Participant | None:
+    if not token:
+        return None
+    principal = tokens.verify(token)
+    if not principal.can_act_on(show_id):
+        raise AuthError("forbidden_show", "this token is for another show", 403)
+    return Participant(principal.user_id, principal.name, principal.role)
+
+
+async def live_socket(websocket: WebSocket) -> None:
+    show_id: str = websocket.path_params["show_id"]
+    state: Any = websocket.app.state
+    service: LiveService = state.live
+    await websocket.accept()
+    try:
+        who = _participant(state.tokens, websocket.query_params.get("token"), show_id)
+    except AuthError as exc:
+        close = CLOSE_AUTH if exc.http_status == 401 else CLOSE_FORBIDDEN
+        await _refuse(websocket, exc.code, exc.message, close)
+        return
+    if who is not None and who.role is Role.VIEWER:
+        room = None
+        try:
+            room = await service.room(show_id)
+        except ProtocolError as exc:
+            await _refuse(websocket, exc.code, exc.message, CLOSE_FORBIDDEN)
+            return
+        if await room.moderation.is_banned(who.user_id):
+            await _refuse(websocket, "banned", "you are banned from this show", CLOSE_FORBIDDEN)
+            return
+    try:
+        await service.serve(
+            _Incoming(websocket),
+            _sink(websocket),
+            show_id,
+            who,
+            websocket.query_params.get("last_id"),
+        )
+    except ProtocolError as exc:
+        await _refuse(websocket, exc.code, exc.message, CLOSE_FORBIDDEN)
+    except WebSocketDisconnect:
+        return
+
+
+def routes() -> list[BaseRoute]:
+    return [WebSocketRoute("/live/{show_id}", live_socket)]
