@@ -18,7 +18,6 @@ from checkout import catalog
 from checkout.models import Role
 from checkout.show_state import ShowStatus
 from config import Settings
-from tests.live.checkout_port import SqlRedisCheckout
 from web.app import create_app
 
 WAIT_S = 5.0
@@ -79,10 +78,6 @@ async def start_server(app: Starlette) -> tuple[uvicorn.Server, asyncio.Task[Non
 async def live(settings: Settings, redis_client: Any) -> AsyncIterator[LiveServer]:
     app = create_app(settings)
     server, task, port = await start_server(app)
-    state = app.state
-    state.live.checkout = SqlRedisCheckout(
-        state.resources.redis, state.resources.sessions, state.events
-    )
     try:
         yield LiveServer(app, f"ws://127.0.0.1:{port}")
     finally:

@@ -222,37 +222,60 @@ async def test_polls_vote_once_with_live_tally(live: LiveServer) -> None:
 
 
 async def test_cart_and_buy_reply_to_that_viewer_only(live: LiveServer) -> None:
-    seeded = await seed_show(live.app, products=1, stock=2)
+    """Cart and one-tap buy over the socket, through the real checkout service."""
+    seeded = await seed_show(live.app, products=1, stock=3)
     variant = seeded.variant_ids[0]
     host = await _join(live, seeded.show_id, Role.HOST, "Hana")
     mod = await _join(live, seeded.show_id, Role.MODERATOR, "Mo")
     vera = await _join(live, seeded.show_id, Role.VIEWER, "Vera")
     walt = await _join(live, seeded.show_id, Role.VIEWER, "Walt")
-    cart = await vera.request("add_to_cart", variant_id=variant, quantity=1)
-    assert cart["cart"] == {"lines": {variant: 1}}
+    cart = (await vera.request("add_to_cart", variant_id=variant, quantity=1))["cart"]
+    assert [(line["variant_id"], line["quantity"]) for line in cart["lines"]] == [(variant, 1)]
+    assert cart["total"] == {"amount": 1000, "currency": "EUR"}
     bought = await vera.request(
-        "buy_now", variant_id=variant, quantity=2, idempotency_key="k1", payment_method="card"
+        "buy_now",
+        variant_id=variant,
+        quantity=2,
+        idempotency_key="k1",
+        payment_method="pm_card_ok",
     )
-    assert bought["order"]["status"] == "confirmed" and bought["order"]["total_minor"] == 2000
+    assert bought["order"]["status"] == "confirmed"
+    assert bought["order"]["total"] == {"amount": 2000, "currency": "EUR"}
+    again = await vera.request(
+        "buy_now",
+        variant_id=variant,
+        quantity=2,
+        idempotency_key="k1",
+        payment_method="pm_card_ok",
+    )
+    assert again["order"]["order_id"] == bought["order"]["order_id"]
     order = await vera.expect("order")
     assert order["status"] == "confirmed" and order["idempotency_key"] == "k1"
-    stock = await walt.expect("stock", variant_id=variant)
-    assert stock["available"] == 0 and stock["sold_out"] is True
+    stock = await walt.expect("stock", variant_id=variant, available=0)
+    assert stock["sold_out"] is True
     sold_out = await walt.request(
-        "buy_now", variant_id=variant, quantity=1, idempotency_key="k2", payment_method="card"
+        "buy_now",
+        variant_id=variant,
+        quantity=1,
+        idempotency_key="k2",
+        payment_method="pm_card_ok",
     )
     assert sold_out["code"] == "sold_out"
     await walt.request("ping")
     assert all(e["type"] != "order" for e in events_of(walt.seen))
     assert (await walt.request("notify_me", variant_id=variant))["type"] == "ok"
     orders = await mod.request("viewer_orders", user_id=order["buyer_id"])
-    assert [o["total_minor"] for o in orders["orders"]] == [2000]
+    assert [o["total"]["amount"] for o in orders["orders"]] == [2000]
     stats = await host.request("stats")
     assert stats["orders"] == 1 and stats["revenue_minor"] == 2000
+    removed = await vera.request("remove_from_cart", variant_id=variant)
+    assert removed["cart"]["lines"] == []
+    back = await walt.expect("back_in_stock", variant_id=variant)
+    assert back["available"] == 1
     deal = await host.request(
         "start_deal", variant_id=variant, price_minor=500, units=1, duration_s=60
     )
-    assert deal["deal"]["price_minor"] == 500
+    assert deal["deal"]["price"] == {"amount": 500, "currency": "EUR"}
     started = await walt.expect("deal_started", variant_id=variant)
     assert started["deal_price_minor"] == 500
     for client in (host, mod, vera, walt):
