@@ -101,9 +101,7 @@ class Cards:
             "name": product.name,
             "image_url": product.image_url,
             "price": {"amount": first.price_minor, "currency": first.currency},
-            "deal_price": (
-                {"amount": deal.get("price_minor"), "currency": first.currency} if deal else None
-            ),
+            "deal_price": deal.get("price") if deal else None,
             "ends_at": deal.get("ends_at") if deal else None,
             "available": sum(max(0, n) for n in available.values()),
             "sold_out": all(n <= 0 for n in available.values()),

@@ -278,6 +278,9 @@ async def test_cart_and_buy_reply_to_that_viewer_only(live: LiveServer) -> None:
     assert deal["deal"]["price"] == {"amount": 500, "currency": "EUR"}
     started = await walt.expect("deal_started", variant_id=variant)
     assert started["deal_price_minor"] == 500
+    card = (await host.request("pin", product_id=seeded.product_ids[0]))["card"]
+    assert card["deal_price"] == {"amount": 500, "currency": "EUR"}
+    assert card["ends_at"] == deal["deal"]["ends_at"]
     for client in (host, mod, vera, walt):
         await client.close()
 
