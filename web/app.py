@@ -18,7 +18,7 @@ from checkout.errors import CheckoutError
 from config import Settings, load_settings
 from live.checkout_events import LiveEventSink
 from live.service import LiveService
-from web import api, checkout_api, live_ws
+from web import api, checkout_api, live_ws, pages
 from web.auth import AuthError, TokenIssuer
 from web.errors import ApiError, handle_coded, handle_http, handle_unexpected, ws_error
 from web.hooks import AppHooks
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
             *checkout_api.routes(),
             *live_ws.routes(),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *pages.routes(),
         ],
         middleware=[
             Middleware(live_ws.RawSendMiddleware),

@@ -22,6 +22,7 @@ class AppHooks:
         self.resources = resources
         self.status_listeners: list[Listener] = []
         self.catalog_listeners: list[Callable[[str], Awaitable[None]]] = []
+        self.stream_listeners: list[Callable[[str, str], Awaitable[None]]] = []
         self.checkout: CheckoutService | None = None  # set by the app: restock through it
 
     async def set_stock(self, variant_id: str, stock: int) -> dict[str, Any]:
@@ -38,3 +39,8 @@ class AppHooks:
     async def catalog_changed(self, show_id: str) -> None:
         for listener in self.catalog_listeners:
             await listener(show_id)
+
+    async def stream_state_changed(self, show_id: str, state: str) -> None:
+        """The show's video went live, offline or reconnecting."""
+        for listener in self.stream_listeners:
+            await listener(show_id, state)

@@ -1,0 +1,148 @@
+"""Browser tests: Debian's Chromium driven by Playwright against a real liveshop server.
+
+The server is started exactly as a user starts it: ``liveshop demo`` with the embedded
+defaults (SQLite file, embedded Valkey) in a temporary data folder. ``./dev test`` runs
+this folder inside a network namespace of its own (loopback and a veth address that exists
+only there), so neither the browser nor the relay can reach any other host.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Playwright, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts" / "screenshots"
+# ./dev test sets this inside its isolated network namespace (see ``isolated_network``).
+ICE_ADDRESS = os.environ.get("LIVESHOP_TEST_ICE_ADDRESS", "127.0.0.1")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+
+@dataclass(frozen=True)
+class Demo:
+    base_url: str
+    show_id: str
+    host_token: str
+    moderator_token: str
+    admin_secret: str
+
+    def page(self, kind: str, token: str | None = None) -> str:
+        url = f"{self.base_url}/{kind}/{self.show_id}"
+        return f"{url}#token={token}" if token else url
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    port = _free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LIVESHOP_") and k not in ("DATABASE_URL", "REDIS_URL")
+    }
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "LIVESHOP_DATA_DIR": str(tmp_path_factory.mktemp("demo")),
+            "LIVESHOP_ICE_HOST_ADDRESSES": ICE_ADDRESS,
+            "LIVESHOP_ADMIN_SECRET": "browser-admin-secret",
+            "LIVESHOP_LOG_LEVEL": "warning",
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "web.cli", "demo", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        printed: dict[str, str] = {}
+        assert proc.stdout.readline().strip() == "liveshop demo is ready:"
+        for _ in range(6):
+            label, _, value = proc.stdout.readline().partition(": ")
+            printed[label.strip()] = value.strip()
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the demo server did not come up"
+            time.sleep(0.2)
+        show_id = printed["viewer"].rstrip("/").rsplit("/", 1)[-1]
+        yield Demo(
+            base, show_id, printed["host token"], printed["moderator token"], "browser-admin-secret"
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: ./dev test installs Debian's chromium package")
+    instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        yield instance
+    finally:
+        instance.close()
+
+
+PHONE = {"width": 375, "height": 740}
+DESKTOP = {"width": 1280, "height": 800}
+
+
+def screenshot(page: object, name: str) -> Path:
+    """Save a screenshot for a person to look at (artifacts/screenshots/NAME.png)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)  # type: ignore[attr-defined]
+    return path

@@ -1,0 +1,156 @@
+"""The three pages in real Chromium, against a real `liveshop demo` server."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests.browser.conftest import DESKTOP, PHONE, Demo, screenshot
+
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture
+def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
+    opened: list[BrowserContext] = []
+    yield opened
+    for context in opened:
+        context.close()
+
+
+def open_page(
+    browser: Browser, contexts: list[BrowserContext], url: str, viewport: dict[str, int] = PHONE
+) -> Page:
+    """A page in a context of its own (its own storage: its own viewer identity)."""
+    context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+    context.set_default_timeout(TIMEOUT_MS)
+    contexts.append(context)
+    page = context.new_page()
+    page.goto(url)
+    return page
+
+
+def card(page: Page, name: str) -> object:
+    return page.get_by_role("article", name=name)
+
+
+def test_pin_and_one_tap_buy_update_every_page(
+    demo: Demo, browser: Browser, contexts: list[BrowserContext]
+) -> None:
+    studio = open_page(browser, contexts, demo.page("studio", demo.host_token), DESKTOP)
+    vera = open_page(browser, contexts, demo.page("watch"))
+    walt = open_page(browser, contexts, demo.page("watch"))
+    studio.get_by_role("button", name="Pin Merino crew sweater").click()
+    for viewer in (vera, walt):
+        expect(viewer.get_by_role("article", name="Merino crew sweater")).to_be_visible()
+    sweater = vera.get_by_role("article", name="Merino crew sweater")
+    expect(sweater.locator(".units")).to_have_text("20 left")
+    sweater.get_by_role("button", name="Buy now").click()
+    expect(sweater.get_by_role("status")).to_have_text(re.compile(r"^Bought! Order ord_"))
+    for viewer in (vera, walt):
+        expect(
+            viewer.get_by_role("article", name="Merino crew sweater").locator(".units")
+        ).to_have_text("19 left")
+    screenshot(vera, "viewer-phone")
+    screenshot(studio, "studio-desktop")
+
+
+def test_sold_out_offers_notify_me(
+    demo: Demo, browser: Browser, contexts: list[BrowserContext]
+) -> None:
+    studio = open_page(browser, contexts, demo.page("studio", demo.host_token), DESKTOP)
+    studio.get_by_role("button", name="Pin Limited sneaker drop").click()
+    buyer = open_page(browser, contexts, demo.page("watch"))
+    other = open_page(browser, contexts, demo.page("watch"))
+    sneaker = buyer.get_by_role("article", name="Limited sneaker drop")
+    expect(sneaker.locator(".units")).to_have_text("3 left")
+    for left in (2, 1, 0):
+        sneaker.get_by_role("button", name="Buy now").click()
+        expect(sneaker.get_by_role("status")).to_have_text(re.compile("^Bought!"))
+        expect(sneaker.locator(".units")).to_have_text("Sold out" if left == 0 else f"{left} left")
+    theirs = other.get_by_role("article", name="Limited sneaker drop")
+    expect(theirs.locator(".units")).to_have_text("Sold out")
+    expect(theirs.get_by_role("button", name="Buy now")).to_be_disabled()
+    theirs.get_by_role("button", name="Notify me").click()
+    expect(theirs.get_by_role("status")).to_have_text("We will tell you when it is back")
+    screenshot(other, "viewer-sold-out-phone")
+
+
+def test_question_goes_to_moderator_and_the_answer_comes_back(
+    demo: Demo, browser: Browser, contexts: list[BrowserContext]
+) -> None:
+    viewer = open_page(browser, contexts, demo.page("watch"))
+    console = open_page(browser, contexts, demo.page("moderate", demo.moderator_token), DESKTOP)
+    viewer.get_by_label("Message").fill("Love the colours!")
+    viewer.get_by_role("button", name="Send", exact=True).click()
+    expect(console.locator("#chat li", has_text="Love the colours!")).to_be_visible()
+    viewer.get_by_label("Message").fill("Does the sweater run small?")
+    viewer.get_by_role("button", name="Ask").click()
+    item = console.locator("#queue li", has_text="Does the sweater run small?")
+    expect(item).to_be_visible()
+    screenshot(console, "moderator-desktop")
+    item.get_by_role("button", name="Approve").click()
+    item = console.locator("#queue li", has_text="Does the sweater run small?")
+    expect(item.locator(".status", has_text="approved")).to_be_visible()
+    item.get_by_label("Answer to: Does the sweater run small?").fill("True to size <b>really</b>")
+    item.get_by_role("button", name="Answer").click()
+    viewer.get_by_role("button", name=re.compile(r"^Cart \d")).click()
+    answer = viewer.locator("#questions li", has_text="Does the sweater run small?")
+    expect(answer.locator(".answer")).to_have_text("Answer: True to size <b>really</b>")
+    assert answer.locator("b", has_text="really").count() == 0, "user text rendered as HTML"
+    screenshot(viewer, "viewer-cart-drawer-phone")
+
+
+def test_viewer_cannot_reach_host_or_moderator_actions(
+    demo: Demo, browser: Browser, contexts: list[BrowserContext]
+) -> None:
+    viewer_token = httpx.post(
+        f"{demo.base_url}/api/viewers", json={"name": "Mallory"}, timeout=5
+    ).json()["token"]
+    studio = open_page(browser, contexts, demo.page("studio", viewer_token), DESKTOP)
+    product = studio.locator("#products li", has_text="Ceramic pour-over set")
+    product.get_by_role("button", name="Pin Ceramic pour-over set").click()
+    expect(product.get_by_role("status")).to_have_text(re.compile("may not"))
+    resp = studio.request.post(
+        f"{demo.base_url}/api/shows/{demo.show_id}/end",
+        headers={"Authorization": f"Bearer {viewer_token}"},
+    )
+    assert resp.status == 403
+    assert resp.json()["error"]["code"] == "forbidden_role"
+    viewer = open_page(browser, contexts, demo.page("watch"))
+    expect(viewer.get_by_role("article", name="Ceramic pour-over set")).to_have_count(0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "viewport"),
+    [
+        ("watch", PHONE),
+        ("watch", DESKTOP),
+        ("studio", PHONE),
+        ("studio", DESKTOP),
+        ("moderate", PHONE),
+        ("moderate", DESKTOP),
+    ],
+)
+def test_pages_are_readable_and_labelled(
+    demo: Demo,
+    browser: Browser,
+    contexts: list[BrowserContext],
+    kind: str,
+    viewport: dict[str, int],
+) -> None:
+    token = {"watch": None, "studio": demo.host_token, "moderate": demo.moderator_token}[kind]
+    page = open_page(browser, contexts, demo.page(kind, token), viewport)
+    page.wait_for_load_state("networkidle")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{kind} scrolls sideways at {viewport['width']} px"
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll('button, input, select')]
+        .filter(e => e.offsetParent !== null)
+        .filter(e => !(e.labels?.length || e.getAttribute('aria-label') || e.textContent.trim()))
+        .map(e => e.outerHTML)""")
+    assert unlabelled == []
+    screenshot(page, f"{kind}-{'phone' if viewport is PHONE else 'desktop'}-initial")

@@ -1,0 +1,156 @@
+// Shared helpers for the three pages: tokens, the HTTP API, the live socket, WHIP/WHEP.
+// Every piece of user text is rendered with textContent, never as HTML.
+
+export const showId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
+
+export function hashParams() {
+  return new URLSearchParams(location.hash.replace(/^#/, ""));
+}
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+export function money(price) {
+  if (!price) return "";
+  try {
+    return new Intl.NumberFormat(undefined, { style: "currency", currency: price.currency })
+      .format(price.amount / 100);
+  } catch {
+    return `${(price.amount / 100).toFixed(2)} ${price.currency}`;
+  }
+}
+
+export async function api(method, path, { token, body, headers = {} } = {}) {
+  const init = { method, headers: { ...headers } };
+  if (token) init.headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const resp = await fetch(path, init);
+  const data = resp.headers.get("content-type")?.includes("json") ? await resp.json() : null;
+  if (!resp.ok) {
+    const error = new Error(data?.error?.message || `HTTP ${resp.status}`);
+    error.code = data?.error?.code || `http_${resp.status}`;
+    error.status = resp.status;
+    throw error;
+  }
+  return data;
+}
+
+export function newKey() {
+  return crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
+}
+
+// The live socket: reconnects with the last event id it saw, so nothing is missed.
+export class LiveSocket {
+  constructor(token, onMessage, onStatus = () => {}) {
+    this.token = token;
+    this.onMessage = onMessage;
+    this.onStatus = onStatus;
+    this.lastId = null;
+    this.pending = new Map();
+    this.refs = 0;
+    this.closed = false;
+    this.retry = 0;
+    this.connect();
+  }
+
+  connect() {
+    const params = new URLSearchParams();
+    if (this.token) params.set("token", this.token);
+    if (this.lastId) params.set("last_id", this.lastId);
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    this.ws = new WebSocket(`${scheme}://${location.host}/live/${encodeURIComponent(showId)}?${params}`);
+    this.ws.onopen = () => { this.retry = 0; this.onStatus("open"); };
+    this.ws.onmessage = (event) => this.dispatch(JSON.parse(event.data));
+    this.ws.onclose = (event) => {
+      this.onStatus("closed", event.code);
+      for (const { reject } of this.pending.values()) reject(Object.assign(new Error("disconnected"), { code: "disconnected" }));
+      this.pending.clear();
+      if (this.closed || event.code === 4401 || event.code === 4403) return;
+      const delay = Math.min(5000, 250 * 2 ** this.retry++) * (0.5 + Math.random());
+      setTimeout(() => this.connect(), delay);
+    };
+  }
+
+  dispatch(message) {
+    const messages = message.type === "batch" ? message.events : [message];
+    for (const msg of messages) {
+      if (msg.id) this.lastId = msg.id;
+      if ((msg.type === "ok" || msg.type === "error") && this.pending.has(msg.ref)) {
+        const { resolve, reject } = this.pending.get(msg.ref);
+        this.pending.delete(msg.ref);
+        if (msg.type === "ok") resolve(msg);
+        else reject(Object.assign(new Error(msg.message), { code: msg.code }));
+        continue;
+      }
+      this.onMessage(msg);
+    }
+  }
+
+  request(type, fields = {}) {
+    const ref = `c${++this.refs}`;
+    return new Promise((resolve, reject) => {
+      if (this.ws.readyState !== WebSocket.OPEN) {
+        reject(Object.assign(new Error("not connected"), { code: "disconnected" }));
+        return;
+      }
+      this.pending.set(ref, { resolve, reject });
+      this.ws.send(JSON.stringify({ type, ref, ...fields }));
+    });
+  }
+
+  // A message that gets no reply (reactions).
+  send(type, fields = {}) {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ type, ...fields }));
+  }
+
+  close() { this.closed = true; this.ws.close(); }
+}
+
+async function iceGathered(pc, timeoutMs = 2000) {
+  if (pc.iceGatheringState === "complete") return;
+  await new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
+    });
+  });
+}
+
+// WHIP (publish) and WHEP (play): one POST of the offer, the answer back, DELETE to stop.
+export async function negotiate(pc, url, token) {
+  await pc.setLocalDescription(await pc.createOffer());
+  await iceGathered(pc);
+  const headers = { "Content-Type": "application/sdp" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const resp = await fetch(url, { method: "POST", headers, body: pc.localDescription.sdp });
+  if (resp.status !== 201) {
+    let message = `HTTP ${resp.status}`;
+    try { message = (await resp.json()).error.message; } catch {}
+    throw Object.assign(new Error(message), { status: resp.status });
+  }
+  const location = new URL(resp.headers.get("Location"), url).toString();
+  await pc.setRemoteDescription({ type: "answer", sdp: await resp.text() });
+  return location;
+}
+
+export async function hangUp(location, token) {
+  if (!location) return;
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  try { await fetch(location, { method: "DELETE", headers }); } catch {}
+}

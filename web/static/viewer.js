@@ -1,0 +1,336 @@
+// Viewer page: the video fills the screen, cards and chat float over it, buying never
+// leaves the stream. All user text goes through textContent (see common.js `el`).
+import { api, el, hangUp, hashParams, LiveSocket, money, negotiate, newKey, showId } from "/static/common.js";
+
+const PAYMENT_METHOD = "pm_card_ok"; // the saved test card
+const $ = (id) => document.getElementById(id);
+const state = { cards: new Map(), deals: new Map(), questions: new Map(), poll: null, me: null, stream: "offline" };
+
+async function identity() {
+  const fromHash = hashParams().get("token");
+  if (fromHash) return fromHash;
+  const saved = localStorage.getItem("liveshop.viewer");
+  if (saved) {
+    const { token, expires_at } = JSON.parse(saved);
+    if (expires_at * 1000 > Date.now() + 60_000) return token;
+  }
+  const name = `Guest ${Math.floor(1000 + Math.random() * 9000)}`;
+  const issued = await api("POST", "/api/viewers", { body: { name } });
+  localStorage.setItem("liveshop.viewer", JSON.stringify(issued));
+  return issued.token;
+}
+
+// ---- video (WHEP) ----
+let pc = null;
+let whepLocation = null;
+function setStreamMessage() {
+  const video = $("video");
+  const msg = $("stream-msg");
+  const playing = video.videoWidth > 0 && !video.paused;
+  if (state.stream === "reconnecting") msg.textContent = "Reconnecting to the host…";
+  else if (state.stream === "ended") msg.textContent = "The show has ended. Thanks for watching!";
+  else if (!playing) msg.textContent = "Waiting for the host…";
+  msg.hidden = playing && state.stream !== "reconnecting";
+}
+
+async function watch() {
+  if (pc) return;
+  pc = new RTCPeerConnection();
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addTransceiver("audio", { direction: "recvonly" });
+  const stream = new MediaStream();
+  pc.ontrack = (event) => {
+    stream.addTrack(event.track);
+    $("video").srcObject = stream;
+  };
+  pc.onconnectionstatechange = () => {
+    if (["failed", "closed"].includes(pc?.connectionState)) restartVideo();
+  };
+  try {
+    whepLocation = await negotiate(pc, `/whep/${encodeURIComponent(showId)}`, viewerToken);
+  } catch (error) {
+    pc.close();
+    pc = null;
+    setTimeout(watch, 3000);
+  }
+}
+
+function restartVideo() {
+  if (pc) pc.close();
+  pc = null;
+  hangUp(whepLocation, viewerToken);
+  whepLocation = null;
+  setTimeout(watch, 1000);
+}
+
+// ---- cards ----
+function countdown(endsAt) {
+  const left = Math.max(0, Math.round((Date.parse(endsAt) - Date.now()) / 1000));
+  return `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+}
+
+// A deal as checkout lists it ({price}) or as the deal_started event carries it.
+function dealPrice(deal) {
+  return deal.price || { amount: deal.deal_price_minor, currency: deal.currency };
+}
+
+function cardVariant(card, node) {
+  const select = node.querySelector("select");
+  const id = select ? select.value : card.variants[0]?.id;
+  return card.variants.find((v) => v.id === id) || card.variants[0];
+}
+
+function renderCards() {
+  const root = $("cards");
+  root.replaceChildren();
+  for (const card of state.cards.values()) root.append(renderCard(card));
+}
+
+function renderCard(card) {
+  const node = el("article", { class: "card", "aria-label": card.name, "data-product": card.product_id });
+  const result = el("p", { class: "result", role: "status" });
+  const variants = card.variants || [];
+  const select = variants.length > 1
+    ? el("select", { "aria-label": `${card.name} option` },
+        ...variants.map((v) => el("option", { value: v.id, text: Object.values(v.attributes || {}).join(" / ") || v.sku })))
+    : null;
+  const price = el("p", { class: "price" });
+  const units = el("p", { class: "muted units" });
+  const buy = el("button", { type: "button", class: "buy" }, "Buy now");
+  const add = el("button", { type: "button", class: "secondary add" }, "Add to cart");
+  const notify = el("button", { type: "button", class: "secondary notify" }, "Notify me");
+  const refresh = () => {
+    const variant = cardVariant(card, node);
+    const deal = variant && state.deals.get(variant.id);
+    price.replaceChildren();
+    if (deal && Date.parse(deal.ends_at) > Date.now()) {
+      price.append(el("span", { class: "deal", text: money(dealPrice(deal)) }),
+        el("s", { text: money(variant.price) }), el("span", { class: "deal", text: ` ends in ${countdown(deal.ends_at)}` }));
+    } else {
+      price.append(money(variant?.price || card.price));
+    }
+    const left = variant ? variant.available : card.available;
+    const soldOut = left <= 0;
+    units.textContent = soldOut ? "Sold out" : `${left} left`;
+    buy.disabled = soldOut;
+    add.disabled = soldOut;
+    notify.hidden = !soldOut;
+  };
+  node._refresh = refresh;
+  let pendingKey = null;
+  buy.addEventListener("click", async () => {
+    const variant = cardVariant(card, node);
+    pendingKey ??= newKey(); // a double tap reuses the key: one order, never two
+    buy.disabled = true;
+    result.className = "result";
+    result.textContent = "Buying…";
+    try {
+      const reply = await live.request("buy_now", { variant_id: variant.id, quantity: 1, idempotency_key: pendingKey, payment_method: PAYMENT_METHOD });
+      result.className = "result ok";
+      result.textContent = `Bought! Order ${reply.order.order_id}`;
+    } catch (error) {
+      result.className = "result fail";
+      result.textContent = reasonText(error);
+    } finally {
+      pendingKey = null;
+      refresh();
+    }
+  });
+  add.addEventListener("click", async () => {
+    try {
+      const reply = await live.request("add_to_cart", { variant_id: cardVariant(card, node).id, quantity: 1 });
+      renderCart(reply.cart);
+      result.className = "result ok";
+      result.textContent = "Added to your cart";
+    } catch (error) {
+      result.className = "result fail";
+      result.textContent = reasonText(error);
+    }
+  });
+  notify.addEventListener("click", async () => {
+    try {
+      await live.request("notify_me", { variant_id: cardVariant(card, node).id });
+      result.className = "result ok";
+      result.textContent = "We will tell you when it is back";
+    } catch (error) {
+      result.className = "result fail";
+      result.textContent = reasonText(error);
+    }
+  });
+  node.addEventListener("click", (event) => {
+    if (event.target === node) live.request("tap", { product_id: card.product_id }).catch(() => {});
+  });
+  select?.addEventListener("change", refresh);
+  node.append(
+    el("img", { src: card.image_url || "", alt: "" }),
+    el("div", {}, el("h3", { text: card.name }), price, units),
+    el("div", { class: "actions" }, select, buy, add, notify),
+    result,
+  );
+  refresh();
+  return node;
+}
+
+const REASONS = {
+  sold_out: "Sold out, sorry. Tap “Notify me” to hear when it is back.",
+  payment_declined: "Your card was declined. Nothing was charged.",
+  payment_timeout: "The payment did not go through in time. Nothing was charged.",
+  rate_limited: "Too fast, try again in a second.",
+  disconnected: "Connection lost, reconnecting…",
+};
+function reasonText(error) {
+  return REASONS[error.code] || error.message || "Something went wrong";
+}
+
+function applyStock({ variant_id, available }) {
+  for (const card of state.cards.values()) {
+    const variant = (card.variants || []).find((v) => v.id === variant_id);
+    if (!variant) continue;
+    variant.available = available;
+    variant.sold_out = available <= 0;
+    card.available = card.variants.reduce((n, v) => n + Math.max(0, v.available), 0);
+    card.sold_out = card.available <= 0;
+  }
+  for (const node of document.querySelectorAll(".card")) node._refresh?.();
+}
+
+// ---- cart ----
+function renderCart(cart) {
+  const lines = cart?.lines || [];
+  $("cart-count").textContent = String(lines.reduce((n, l) => n + l.quantity, 0));
+  $("cart-lines").replaceChildren(...lines.map((line) => el("li", { class: "row" },
+    el("span", { class: "grow", text: `${line.quantity} × ${line.name || line.sku || line.variant_id}` }),
+    el("span", { text: money(line.line_total || line.unit_price) }),
+    el("button", { type: "button", class: "secondary", "aria-label": `Remove ${line.name || line.variant_id}`,
+      onclick: async () => renderCart((await live.request("remove_from_cart", { variant_id: line.variant_id })).cart) }, "Remove"))));
+  $("cart-total").textContent = cart?.total ? `Total ${money(cart.total)}` : "";
+  $("checkout").disabled = lines.length === 0;
+}
+
+// ---- chat, questions, polls ----
+function addChat(msg) {
+  const chat = $("chat");
+  chat.append(el("li", { "data-id": msg.id }, el("span", { class: "who", text: msg.name }), el("span", { text: msg.text })));
+  while (chat.children.length > 50) chat.firstElementChild.remove();
+  chat.scrollTop = chat.scrollHeight;
+}
+
+function renderQuestions() {
+  const items = [...state.questions.values()].filter((q) => q.status !== "dismissed")
+    .sort((a, b) => (b.pinned - a.pinned) || (b.votes - a.votes));
+  $("questions").replaceChildren(...items.map((q) => el("li", {},
+    el("p", {}, el("span", { class: "votes", text: `▲ ${q.votes}` }), el("span", { class: "who", text: `${q.viewer_name}: ` }), el("span", { text: q.text })),
+    q.answer ? el("p", { class: "answer" }, el("b", { text: "Answer: " }), el("span", { text: q.answer })) : null,
+    q.answer ? null : el("button", { type: "button", class: "secondary", "aria-label": `Upvote: ${q.text}`,
+      onclick: () => live.request("upvote", { question_id: q.id }).catch(() => {}) }, "Upvote"))));
+}
+
+function renderPoll() {
+  const root = $("poll");
+  const poll = state.poll;
+  if (!poll) { root.replaceChildren(); return; }
+  const tally = poll.tally || {};
+  root.replaceChildren(el("div", { class: "poll", role: "group", "aria-label": "Poll" },
+    el("p", { text: poll.question }),
+    ...poll.options.map((option, i) => el("button", { type: "button", class: "secondary", disabled: poll.closed,
+      onclick: () => live.request("vote", { poll_id: poll.poll_id, option: i }).catch(() => {}) },
+      `${option} (${tally[i] ?? tally[String(i)] ?? 0})`))));
+}
+
+function setStatus(status) {
+  $("show-status").textContent = status;
+  $("show-status").className = `status ${status === "live" ? "live" : ""}`;
+  if (status === "ended") { state.stream = "ended"; setStreamMessage(); }
+}
+
+function onMessage(msg) {
+  switch (msg.type) {
+    case "hello": state.me = msg; break;
+    case "snapshot":
+      setStatus(msg.status);
+      state.cards = new Map((msg.cards || []).map((c) => [c.product_id, c]));
+      state.deals = new Map((msg.deals || []).map((d) => [d.variant_id, d]));
+      state.questions = new Map((msg.questions || []).map((q) => [q.id, q]));
+      state.poll = msg.poll || null;
+      if (msg.stream) { state.stream = msg.stream; setStreamMessage(); }
+      $("chat").replaceChildren();
+      (msg.chat || []).forEach(addChat);
+      if (msg.viewers) $("viewers").textContent = `${msg.viewers.now} watching`;
+      renderCards(); renderQuestions(); renderPoll();
+      break;
+    case "chat": addChat(msg); break;
+    case "chat_deleted": document.querySelector(`#chat [data-id="${CSS.escape(msg.message_id)}"]`)?.remove(); break;
+    case "reactions":
+      $("reactions").replaceChildren(...Object.entries(msg.counts).map(([emoji, n]) => el("span", { text: `${emoji} ${n}` })));
+      break;
+    case "viewers": $("viewers").textContent = `${msg.now} watching`; break;
+    case "card_pinned": state.cards.set(msg.card.product_id, msg.card); renderCards(); break;
+    case "card_unpinned": state.cards.delete(msg.product_id); renderCards(); break;
+    case "catalog_changed": state.cards = new Map((msg.cards || []).map((c) => [c.product_id, c])); renderCards(); break;
+    case "stock": applyStock(msg); break;
+    case "deal_started": state.deals.set(msg.variant_id, msg); renderCards(); break;
+    case "deal_ended": state.deals.delete(msg.variant_id); renderCards(); break;
+    case "back_in_stock": applyStock(msg); for (const n of document.querySelectorAll(".card")) n._refresh?.(); break;
+    case "order":
+      if (msg.status === "cart_expired") $("cart-result").textContent = "Your cart expired and its items were released.";
+      break;
+    case "question": case "question_updated": case "answer":
+      state.questions.set(msg.question.id, msg.question); renderQuestions(); break;
+    case "poll_opened": state.poll = msg.poll; renderPoll(); break;
+    case "poll_tally": if (state.poll?.poll_id === msg.poll_id) { state.poll.tally = msg.tally; renderPoll(); } break;
+    case "poll_closed": state.poll = { ...msg.poll, closed: true }; renderPoll(); break;
+    case "show_status": setStatus(msg.status); break;
+    case "stream": state.stream = msg.state; setStreamMessage(); if (msg.state === "live" && !pc) watch(); break;
+    case "moderation":
+      if (msg.action === "mute") addChat({ name: "liveshop", text: `You are muted for ${msg.seconds} s.` });
+      if (msg.action === "slow_mode") addChat({ name: "liveshop", text: `Slow mode: one message every ${msg.seconds} s.` });
+      break;
+    default: break;
+  }
+}
+
+let live;
+let viewerToken;
+
+async function main() {
+  viewerToken = await identity();
+  live = new LiveSocket(viewerToken, onMessage);
+  watch();
+  const video = $("video");
+  for (const name of ["playing", "resize", "pause", "emptied"]) video.addEventListener(name, setStreamMessage);
+  setInterval(() => { for (const node of document.querySelectorAll(".card")) node._refresh?.(); setStreamMessage(); }, 1000);
+  $("unmute").addEventListener("click", () => { video.muted = !video.muted; $("unmute").textContent = video.muted ? "Unmute" : "Mute"; });
+  $("chat-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = $("chat-input");
+    if (!input.value.trim()) return;
+    try { await live.request("chat", { text: input.value }); input.value = ""; }
+    catch (error) { addChat({ name: "liveshop", text: reasonText(error) }); }
+  });
+  $("ask").addEventListener("click", async () => {
+    const input = $("chat-input");
+    if (!input.value.trim()) return;
+    try { await live.request("ask", { text: input.value }); input.value = ""; addChat({ name: "liveshop", text: "Question sent to the moderators." }); }
+    catch (error) { addChat({ name: "liveshop", text: reasonText(error) }); }
+  });
+  $("react").addEventListener("click", () => live.send("react", { emoji: "❤" }));
+  $("open-cart").addEventListener("click", async () => {
+    $("cart").classList.add("open");
+    try { renderCart((await live.request("view_cart")).cart); } catch {}
+  });
+  $("close-cart").addEventListener("click", () => $("cart").classList.remove("open"));
+  let checkoutKey = null;
+  $("checkout").addEventListener("click", async () => {
+    checkoutKey ??= newKey();
+    $("cart-result").textContent = "Paying…";
+    try {
+      const reply = await live.request("checkout_cart", { idempotency_key: checkoutKey, payment_method: PAYMENT_METHOD });
+      $("cart-result").textContent = `Order ${reply.order.order_id} confirmed`;
+      renderCart((await live.request("view_cart")).cart);
+    } catch (error) {
+      $("cart-result").textContent = reasonText(error);
+    } finally { checkoutKey = null; }
+  });
+}
+
+main();
