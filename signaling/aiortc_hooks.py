@@ -1,0 +1,107 @@
+"""Every private aiortc/aioice hook the relay relies on, and nothing else.
+
+aiortc is pinned (``aiortc==1.16.0``) and ``tests/signaling/test_aiortc_hooks.py`` fails
+when one of these names or signatures changes. The hooks:
+
+- ``aiortc.rtcrtpreceiver.get_decoder``: the receiver's decoder thread looks the decoder up
+  through this module global. It is replaced once by a dispatcher that hands the encoded
+  frames of *marked* receivers over as ``av.Packet[Any]`` s and leaves every other receiver
+  (test clients, a decoding baseline) on aiortc's own decoders. The dispatcher recognises a
+  marked receiver by its ``_RTCRtpReceiver__decoder_thread``.
+- ``RTCRtpReceiver._send_rtcp_pli(media_ssrc)``: asks the host for a keyframe.
+- ``RTCRtpSender._send_keyframe()``: called when a viewer sends PLI or FIR; overridden per
+  sender instance so that the request reaches the relay instead of a (missing) encoder.
+- ``aioice.ice.get_host_addresses(use_ipv4, use_ipv6)``: the module global aioice gathers
+  host candidates from. Replaced by a wrapper that returns the addresses set in a context
+  variable (``ice_host_addresses``), else aioice's own answer.
+
+The sending side needs no hook: ``RTCRtpSender`` calls the public ``Encoder.pack(packet)``
+when its track yields an ``av.Packet[Any]`` instead of a frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from fractions import Fraction
+from typing import Any
+
+import aioice.ice
+import aiortc.rtcrtpreceiver
+import av
+from aiortc.codecs import get_decoder as aiortc_get_decoder
+
+_aioice_get_host_addresses: Callable[..., list[str]] = aioice.ice.get_host_addresses
+
+_host_addresses: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
+    "signaling_ice_host_addresses", default=None
+)
+_passthrough_receivers: weakref.WeakSet[Any] = weakref.WeakSet()
+_passthrough_lock = threading.Lock()
+
+
+class PassthroughDecoder:
+    """An aiortc ``Decoder`` that decodes nothing: one encoded frame in, one packet out."""
+
+    def __init__(self, codec: Any) -> None:
+        self.time_base = Fraction(1, int(codec.clockRate))
+
+    def decode(self, encoded_frame: Any) -> list[av.Packet[Any]]:
+        packet = av.Packet(encoded_frame.data)
+        packet.pts = encoded_frame.timestamp
+        packet.time_base = self.time_base
+        return [packet]
+
+
+def _get_decoder(codec: Any) -> Any:
+    current = threading.current_thread()
+    with _passthrough_lock:
+        receivers = list(_passthrough_receivers)
+    for receiver in receivers:
+        if getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is current:
+            return PassthroughDecoder(codec)
+    return aiortc_get_decoder(codec)
+
+
+def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    configured = _host_addresses.get()
+    if configured is None:
+        return _aioice_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+    return [address for address in configured if (use_ipv6 if ":" in address else use_ipv4)]
+
+
+def install() -> None:
+    """Put the two module-global hooks in place (idempotent)."""
+    aiortc.rtcrtpreceiver.get_decoder = _get_decoder  # type: ignore[attr-defined]
+    aioice.ice.get_host_addresses = _get_host_addresses
+
+
+def receive_encoded(receiver: Any) -> None:
+    """Make ``receiver``'s track yield ``av.Packet[Any]`` s (call before its first frame)."""
+    install()
+    with _passthrough_lock:
+        _passthrough_receivers.add(receiver)
+
+
+@contextlib.contextmanager
+def ice_host_addresses(addresses: Sequence[str]) -> Iterator[None]:
+    """Within this block, ICE gathering offers only ``addresses`` (empty: aioice default)."""
+    install()
+    token = _host_addresses.set(tuple(addresses) or None)
+    try:
+        yield
+    finally:
+        _host_addresses.reset(token)
+
+
+async def request_keyframe(receiver: Any, media_ssrc: int) -> None:
+    """Send an RTCP PLI for ``media_ssrc`` through ``receiver``."""
+    await receiver._send_rtcp_pli(media_ssrc)
+
+
+def on_keyframe_request(sender: Any, callback: Callable[[], None]) -> None:
+    """Call ``callback`` whenever the remote end of ``sender`` sends PLI or FIR."""
+    sender._send_keyframe = callback
