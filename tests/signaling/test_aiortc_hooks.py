@@ -1,0 +1,130 @@
+"""Fails when a private aiortc/aioice hook the relay relies on changes.
+
+See ``signaling/aiortc_hooks.py`` for what each hook is used for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from importlib.metadata import version
+
+import aioice.ice
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
+import av
+from aiortc import RTCPeerConnection
+from aiortc.codecs import get_encoder
+from aiortc.codecs.base import Encoder
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from signaling import aiortc_hooks
+
+VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
+
+
+def params(function: object) -> list[str]:
+    return list(inspect.signature(function).parameters)  # type: ignore[arg-type]
+
+
+def test_aiortc_is_the_pinned_version() -> None:
+    assert version("aiortc") == "1.16.0"
+
+
+def test_receiver_decoder_thread_looks_up_get_decoder_in_its_module() -> None:
+    source = inspect.getsource(aiortc.rtcrtpreceiver.decoder_worker)
+    assert "decoder = get_decoder(codec)" in source
+    assert "decoder.decode(encoded_frame)" in source
+    assert params(aiortc.rtcrtpreceiver.decoder_worker) == [
+        "loop",
+        "input_q",
+        "output_q",
+        "decode_error",
+    ]
+    receive = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver.receive)
+    assert "self.__decoder_thread = threading.Thread(" in receive
+    assert "target=decoder_worker" in receive
+    init = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver.__init__)
+    assert "self.__decoder_thread: Optional[threading.Thread] = None" in init
+
+
+def test_receiver_pli_hook() -> None:
+    assert params(aiortc.rtcrtpreceiver.RTCRtpReceiver._send_rtcp_pli) == ["self", "media_ssrc"]
+    assert inspect.iscoroutinefunction(aiortc.rtcrtpreceiver.RTCRtpReceiver._send_rtcp_pli)
+
+
+def test_sender_keyframe_request_hook() -> None:
+    sender = aiortc.rtcrtpsender.RTCRtpSender
+    assert params(sender._send_keyframe) == ["self"]
+    rtcp = inspect.getsource(sender._handle_rtcp_packet)
+    assert "self._send_keyframe()" in rtcp
+    assert "RTCP_PSFB_PLI" in rtcp and "RTCP_PSFB_FIR" in rtcp
+
+
+def test_sender_packs_packets_instead_of_encoding() -> None:
+    source = inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender._next_encoded_frame)
+    assert "isinstance(data, Frame)" in source
+    assert "self.__encoder.pack(data)" in source
+    assert params(Encoder.pack) == ["self", "packet"]
+    packet = av.Packet(b"\x10\x02\x00\x9d\x01\x2a")
+    packet.pts = 3000
+    packet.time_base = aiortc_hooks.PassthroughDecoder(VP8).time_base
+    payloads, timestamp = get_encoder(VP8).pack(packet)
+    assert timestamp == 3000 and payloads
+
+
+def test_aioice_gathers_host_addresses_from_its_module_global() -> None:
+    assert params(aioice.ice.get_host_addresses) == ["use_ipv4", "use_ipv6"]
+    source = inspect.getsource(aioice.ice.Connection.gather_candidates)
+    assert "addresses = get_host_addresses(" in source
+
+
+def test_passthrough_decoder_yields_packets() -> None:
+    decoder = aiortc_hooks.PassthroughDecoder(VP8)
+    (packet,) = decoder.decode(JitterFrame(data=b"abc", timestamp=6000))
+    assert bytes(packet) == b"abc"
+    assert packet.pts == 6000
+    assert packet.time_base == decoder.time_base
+
+
+def test_dispatcher_only_changes_marked_receivers() -> None:
+    aiortc_hooks.install()
+
+    class Marked:
+        _RTCRtpReceiver__decoder_thread: threading.Thread | None = None
+
+    marked = Marked()
+    aiortc_hooks.receive_encoded(marked)
+    found: list[object] = []
+
+    def in_thread() -> None:
+        found.append(aiortc.rtcrtpreceiver.get_decoder(VP8))  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=in_thread)
+    marked._RTCRtpReceiver__decoder_thread = thread
+    thread.start()
+    thread.join()
+    other = threading.Thread(target=in_thread)
+    other.start()
+    other.join()
+    assert isinstance(found[0], aiortc_hooks.PassthroughDecoder)
+    assert not isinstance(found[1], aiortc_hooks.PassthroughDecoder)
+
+
+async def test_ice_host_addresses_restrict_gathering() -> None:
+    pc = RTCPeerConnection()
+    pc.addTransceiver("video")
+    try:
+        with aiortc_hooks.ice_host_addresses(["127.0.0.1"]):
+            await pc.setLocalDescription(await pc.createOffer())
+        candidates = [
+            line for line in pc.localDescription.sdp.splitlines() if line.startswith("a=candidate")
+        ]
+        assert candidates and all(" 127.0.0.1 " in line for line in candidates)
+        assert aioice.ice.get_host_addresses(
+            True, False
+        ) == aiortc_hooks._aioice_get_host_addresses(use_ipv4=True, use_ipv6=False)
+    finally:
+        await asyncio.shield(pc.close())
