@@ -188,58 +188,75 @@ async def _publish(url: str, seconds: float, gop: int, bitrate: int) -> None:
 
 
 class CountingViewer:
-    def __init__(self) -> None:
-        self.frames: list[float] = []  # arrival times
-        self.latencies: list[float] = []  # (arrival, latency) within the window
+    """A WHEP viewer that only counts, so that one process can hold 150 of them here.
+
+    A *probe* viewer reads each RTP packet after SRTP decryption: its marker bit (end of a
+    frame) and the SEI send time (latency); packets never reach aiortc's jitter buffer or
+    decoder. Other viewers count RTP packets and frames (marker bits are in the clear
+    RTP header) as the datagrams arrive, without decrypting them. The server does the full
+    work (packetize, encrypt, send) for every viewer either way. Bench-only private hooks.
+    """
+
+    def __init__(self, probe: bool = True) -> None:
+        self.probe = probe
+        self.frames = 0
+        self.packets = 0
+        self.latencies: list[float] = []
         self.first_frame_s: float | None = None
+        self.began = 0.0
         self.pc: Any = None
-        self.task: asyncio.Task[None] | None = None
 
     async def start(self, url: str, h264: bool) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection
-
-        from .aiortc_hooks import receive_encoded
 
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         transceiver = self.pc.addTransceiver("video", direction="recvonly")
         if h264:
             _prefer_h264(transceiver)
-        receive_encoded(transceiver.receiver)
-        began = time.monotonic()
+        # Bench-only private hook: the DTLS transport hands decrypted RTP to this method.
+        transceiver.receiver.transport._handle_rtp_data = self._on_rtp
+        self.began = time.monotonic()
         await _offer(url, self.pc)
-        self.task = asyncio.get_running_loop().create_task(
-            self._consume(transceiver.receiver.track, began)
-        )
+        if not self.probe:
+            connection = transceiver.receiver.transport.transport._connection
+            for protocol in connection._protocols:
+                protocol.datagram_received = self._fast_path(protocol.datagram_received)
 
-    async def _consume(self, track: Any, began: float) -> None:
-        from aiortc.mediastreams import MediaStreamError
+    def _fast_path(self, original: Any) -> Any:
+        def datagram_received(data: bytes, addr: Any) -> None:
+            # RTP (not RTCP: payload types 192-208), counted without decrypting.
+            if len(data) > 12 and 127 < data[0] < 192 and not 192 <= data[1] <= 208:
+                self.packets += 1
+                if data[1] & 0x80:
+                    self.frames += 1
+                    if self.first_frame_s is None:
+                        self.first_frame_s = time.monotonic() - self.began
+                return
+            original(data, addr)
 
-        from .synthetic import read_sei_timestamp
+        return datagram_received
 
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                packet = await track.recv()
-                now = time.monotonic()
-                if self.first_frame_s is None:
-                    self.first_frame_s = now - began
-                self.frames.append(now)
-                sent = read_sei_timestamp(bytes(packet)[:64])
-                if sent is not None:
-                    self.latencies.append(time.time() - sent)
+    async def _on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
+        from .synthetic import SEI_UUID, read_sei_timestamp
 
-    async def packets_received(self) -> int:
-        report = await self.pc.getReceivers()[0].getStats()
-        return sum(s.packetsReceived for s in report.values() if s.type == "inbound-rtp")
+        self.packets += 1
+        if SEI_UUID in data:
+            sent = read_sei_timestamp(data)
+            if sent is not None:
+                self.latencies.append(time.time() - sent)
+        if len(data) > 1 and data[1] & 0x80:
+            self.frames += 1
+            if self.first_frame_s is None:
+                self.first_frame_s = time.monotonic() - self.began
 
     async def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
         await asyncio.shield(self.pc.close())
 
 
-async def _view(url: str, count: int, late: int, window: float, h264: bool) -> None:
-    viewers = [CountingViewer() for _ in range(count)]
+async def _view(
+    url: str, count: int, late: int, window: float, h264: bool, probes: int = 10
+) -> None:
+    viewers = [CountingViewer(probe=i < probes) for i in range(count)]
     gate = asyncio.Semaphore(8)
 
     async def start(viewer: CountingViewer) -> None:
@@ -248,16 +265,16 @@ async def _view(url: str, count: int, late: int, window: float, h264: bool) -> N
 
     await asyncio.gather(*(start(v) for v in viewers))
     await asyncio.sleep(3)  # connected, past the cached group of pictures burst
-    packets_before = sum([await v.packets_received() for v in viewers])
-    marks = [len(v.frames) for v in viewers]
+    packets_before = sum(v.packets for v in viewers)
+    marks = [v.frames for v in viewers]
     lat_marks = [len(v.latencies) for v in viewers]
     print("window-start", flush=True)
     started = time.monotonic()
     await asyncio.sleep(window)
     elapsed = time.monotonic() - started
     print("window-end", flush=True)
-    packets_after = sum([await v.packets_received() for v in viewers])
-    received = [len(v.frames) - m for v, m in zip(viewers, marks, strict=True)]
+    packets_after = sum(v.packets for v in viewers)
+    received = [v.frames - m for v, m in zip(viewers, marks, strict=True)]
     latencies = [x for v, m in zip(viewers, lat_marks, strict=True) for x in v.latencies[m:]]
     expected = 30 * elapsed
     late_viewers = []
@@ -359,8 +376,10 @@ def run_case(
         started.append(view)
         _wait_line(view, "window-start")
         cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+        load0 = cpu_seconds(view.pid) + cpu_seconds(publisher.pid)
         _wait_line(view, "window-end")
         cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
+        load1 = cpu_seconds(view.pid) + cpu_seconds(publisher.pid)
         result: dict[str, Any] = json.loads(_wait_line(view, "{"))
         view.wait(60)
         publisher.terminate()
@@ -368,11 +387,21 @@ def run_case(
         kbps = [line.split()[1] for line in publisher.stdout if line.startswith("kbps ")]
         result["publisher_kbps"] = float(kbps[-1]) if kbps else None
     result["server_cores"] = (cpu1 - cpu0) / (t1 - t0)
+    result["load_generator_cores"] = (load1 - load0) / (t1 - t0)
     result["cores_per_viewer"] = result["server_cores"] / viewers
     return result
 
 
+def _pin(role: str) -> None:
+    """Server on CPU 0, load generators on the others, so they do not take its time."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if os.environ.get("LIVESHOP_BENCH_PIN") == "1" and len(cpus) >= 2:
+        os.sched_setaffinity(0, {cpus[0]} if role == "_serve" else set(cpus[1:]))
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0].startswith("_"):
+        _pin(argv[0])
     if argv and argv[0] == "_serve":
         return serve(int(argv[1]), argv[2])
     if argv and argv[0] == "_publish":
@@ -390,7 +419,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--bitrate", type=int, default=1_500_000)
     parser.add_argument("--baseline-viewers", type=int, default=3)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not pin the server to CPU 0 and the publisher and viewers to the others",
+    )
     args = parser.parse_args(argv)
+    os.environ["LIVESHOP_BENCH_PIN"] = "0" if args.no_pin else "1"
 
     relay = run_case("relay", args.viewers, args.late_joiners, args.window, args)
     print("relay:", json.dumps(relay), flush=True)
@@ -408,6 +443,8 @@ def main(argv: list[str]) -> int:
         "late_joiners": relay["late_joiners"],
         "late_joiners_without_frame": relay["late_joiners_without_frame"],
         "keyframe_interval_s": args.gop / 30,
+        "server_pinned_to_one_core": not args.no_pin,
+        "load_generator_cores": round(relay["load_generator_cores"], 3),
     }
     if not args.no_baseline:
         baseline = run_case("baseline", args.baseline_viewers, 0, args.window, args)
