@@ -42,6 +42,10 @@ class RelayTrack(MediaStreamTrack):
     async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
+        if self._queue.backlogged:
+            # The cached group of pictures is ready at once; without this the sender would
+            # send all of it without giving the event loop (and other viewers) a turn.
+            await asyncio.sleep(0)
         try:
             frame = await self._queue.get()
         except QueueClosed:

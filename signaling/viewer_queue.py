@@ -39,6 +39,10 @@ class ViewerQueue:
         return len(self._backlog) + len(self._frames)
 
     @property
+    def backlogged(self) -> bool:
+        return bool(self._backlog)
+
+    @property
     def needs_keyframe(self) -> bool:
         return self._needs_keyframe
 

@@ -122,10 +122,13 @@ async def publish(
     show: str = "show1",
     token: str | None = "host:show1",  # noqa: S107
     codec: str = "vp8",
+    audio: MediaStreamTrack | None = None,
 ) -> Client:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     transceiver = pc.addTransceiver(track, direction="sendonly")
     prefer(transceiver, codec)
+    if audio is not None:
+        pc.addTransceiver(audio, direction="sendonly")
     response = await _exchange(http, pc, f"/whip/{show}", token)
     if response.status_code != 201:
         await pc.close()
@@ -155,11 +158,14 @@ async def play(
     http: httpx.AsyncClient,
     show: str = "show1",
     token: str | None = "viewer:show1",  # noqa: S107
+    audio: bool = False,
 ) -> Viewer:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver("video", direction="recvonly")
+    if audio:
+        pc.addTransceiver("audio", direction="recvonly")
     tracks: asyncio.Queue[Any] = asyncio.Queue()
-    pc.on("track", tracks.put_nowait)
+    pc.on("track", lambda track: tracks.put_nowait(track) if track.kind == "video" else None)
     response = await _exchange(http, pc, f"/whep/{show}", token)
     if response.status_code != 201:
         await pc.close()

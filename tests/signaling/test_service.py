@@ -4,6 +4,8 @@ import asyncio
 import itertools
 import time
 
+from aiortc.mediastreams import AudioStreamTrack
+
 from signaling import StreamState
 from signaling.synthetic import EncodedPatternTrack, PatternTrack
 
@@ -34,6 +36,21 @@ async def test_publish_and_play_h264() -> None:
         await viewer.wait_frames(20)
         assert "H264" in viewer.response.text
         assert "VP8" not in viewer.response.text
+        await viewer.close()
+        await host.close()
+
+
+async def test_opus_audio_is_relayed() -> None:
+    async with running_server() as server:
+        host = await publish(server.http, PatternTrack(), audio=AudioStreamTrack())
+        await server.gate.wait_state("show1", StreamState.LIVE)
+        viewer = await play(server.http, audio=True)
+        assert "opus/48000/2" in viewer.response.text
+        audio = next(t.receiver.track for t in viewer.pc.getTransceivers() if t.kind == "audio")
+        async with asyncio.timeout(5):
+            frames = [await audio.recv() for _ in range(10)]
+        assert all(frame.sample_rate == 48000 for frame in frames)
+        assert frames[-1].pts > frames[0].pts
         await viewer.close()
         await host.close()
 
