@@ -39,6 +39,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def box_busy_seconds() -> float:
+    """CPU time spent busy by the whole machine (all cores), from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
 def p95(values: list[float]) -> float:
     if not values:
         return float("nan")
@@ -121,7 +129,15 @@ def serve(port: int, mode: str) -> int:
         yield
         await service.close()
 
-    app = Starlette(routes=service.routes(), lifespan=lifespan)
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def stats(request: Request) -> JSONResponse:
+        return JSONResponse(service.stats())
+
+    routes = [*service.routes(), Route("/bench/stats", stats)]
+    app = Starlette(routes=routes, lifespan=lifespan)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
     return 0
 
@@ -203,6 +219,8 @@ class CountingViewer:
         self.packets = 0
         self.latencies: list[float] = []
         self.first_frame_s: float | None = None
+        self.answered_s: float | None = None
+        self.connected_s: float | None = None
         self.began = 0.0
         self.pc: Any = None
 
@@ -216,7 +234,14 @@ class CountingViewer:
         # Bench-only private hook: the DTLS transport hands decrypted RTP to this method.
         transceiver.receiver.transport._handle_rtp_data = self._on_rtp
         self.began = time.monotonic()
+
+        @self.pc.on("connectionstatechange")  # type: ignore[untyped-decorator]
+        def on_state() -> None:
+            if self.pc.connectionState == "connected" and self.connected_s is None:
+                self.connected_s = time.monotonic() - self.began
+
         await _offer(url, self.pc)
+        self.answered_s = time.monotonic() - self.began
         if not self.probe:
             connection = transceiver.receiver.transport.transport._connection
             for protocol in connection._protocols:
@@ -254,8 +279,9 @@ class CountingViewer:
 
 
 async def _view(
-    url: str, count: int, late: int, window: float, h264: bool, probes: int = 10
+    url: str, count: int, late: int, window: float, settle: float, probes: int = 10
 ) -> None:
+    h264 = True
     viewers = [CountingViewer(probe=i < probes) for i in range(count)]
     gate = asyncio.Semaphore(8)
 
@@ -264,7 +290,9 @@ async def _view(
             await viewer.start(url, h264)
 
     await asyncio.gather(*(start(v) for v in viewers))
-    await asyncio.sleep(3)  # connected, past the cached group of pictures burst
+    # Every viewer starts with the cached group of pictures (up to a keyframe interval of
+    # frames, sent as fast as the server can); measure once those bursts are over.
+    await asyncio.sleep(settle)
     packets_before = sum(v.packets for v in viewers)
     marks = [v.frames for v in viewers]
     lat_marks = [len(v.latencies) for v in viewers]
@@ -285,6 +313,8 @@ async def _view(
         await asyncio.sleep(0.4)
     await asyncio.sleep(1.0)
     first = [v.first_frame_s * 1000 for v in late_viewers if v.first_frame_s is not None]
+    answered = [v.answered_s * 1000 for v in late_viewers if v.answered_s is not None]
+    connected = [v.connected_s * 1000 for v in late_viewers if v.connected_s is not None]
     result = {
         "frozen_viewers": sum(1 for r in received if r < 0.9 * expected),
         "frames_per_viewer_mean": statistics.mean(received) / elapsed if received else 0,
@@ -292,6 +322,8 @@ async def _view(
         "latency_p95_ms": p95(latencies) * 1000,
         "latency_p50_ms": (statistics.median(latencies) * 1000) if latencies else float("nan"),
         "first_frame_p95_ms": p95(first),
+        "late_answer_p95_ms": p95(answered),
+        "late_connected_p95_ms": p95(connected),
         "late_joiners": late,
         "late_joiners_without_frame": late - len(first),
     }
@@ -300,6 +332,15 @@ async def _view(
 
 
 # -- the orchestrator -----------------------------------------------------------------------------
+
+
+def _server_stats(port: int, mode: str) -> dict[str, int]:
+    if mode == "baseline":
+        return {}
+    import httpx
+
+    stats: dict[str, int] = httpx.get(f"http://127.0.0.1:{port}/bench/stats", timeout=10).json()
+    return stats
 
 
 def _free_port() -> int:
@@ -372,14 +413,19 @@ def run_case(
         started.append(publisher)
         _wait_line(publisher, "published")
         time.sleep(1.0)
-        view = _spawn("_view", f"{base}/whep/bench", str(viewers), str(late), str(window))
+        settle = str(args.gop / 30 + 2)
+        view = _spawn("_view", f"{base}/whep/bench", str(viewers), str(late), str(window), settle)
         started.append(view)
         _wait_line(view, "window-start")
+        stats0 = _server_stats(port, mode)
         cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+        box0 = box_busy_seconds()
         load0 = cpu_seconds(view.pid) + cpu_seconds(publisher.pid)
         _wait_line(view, "window-end")
         cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
+        box1 = box_busy_seconds()
         load1 = cpu_seconds(view.pid) + cpu_seconds(publisher.pid)
+        stats1 = _server_stats(port, mode)
         result: dict[str, Any] = json.loads(_wait_line(view, "{"))
         view.wait(60)
         publisher.terminate()
@@ -387,7 +433,17 @@ def run_case(
         kbps = [line.split()[1] for line in publisher.stdout if line.startswith("kbps ")]
         result["publisher_kbps"] = float(kbps[-1]) if kbps else None
     result["server_cores"] = (cpu1 - cpu0) / (t1 - t0)
+    result["server_window"] = {
+        "keyframe_skips": stats1.get("viewer_keyframe_skips", 0)
+        - stats0.get("viewer_keyframe_skips", 0),
+        "frames_dropped": stats1.get("viewer_frames_dropped", 0)
+        - stats0.get("viewer_frames_dropped", 0),
+        "frames_queued_at_end": stats1.get("viewer_frames_queued", 0),
+    }
     result["load_generator_cores"] = (load1 - load0) / (t1 - t0)
+    result["other_processes_cores"] = (box1 - box0) / (t1 - t0) - (
+        result["server_cores"] + result["load_generator_cores"]
+    )
     result["cores_per_viewer"] = result["server_cores"] / viewers
     return result
 
@@ -408,7 +464,7 @@ def main(argv: list[str]) -> int:
         asyncio.run(_publish(argv[1], float(argv[2]), int(argv[3]), int(argv[4])))
         return 0
     if argv and argv[0] == "_view":
-        asyncio.run(_view(argv[1], int(argv[2]), int(argv[3]), float(argv[4]), h264=True))
+        asyncio.run(_view(argv[1], int(argv[2]), int(argv[3]), float(argv[4]), float(argv[5])))
         return 0
 
     parser = argparse.ArgumentParser(prog="liveshop bench relay", description=__doc__)
@@ -435,9 +491,12 @@ def main(argv: list[str]) -> int:
         "cores_per_viewer": round(relay["cores_per_viewer"], 5),
         "packets_out_per_s": round(relay["packets_out_per_s"]),
         "first_frame_p95_ms": round(relay["first_frame_p95_ms"], 1),
+        "late_answer_p95_ms": round(relay["late_answer_p95_ms"], 1),
+        "late_connected_p95_ms": round(relay["late_connected_p95_ms"], 1),
         "latency_p95_ms": round(relay["latency_p95_ms"], 1),
         "latency_p50_ms": round(relay["latency_p50_ms"], 1),
         "frozen_viewers": relay["frozen_viewers"],
+        "server_window": relay["server_window"],
         "frames_per_viewer_per_s": round(relay["frames_per_viewer_mean"], 2),
         "publisher_kbps": relay["publisher_kbps"],
         "late_joiners": relay["late_joiners"],
@@ -445,6 +504,7 @@ def main(argv: list[str]) -> int:
         "keyframe_interval_s": args.gop / 30,
         "server_pinned_to_one_core": not args.no_pin,
         "load_generator_cores": round(relay["load_generator_cores"], 3),
+        "other_processes_cores": round(relay["other_processes_cores"], 3),
     }
     if not args.no_baseline:
         baseline = run_case("baseline", args.baseline_viewers, 0, args.window, args)

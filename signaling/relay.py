@@ -200,6 +200,15 @@ class ShowRelay:
             await asyncio.gather(self._request_task, return_exceptions=True)
             self._request_task = None
 
+    def queue_stats(self) -> tuple[int, int, int]:
+        """Frames waiting, keyframe skips and frames dropped, over this relay's viewers."""
+        queued = skips = dropped = 0
+        for viewer in self._viewers:
+            queued += len(viewer.video)
+            skips += viewer.video.skips
+            dropped += viewer.video.dropped
+        return queued, skips, dropped
+
     @property
     def task_count(self) -> int:
         return int(self._request_task is not None and not self._request_task.done())

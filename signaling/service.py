@@ -79,14 +79,19 @@ class SignalingService:
         ]
 
     def stats(self) -> dict[str, int]:
+        """Counts of what the service owns, and its viewers' video queues."""
         viewers = sum(1 for s in self._sessions.values() if s.role is Role.VIEWER)
         tasks = len(self._tasks) + sum(r.task_count for r in self._relays.values())
+        queues = [r.queue_stats() for r in self._relays.values()]
         return {
             "publishers": len(self._publishers),
             "viewers": viewers,
             "peer_connections": len(self._sessions),
             "tasks": tasks,
             "relays": len(self._relays),
+            "viewer_frames_queued": sum(q[0] for q in queues),
+            "viewer_keyframe_skips": sum(q[1] for q in queues),
+            "viewer_frames_dropped": sum(q[2] for q in queues),
         }
 
     def stream_state(self, show_id: str) -> StreamState:

@@ -114,6 +114,9 @@ async def test_bad_whep_requests() -> None:
             "peer_connections": 0,
             "tasks": 0,
             "relays": 0,
+            "viewer_frames_queued": 0,
+            "viewer_keyframe_skips": 0,
+            "viewer_frames_dropped": 0,
         }
 
 

@@ -52,6 +52,9 @@ async def test_cleanup_after_leave_failure_and_close() -> None:
         "peer_connections": 0,
         "tasks": 0,
         "relays": 0,
+        "viewer_frames_queued": 0,
+        "viewer_keyframe_skips": 0,
+        "viewer_frames_dropped": 0,
     }
     async with asyncio.timeout(5):
         while len(asyncio.all_tasks()) > baseline or decoder_threads():  # noqa: ASYNC110
