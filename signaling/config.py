@@ -21,7 +21,8 @@ class SignalingConfig:
     keyframe_request_interval_s
         At most one keyframe request (RTCP PLI) is sent to the host per interval.
     recording_dir
-        Not implemented yet; must be None.
+        When set, each publisher session's stream is muxed (not transcoded) into a file
+        there: H.264 in MPEG-TS, VP8 in WebM, with Opus audio.
     """
 
     ice_servers: list[str] = field(default_factory=list)

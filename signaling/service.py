@@ -17,6 +17,7 @@ from .config import SignalingConfig
 from .errors import SignalingError
 from .gate import STREAM_TRANSITIONS, ShowGate, StreamState
 from .http import CORS_HEADERS, add_link_headers, bearer_token, require_sdp, with_errors
+from .recording import Recorder
 from .relay import RelayTrack, RelayViewer, ShowRelay
 from .sdp import (
     SDP_CONTENT_TYPE,
@@ -43,8 +44,6 @@ class SignalingService:
     reconnect_grace_s: float = 30.0
 
     def __init__(self, config: SignalingConfig, gate: ShowGate) -> None:
-        if config.recording_dir is not None:
-            raise ValueError("recording_dir is not supported yet; leave it None")
         self._config = config
         self._gate = gate
         self._relays: dict[str, ShowRelay] = {}
@@ -264,6 +263,10 @@ class SignalingService:
         relay = self._relay(show_id)
         receiver = session.video_receiver
         relay.attach_source(session, codec.mimeType.lower(), codec, lambda: self._pli(receiver))
+        if self._config.recording_dir is not None:
+            session.recorder = Recorder(
+                self._config.recording_dir, show_id, session.session_id, codec.mimeType.lower()
+            )
         for transceiver in session.pc.getTransceivers():
             track = transceiver.receiver.track
             self._spawn(self._pump(session, relay, transceiver.kind, track), session)
@@ -277,6 +280,8 @@ class SignalingService:
             while True:
                 packet = await track.recv()
                 relay.push(session, kind, packet)
+                if session.recorder is not None:
+                    session.recorder.write(kind, packet)
         except MediaStreamError:
             pass
         if kind == "video" and session.state is not PeerState.CLOSED:
@@ -416,6 +421,8 @@ class SignalingService:
             task.cancel()
         await _close_pc(session.pc)
         await asyncio.gather(*owned, return_exceptions=True)
+        if session.recorder is not None:
+            session.recorder.close()
         self._drop_relay_if_idle(session.show_id)
 
     def _relay(self, show_id: str) -> ShowRelay:

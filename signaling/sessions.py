@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from .recording import Recorder
 from .relay import RelayViewer
 
 
@@ -44,6 +45,7 @@ class PeerSession:
     state: PeerState = PeerState.NEW
     viewer: RelayViewer | None = None
     video_receiver: Any = None
+    recorder: Recorder | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def transition(self, new: PeerState) -> bool:
