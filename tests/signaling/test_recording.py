@@ -34,7 +34,7 @@ async def test_the_host_stream_is_muxed_to_a_file(tmp_path: Path, codec: str, su
 def read_recording(folder: Path) -> tuple[Path, set[str], list[int]]:
     (path,) = folder.iterdir()
     with av.open(str(path)) as container:
-        kinds = {stream.type for stream in container.streams}
+        kinds: set[str] = {str(stream.type) for stream in container.streams}
         indexes = [read_index(frame) for frame in container.decode(video=0)]
     return path, kinds, indexes
 
