@@ -10,6 +10,7 @@ ERROR_STATUS: dict[str, int] = {
     "malformed_sdp": 400,
     "no_video": 400,
     "unsupported_codec": 400,
+    "unsupported_offer": 400,
     "unauthorized": 401,
     "forbidden": 403,
     "session_not_found": 404,

@@ -28,6 +28,15 @@ def parse_offer(body: bytes) -> Any:
         raise SignalingError("malformed_sdp", f"The SDP offer cannot be parsed: {exc}") from None
     if not description.media:
         raise SignalingError("malformed_sdp", "The SDP offer has no media section.")
+    for kind in ("audio", "video"):
+        if sum(1 for media in description.media if media.kind == kind) > 1:
+            raise SignalingError(
+                "unsupported_offer",
+                f"The offer has more than one {kind} section; one of each is relayed.",
+                fields={"media": kind},
+            )
+    if not has_kind(description, "audio") and not has_kind(description, "video"):
+        raise SignalingError("unsupported_offer", "The offer has no audio or video section.")
     return description
 
 

@@ -270,6 +270,19 @@ class SignalingService:
         for transceiver in session.pc.getTransceivers():
             track = transceiver.receiver.track
             self._spawn(self._pump(session, relay, transceiver.kind, track), session)
+        self._end_viewers_of_other_codecs(show_id, codec.mimeType.lower())
+
+    def _end_viewers_of_other_codecs(self, show_id: str, video_mime: str) -> None:
+        """Viewers who negotiated another codec before this host came cannot be served
+        without transcoding: their sessions end, and their players may ask again."""
+        for session in list(self._sessions.values()):
+            viewer = session.viewer
+            if (
+                session.show_id == show_id
+                and viewer is not None
+                and viewer.video_mime not in (None, video_mime)
+            ):
+                self._spawn(self._close_session(session))
 
     async def _pli(self, receiver: Any) -> None:
         for source in receiver.getSynchronizationSources():

@@ -25,6 +25,8 @@ a=fingerprint:sha-256 {fp}
 a=setup:actpass
 """.format(fp=":".join(["AB"] * 32))
 
+TWO_AUDIO_OFFER = AUDIO_ONLY_OFFER + AUDIO_ONLY_OFFER[AUDIO_ONLY_OFFER.index("m=audio") :]
+
 NO_ICE_OFFER = """v=0
 o=- 1 1 IN IP4 127.0.0.1
 s=-
@@ -63,6 +65,7 @@ def assert_no_peers(server: Server) -> None:
         ("v=0\r\nthis is not sdp\r\n", {}, 400, "malformed_sdp"),
         (NO_ICE_OFFER, {}, 400, "malformed_sdp"),
         (AUDIO_ONLY_OFFER, {}, 400, "no_video"),
+        (TWO_AUDIO_OFFER, {}, 400, "unsupported_offer"),
         ("v=0\r\n", {"Authorization": ""}, 401, "unauthorized"),
         ("v=0\r\n", {"Authorization": "Bearer forged"}, 401, "unauthorized"),
         ("v=0\r\n", {"Authorization": "Basic host:show1"}, 401, "unauthorized"),

@@ -113,6 +113,20 @@ async def test_viewer_before_live_gets_video_when_the_host_starts() -> None:
         await host.close()
 
 
+async def test_viewer_of_another_codec_is_ended_when_the_host_starts() -> None:
+    async with running_server() as server:
+        viewer = await play(server.http)  # negotiates VP8: no host yet
+        host = await publish(server.http, EncodedPatternTrack("h264", gop=30), codec="h264")
+        async with asyncio.timeout(5):
+            while server.service.stats()["viewers"]:  # noqa: ASYNC110 - polls service stats
+                await asyncio.sleep(0.05)
+        again = await play(server.http)
+        assert "H264" in again.response.text
+        await again.wait_frames(5)
+        for client in (viewer, again, host):
+            await client.close()
+
+
 async def test_host_reconnect_resumes_for_viewers() -> None:
     async with running_server() as server:
         host = await publish(server.http, EncodedPatternTrack("vp8", gop=60))
