@@ -14,7 +14,7 @@ import aioice.ice
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import av
-from aiortc import RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.codecs import get_encoder
 from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterFrame
@@ -114,7 +114,7 @@ def test_dispatcher_only_changes_marked_receivers() -> None:
 
 
 async def test_ice_host_addresses_restrict_gathering() -> None:
-    pc = RTCPeerConnection()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver("video")
     try:
         with aiortc_hooks.ice_host_addresses(["127.0.0.1"]):
