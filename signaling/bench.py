@@ -315,6 +315,11 @@ async def _view(
     first = [v.first_frame_s * 1000 for v in late_viewers if v.first_frame_s is not None]
     answered = [v.answered_s * 1000 for v in late_viewers if v.answered_s is not None]
     connected = [v.connected_s * 1000 for v in late_viewers if v.connected_s is not None]
+    after_connect = [
+        (v.first_frame_s - v.connected_s) * 1000
+        for v in late_viewers
+        if v.first_frame_s is not None and v.connected_s is not None
+    ]
     result = {
         "frozen_viewers": sum(1 for r in received if r < 0.9 * expected),
         "frames_per_viewer_mean": statistics.mean(received) / elapsed if received else 0,
@@ -324,6 +329,7 @@ async def _view(
         "first_frame_p95_ms": p95(first),
         "late_answer_p95_ms": p95(answered),
         "late_connected_p95_ms": p95(connected),
+        "first_frame_after_connect_p95_ms": p95(after_connect),
         "late_joiners": late,
         "late_joiners_without_frame": late - len(first),
     }
@@ -493,6 +499,7 @@ def main(argv: list[str]) -> int:
         "first_frame_p95_ms": round(relay["first_frame_p95_ms"], 1),
         "late_answer_p95_ms": round(relay["late_answer_p95_ms"], 1),
         "late_connected_p95_ms": round(relay["late_connected_p95_ms"], 1),
+        "first_frame_after_connect_p95_ms": round(relay["first_frame_after_connect_p95_ms"], 1),
         "latency_p95_ms": round(relay["latency_p95_ms"], 1),
         "latency_p50_ms": round(relay["latency_p50_ms"], 1),
         "frozen_viewers": relay["frozen_viewers"],
