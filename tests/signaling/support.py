@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 
 from signaling import ShowGate, SignalingConfig, SignalingError, SignalingService, StreamState
 from signaling.aiortc_hooks import ice_host_addresses
-from signaling.synthetic import PatternTrack, read_index
+from signaling.synthetic import EncodedPatternTrack, PatternTrack, read_index
 
 LOOPBACK = ["127.0.0.1"]
 
@@ -195,3 +195,9 @@ async def offer_whip(
         return await _exchange(http, pc, f"/whip/{show}", token)
     finally:
         await pc.close()
+
+
+async def wait_index(track: EncodedPatternTrack, index: int) -> None:
+    async with asyncio.timeout(10):
+        while track.index < index:  # noqa: ASYNC110 - polls the publisher's frame counter
+            await asyncio.sleep(0.02)

@@ -11,17 +11,17 @@ from signaling import StreamState
 from signaling.recording import vp8_size
 from signaling.synthetic import EncodedPatternTrack, read_index
 
-from .support import publish, running_server
+from .support import publish, running_server, wait_index
 
 
 @pytest.mark.parametrize(("codec", "suffix"), [("vp8", ".webm"), ("h264", ".ts")])
 async def test_the_host_stream_is_muxed_to_a_file(tmp_path: Path, codec: str, suffix: str) -> None:
     async with running_server(recording_dir=str(tmp_path)) as server:
-        host = await publish(
-            server.http, EncodedPatternTrack(codec, gop=15), codec=codec, audio=AudioStreamTrack()
-        )
+        track = EncodedPatternTrack(codec, gop=15)
+        host = await publish(server.http, track, codec=codec, audio=AudioStreamTrack())
         await server.gate.wait_state("show1", StreamState.LIVE)
-        await asyncio.sleep(1.0)
+        await wait_index(track, 40)
+        await asyncio.sleep(0.3)
         assert (await server.http.delete(host.location)).status_code == 200
         await host.close()
     path, kinds, indexes = read_recording(tmp_path)

@@ -9,7 +9,7 @@ from aiortc.mediastreams import AudioStreamTrack
 from signaling import StreamState
 from signaling.synthetic import EncodedPatternTrack, PatternTrack
 
-from .support import offer_whip, play, publish, running_server
+from .support import offer_whip, play, publish, running_server, wait_index
 
 
 async def test_publish_and_play_vp8() -> None:
@@ -61,8 +61,7 @@ async def test_late_joiner_starts_at_once_with_the_cached_keyframe() -> None:
         track = EncodedPatternTrack("vp8", gop=300)
         host = await publish(server.http, track)
         await server.gate.wait_state("show1", StreamState.LIVE)
-        await asyncio.sleep(1.5)
-        assert track.index > 30
+        await wait_index(track, 45)  # 1.5 s into the group of pictures
         joined = time.monotonic()
         viewer = await play(server.http)
         await viewer.wait_frames(30, within=5)
