@@ -25,19 +25,26 @@ import contextlib
 import contextvars
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from typing import Any
 
 import aioice.ice
 import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
 import av
 from aiortc.codecs import get_decoder as aiortc_get_decoder
+from aiortc.codecs import get_encoder as aiortc_get_encoder
+from aiortc.codecs.h264 import H264Encoder
 
 _aioice_get_host_addresses: Callable[..., list[str]] = aioice.ice.get_host_addresses
 
 _host_addresses: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
     "signaling_ice_host_addresses", default=None
+)
+_shared_packing: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "signaling_shared_packing", default=False
 )
 _passthrough_receivers: weakref.WeakSet[Any] = weakref.WeakSet()
 _passthrough_lock = threading.Lock()
@@ -66,6 +73,38 @@ def _get_decoder(codec: Any) -> Any:
     return aiortc_get_decoder(codec)
 
 
+class SharedH264Packer:
+    """An aiortc ``Encoder`` for relayed H.264: ``pack`` splits and packetizes a frame once,
+    and every sender handed the same ``av.Packet`` reuses the payloads (read-only)."""
+
+    CACHE_SIZE = 512
+    _cache: OrderedDict[int, tuple[Any, list[bytes], int]] = OrderedDict()
+
+    def __init__(self) -> None:
+        self._packer = H264Encoder()
+        self.target_bitrate = 0  # set by the sender on REMB; nothing to adapt here
+
+    def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        raise TypeError("relay senders only pack encoded packets")
+
+    def pack(self, packet: Any) -> tuple[list[bytes], int]:
+        cache = SharedH264Packer._cache
+        entry = cache.get(id(packet))
+        if entry is not None and entry[0] is packet:
+            return entry[1], entry[2]
+        payloads, timestamp = self._packer.pack(packet)
+        cache[id(packet)] = (packet, payloads, timestamp)
+        while len(cache) > self.CACHE_SIZE:
+            cache.popitem(last=False)
+        return payloads, timestamp
+
+
+def _get_encoder(codec: Any) -> Any:
+    if _shared_packing.get() and codec.mimeType.lower() == "video/h264":
+        return SharedH264Packer()
+    return aiortc_get_encoder(codec)
+
+
 def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     configured = _host_addresses.get()
     if configured is None:
@@ -77,6 +116,7 @@ def install() -> None:
     """Put the two module-global hooks in place (idempotent)."""
     aiortc.rtcrtpreceiver.get_decoder = _get_decoder  # type: ignore[attr-defined]
     aioice.ice.get_host_addresses = _get_host_addresses
+    aiortc.rtcrtpsender.get_encoder = _get_encoder  # type: ignore[attr-defined]
 
 
 def receive_encoded(receiver: Any) -> None:
@@ -95,6 +135,17 @@ def ice_host_addresses(addresses: Sequence[str]) -> Iterator[None]:
         yield
     finally:
         _host_addresses.reset(token)
+
+
+@contextlib.contextmanager
+def shared_packing() -> Iterator[None]:
+    """Senders started from within this block share H.264 packetization."""
+    install()
+    token = _shared_packing.set(True)
+    try:
+        yield
+    finally:
+        _shared_packing.reset(token)
 
 
 async def request_keyframe(receiver: Any, media_ssrc: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -224,10 +225,14 @@ class SignalingService:
             for kind in ("video", "audio"):
                 if has_kind(offer, kind):
                     self._add_transceiver(session, kind, codec)
-            await pc.setRemoteDescription(RTCSessionDescription(body.decode(), "offer"))
-            answer = await pc.createAnswer()
-            with aiortc_hooks.ice_host_addresses(self._config.ice_host_addresses):
-                await pc.setLocalDescription(answer)
+            with contextlib.ExitStack() as stack:
+                if session.role is Role.VIEWER:
+                    # aiortc starts the senders from tasks made in these two calls.
+                    stack.enter_context(aiortc_hooks.shared_packing())
+                await pc.setRemoteDescription(RTCSessionDescription(body.decode(), "offer"))
+                answer = await pc.createAnswer()
+                with aiortc_hooks.ice_host_addresses(self._config.ice_host_addresses):
+                    await pc.setLocalDescription(answer)
         except Exception as exc:
             await _close_pc(pc)
             if session.viewer is not None:

@@ -11,6 +11,7 @@ import threading
 from importlib.metadata import version
 
 import aioice.ice
+import aiortc.rtcpeerconnection
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import av
@@ -23,6 +24,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from signaling import aiortc_hooks
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
+H264 = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=99)
 
 
 def params(function: object) -> list[str]:
@@ -65,6 +67,7 @@ def test_sender_keyframe_request_hook() -> None:
 
 def test_sender_packs_packets_instead_of_encoding() -> None:
     source = inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender._next_encoded_frame)
+    assert "self.__encoder = get_encoder(codec)" in source
     assert "isinstance(data, Frame)" in source
     assert "self.__encoder.pack(data)" in source
     assert params(Encoder.pack) == ["self", "packet"]
@@ -128,3 +131,24 @@ async def test_ice_host_addresses_restrict_gathering() -> None:
         ) == aiortc_hooks._aioice_get_host_addresses(use_ipv4=True, use_ipv6=False)
     finally:
         await asyncio.shield(pc.close())
+
+
+def test_senders_start_in_tasks_made_by_the_description_calls() -> None:
+    # shared_packing() reaches the senders through the context these tasks copy.
+    pc = aiortc.rtcpeerconnection.RTCPeerConnection
+    for method in (pc.setLocalDescription, pc.setRemoteDescription):
+        assert "asyncio.ensure_future(self.__connect())" in inspect.getsource(method)
+    assert "self.__rtp_task = asyncio.ensure_future(self._run_rtp(" in inspect.getsource(
+        aiortc.rtcrtpsender.RTCRtpSender.send
+    )
+
+
+def test_shared_packer_packs_once_for_every_sender() -> None:
+    data = b"\x00\x00\x00\x01\x65" + bytes(3000)
+    packet = av.Packet(data)
+    packet.pts = 3000
+    packet.time_base = aiortc_hooks.PassthroughDecoder(VP8).time_base
+    first = aiortc_hooks.SharedH264Packer().pack(packet)
+    second = aiortc_hooks.SharedH264Packer().pack(packet)
+    assert first[0] is second[0]
+    assert first[0] == get_encoder(H264).pack(packet)[0]

@@ -7,6 +7,7 @@ import time
 from aiortc.mediastreams import AudioStreamTrack
 
 from signaling import StreamState
+from signaling.aiortc_hooks import SharedH264Packer
 from signaling.synthetic import EncodedPatternTrack, PatternTrack
 
 from .support import offer_whip, play, publish, running_server, wait_index
@@ -36,6 +37,9 @@ async def test_publish_and_play_h264() -> None:
         await viewer.wait_frames(20)
         assert "H264" in viewer.response.text
         assert "VP8" not in viewer.response.text
+        session = server.service._sessions[viewer.location.rsplit("/", 1)[1]]
+        sender = session.pc.getSenders()[0]
+        assert isinstance(sender._RTCRtpSender__encoder, SharedH264Packer)
         await viewer.close()
         await host.close()
 
