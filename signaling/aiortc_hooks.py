@@ -21,6 +21,8 @@ when its track yields an ``av.Packet[Any]`` instead of a frame.
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.selector_events
 import contextlib
 import contextvars
 import threading
@@ -146,6 +148,51 @@ def shared_packing() -> Iterator[None]:
         yield
     finally:
         _shared_packing.reset(token)
+
+
+DRAIN_LIMIT = 64
+_SELECTOR_DATAGRAM_TRANSPORT: Any = getattr(  # noqa: B009 - private, untyped
+    asyncio.selector_events, "_SelectorDatagramTransport"
+)
+
+
+def _draining_reader(transport: Any) -> Callable[[], None]:
+    sock, protocol = transport._sock, transport._protocol
+
+    def read_ready() -> None:
+        for _ in range(DRAIN_LIMIT):
+            if transport._conn_lost:
+                return
+            try:
+                data, addr = sock.recvfrom(transport.max_size)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                protocol.error_received(exc)
+                return
+            protocol.datagram_received(data, addr)
+
+    return read_ready
+
+
+def drain_reads(pc: Any) -> int:
+    """Make each of ``pc``'s UDP sockets drain what is waiting on every loop turn.
+    Returns how many sockets were changed."""
+    changed = 0
+    seen: set[int] = set()
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport._connection
+        for protocol in connection._protocols:
+            transport: Any = protocol.transport
+            if (
+                not isinstance(transport, _SELECTOR_DATAGRAM_TRANSPORT)
+                or transport._sock_fd in seen
+            ):
+                continue
+            seen.add(transport._sock_fd)
+            transport._loop._add_reader(transport._sock_fd, _draining_reader(transport))
+            changed += 1
+    return changed
 
 
 async def request_keyframe(receiver: Any, media_ssrc: int) -> None:

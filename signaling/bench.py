@@ -298,7 +298,11 @@ async def _view(
     lat_marks = [len(v.latencies) for v in viewers]
     print("window-start", flush=True)
     started = time.monotonic()
-    await asyncio.sleep(window)
+    lags: list[float] = []
+    while time.monotonic() - started < window:
+        before = time.monotonic()
+        await asyncio.sleep(0.05)
+        lags.append(time.monotonic() - before - 0.05)
     elapsed = time.monotonic() - started
     print("window-end", flush=True)
     packets_after = sum(v.packets for v in viewers)
@@ -332,6 +336,7 @@ async def _view(
         "first_frame_after_connect_p95_ms": p95(after_connect),
         "late_joiners": late,
         "late_joiners_without_frame": late - len(first),
+        "viewer_process_loop_lag_p95_ms": p95(lags) * 1000,
     }
     print(json.dumps(result), flush=True)
     await asyncio.gather(*(v.close() for v in viewers + late_viewers))
@@ -507,6 +512,7 @@ def main(argv: list[str]) -> int:
         "frames_per_viewer_per_s": round(relay["frames_per_viewer_mean"], 2),
         "publisher_kbps": relay["publisher_kbps"],
         "late_joiners": relay["late_joiners"],
+        "viewer_process_loop_lag_p95_ms": round(relay["viewer_process_loop_lag_p95_ms"], 1),
         "late_joiners_without_frame": relay["late_joiners_without_frame"],
         "keyframe_interval_s": args.gop / 30,
         "server_pinned_to_one_core": not args.no_pin,

@@ -203,6 +203,8 @@ class SignalingService:
         except SignalingError:
             await _close_pc(session.pc)
             raise
+        # The host's packets must not wait behind the fan-out (see aiortc_hooks).
+        aiortc_hooks.drain_reads(session.pc)
         previous = self._publishers.get(show_id)
         if previous is not None:
             # The same host reconnecting takes the show over; viewers stay attached.

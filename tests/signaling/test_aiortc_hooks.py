@@ -6,11 +6,15 @@ See ``signaling/aiortc_hooks.py`` for what each hook is used for.
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
 import inspect
+import socket
 import threading
 from importlib.metadata import version
+from typing import Any
 
 import aioice.ice
+import aiortc.rtcicetransport
 import aiortc.rtcpeerconnection
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
@@ -152,3 +156,38 @@ def test_shared_packer_packs_once_for_every_sender() -> None:
     second = aiortc_hooks.SharedH264Packer().pack(packet)
     assert first[0] is second[0]
     assert first[0] == get_encoder(H264).pack(packet)[0]
+
+
+def test_datagram_transport_internals_used_to_drain_reads() -> None:
+    transport: Any = aiortc_hooks._SELECTOR_DATAGRAM_TRANSPORT
+    source = inspect.getsource(transport._read_ready)
+    assert "self._sock.recvfrom(self.max_size)" in source
+    assert "self._protocol.datagram_received(data, addr)" in source
+    assert "self._add_reader" in inspect.getsource(transport.__init__)
+    assert "self._connection = Connection(" in inspect.getsource(
+        aiortc.rtcicetransport.RTCIceGatherer.__init__
+    )
+    assert "self._protocols" in inspect.getsource(aioice.ice.Connection.__init__)
+
+
+async def test_drain_reads_changes_every_socket_and_reads_all_that_waits() -> None:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("video")
+    got: list[Any] = []
+    try:
+        with aiortc_hooks.ice_host_addresses(["127.0.0.1"]):
+            await pc.setLocalDescription(await pc.createOffer())
+        assert aiortc_hooks.drain_reads(pc) == 1
+        connection = pc.getTransceivers()[0].receiver.transport.transport._connection
+        (protocol,) = connection._protocols
+        protocol.datagram_received = lambda data, addr: got.append(data)  # type: ignore[method-assign]
+        address = protocol.transport.get_extra_info("sockname")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for i in range(10):
+                sender.sendto(bytes([0x80, i]), address)
+        async with asyncio.timeout(2):
+            while len(got) < 10:  # noqa: ASYNC110 - polls what the reader delivered
+                await asyncio.sleep(0.01)
+        assert got == [bytes([0x80, i]) for i in range(10)]
+    finally:
+        await asyncio.shield(pc.close())
