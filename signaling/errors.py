@@ -25,14 +25,14 @@ ERROR_STATUS: dict[str, int] = {
 
 
 class SignalingError(Exception):
-    """A coded error; ``http_status`` follows from ``code`` unless given."""
+    """A coded error: ``code``, ``http_status`` (from ``code`` unless given), ``message``,
+    ``fields`` (which input was wrong), in that order."""
 
     def __init__(
         self,
         code: str,
-        message: str,
-        *,
         http_status: int | None = None,
+        message: str = "",
         fields: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)

@@ -31,7 +31,7 @@ def require_sdp(request: Request) -> None:
     if content_type != SDP_CONTENT_TYPE:
         raise SignalingError(
             "unsupported_media_type",
-            f"The offer must be sent as {SDP_CONTENT_TYPE}.",
+            message=f"The offer must be sent as {SDP_CONTENT_TYPE}.",
             fields={"content-type": content_type or "missing"},
         )
 

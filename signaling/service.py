@@ -142,7 +142,7 @@ class SignalingService:
             # Trickle ICE and ICE restarts are not supported (see the class docstring).
             raise SignalingError(
                 "method_not_allowed",
-                "Trickle ICE and ICE restarts are not supported: all candidates are in the "
+                message="Trickle ICE and ICE restarts are not supported: all candidates are in the "
                 "offer and the answer.",
             )
         if role is Role.PUBLISHER:
@@ -158,7 +158,7 @@ class SignalingService:
             or session.role is not role
             or session.show_id != request.path_params["show_id"]
         ):
-            raise SignalingError("session_not_found", "No such session.")
+            raise SignalingError("session_not_found", message="No such session.")
         return session
 
     def _created(self, session: PeerSession, prefix: str) -> Response:
@@ -186,12 +186,13 @@ class SignalingService:
         body = await request.body()
         offer = parse_offer(body)
         if not has_kind(offer, "video"):
-            raise SignalingError("no_video", "A WHIP offer must carry a video track.")
+            raise SignalingError("no_video", message="A WHIP offer must carry a video track.")
         codec = choose_video_codec(offer)
         if codec is None:
             raise SignalingError(
                 "unsupported_codec",
-                "The offer has neither VP8 nor H.264 constrained baseline (packetization-mode 1).",
+                message="The offer has neither VP8 nor H.264 constrained baseline "
+                "(packetization-mode 1).",
                 http_status=400,
             )
         self._check_publisher(show_id, identity)
@@ -216,7 +217,7 @@ class SignalingService:
         current = self._publishers.get(show_id)
         if current is not None and current.identity != identity:
             raise SignalingError(
-                "publisher_conflict", "Another publisher is already live on this show."
+                "publisher_conflict", message="Another publisher is already live on this show."
             )
 
     async def _negotiate(self, session: PeerSession, offer: Any, body: bytes, codec: Any) -> None:
@@ -241,7 +242,9 @@ class SignalingService:
                 session.viewer.close()
             if isinstance(exc, SignalingError):
                 raise
-            raise SignalingError("malformed_sdp", f"The offer cannot be answered: {exc}") from None
+            raise SignalingError(
+                "malformed_sdp", message=f"The offer cannot be answered: {exc}"
+            ) from None
 
     def _add_transceiver(self, session: PeerSession, kind: str, codec: Any) -> None:
         pc = session.pc
@@ -376,7 +379,7 @@ class SignalingService:
                 self._drop_relay_if_idle(show_id)
                 raise SignalingError(
                     "unsupported_codec",
-                    "The offer has neither VP8 nor H.264 constrained baseline.",
+                    message="The offer has neither VP8 nor H.264 constrained baseline.",
                     http_status=400,
                 )
         session = PeerSession(show_id, identity, Role.VIEWER, self._new_pc())
@@ -480,7 +483,7 @@ class SignalingService:
     def _check_open(self) -> None:
         if self._closed:
             raise SignalingError(
-                "service_closed", "The video relay is shutting down.", http_status=503
+                "service_closed", message="The video relay is shutting down.", http_status=503
             )
 
 

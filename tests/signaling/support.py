@@ -31,18 +31,18 @@ class FakeShows:
 
     def _check(self, show_id: str, bearer: str | None, role: str) -> str:
         if bearer is None:
-            raise SignalingError("unauthorized", "A bearer token is required.")
+            raise SignalingError("unauthorized", message="A bearer token is required.")
         parts = bearer.split(":")
         if len(parts) not in (2, 3) or parts[0] not in ("host", "viewer"):
-            raise SignalingError("unauthorized", "The token is not valid.")
+            raise SignalingError("unauthorized", message="The token is not valid.")
         if parts[1] != show_id or (role == "host" and parts[0] != "host"):
-            raise SignalingError("forbidden", "The token does not allow this.")
+            raise SignalingError("forbidden", message="The token does not allow this.")
         return bearer
 
     async def authorize_publisher(self, show_id: str, bearer: str | None) -> str:
         identity = self._check(show_id, bearer, "host")
         if show_id not in self.live:
-            raise SignalingError("show_not_live", "The show is not live.")
+            raise SignalingError("show_not_live", message="The show is not live.")
         return identity
 
     async def authorize_viewer(self, show_id: str, bearer: str | None) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from signaling import SignalingError
+
 from .support import Server, offer_whip, play, publish, running_server
 
 VALID_OFFER_HEADERS = {"Content-Type": "application/sdp", "Authorization": "Bearer host:show1"}
@@ -165,3 +167,16 @@ async def test_patch_is_405_and_options_has_cors_and_ice_servers() -> None:
         assert_no_peers(server)
         await viewer.close()
         await host.close()
+
+
+def test_error_fields_in_the_documented_order() -> None:
+    error = SignalingError("unauthorized", 401, "No token.", {"authorization": "missing"})
+    assert (error.code, error.http_status, error.message) == ("unauthorized", 401, "No token.")
+    assert error.to_dict() == {
+        "error": {
+            "code": "unauthorized",
+            "message": "No token.",
+            "fields": {"authorization": "missing"},
+        }
+    }
+    assert SignalingError("show_not_live", message="Not live.").http_status == 409
