@@ -236,11 +236,11 @@ class SignalingService:
                 answer = await pc.createAnswer()
                 with aiortc_hooks.ice_host_addresses(self._config.ice_host_addresses):
                     await pc.setLocalDescription(answer)
-        except Exception as exc:
+        except BaseException as exc:  # cancelled requests too: no peer is left behind
             await _close_pc(pc)
             if session.viewer is not None:
                 session.viewer.close()
-            if isinstance(exc, SignalingError):
+            if isinstance(exc, SignalingError) or not isinstance(exc, Exception):
                 raise
             raise SignalingError(
                 "malformed_sdp", message=f"The offer cannot be answered: {exc}"
