@@ -63,6 +63,7 @@ class RelayViewer:
     video: ViewerQueue
     audio: ViewerQueue
     video_mime: str | None
+    wants_audio: bool = False
 
     def close(self) -> None:
         self.video.close()
@@ -150,7 +151,8 @@ class ShowRelay:
             packet.pts = self._audio_timeline.rebase(packet.pts, epoch)
             frame = EncodedFrame(packet, True, len(data))
             for viewer in self._viewers:
-                viewer.audio.put(frame)
+                if viewer.wants_audio:
+                    viewer.audio.put(frame)
 
     def _keep_gop(self, frame: EncodedFrame) -> None:
         if frame.keyframe:

@@ -257,6 +257,7 @@ class SignalingService:
             viewer = session.viewer
             assert viewer is not None
             queue = viewer.video if kind == "video" else viewer.audio
+            viewer.wants_audio = viewer.wants_audio or kind == "audio"
             transceiver = pc.addTransceiver(RelayTrack(kind, queue), direction="sendonly")
             if kind == "video":
                 relay = self._relay(session.show_id)
