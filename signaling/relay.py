@@ -28,7 +28,19 @@ GOP_MAX_FRAMES = 900
 GOP_MAX_BYTES = 16 * 1024 * 1024
 AUDIO_QUEUE_PACKETS = 100
 
+# Viewers' senders woken per event-loop turn. Each sends its frame in one go (about 6 RTP
+# packets, 30 us each), so waking all 150 at once made one 25 ms turn in which nothing
+# else (the host's packets, other peers' handshakes) could run.
+FANOUT_CHUNK = 20
+
 KeyframeRequester = Callable[[], Coroutine[Any, Any, None]]
+
+
+def _wake_in_chunks(queues: list[ViewerQueue]) -> None:
+    for queue in queues[:FANOUT_CHUNK]:
+        queue.wake()
+    if len(queues) > FANOUT_CHUNK:
+        asyncio.get_running_loop().call_soon(_wake_in_chunks, queues[FANOUT_CHUNK:])
 
 
 class RelayTrack(MediaStreamTrack):
@@ -144,15 +156,21 @@ class ShowRelay:
             assert self.video_mime is not None
             frame = EncodedFrame(packet, is_keyframe(self.video_mime, data), len(data))
             self._keep_gop(frame)
-            for viewer in self._viewers:
-                if viewer.video_mime == self.video_mime:
-                    viewer.video.put(frame)
+            queued = [
+                viewer.video
+                for viewer in self._viewers
+                if viewer.video_mime == self.video_mime and viewer.video.put(frame, wake=False)
+            ]
+            _wake_in_chunks(queued)
         else:
             packet.pts = self._audio_timeline.rebase(packet.pts, epoch)
             frame = EncodedFrame(packet, True, len(data))
-            for viewer in self._viewers:
-                if viewer.wants_audio:
-                    viewer.audio.put(frame)
+            queued = [
+                viewer.audio
+                for viewer in self._viewers
+                if viewer.wants_audio and viewer.audio.put(frame, wake=False)
+            ]
+            _wake_in_chunks(queued)
 
     def _keep_gop(self, frame: EncodedFrame) -> None:
         if frame.keyframe:

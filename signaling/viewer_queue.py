@@ -52,14 +52,16 @@ class ViewerQueue:
             return
         self._backlog.extend(frames)
         self._needs_keyframe = False
-        self._wake()
+        self.wake()
 
-    def put(self, frame: EncodedFrame) -> None:
+    def put(self, frame: EncodedFrame, wake: bool = True) -> bool:
+        """Queue ``frame``; True when it was queued. With ``wake=False`` the caller wakes
+        the consumer later (``wake()``), so that a fan-out can spread the wake-ups."""
         if self._closed:
-            return
+            return False
         if self._needs_keyframe and not frame.keyframe:
             self.dropped += 1
-            return
+            return False
         if len(self._frames) >= self.max_frames:
             self.dropped += len(self) + 1
             self.skips += 1
@@ -67,11 +69,13 @@ class ViewerQueue:
             self._frames.clear()
             self._needs_keyframe = True
             if not frame.keyframe:
-                return
+                return False
             self.dropped -= 1
         self._needs_keyframe = False
         self._frames.append(frame)
-        self._wake()
+        if wake:
+            self.wake()
+        return True
 
     def restart(self) -> None:
         """Drop what waits and wait for a keyframe (the publisher's stream restarted)."""
@@ -97,8 +101,8 @@ class ViewerQueue:
         self._closed = True
         self._backlog.clear()
         self._frames.clear()
-        self._wake()
+        self.wake()
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
