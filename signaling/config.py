@@ -1,0 +1,32 @@
+"""Settings of the WHIP/WHEP relay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SignalingConfig:
+    """Network and relay settings, built by the app factory from the settings object.
+
+    ice_servers
+        STUN/TURN URLs (``stun:host:port``) given to every peer connection and advertised
+        to WHIP/WHEP clients in ``Link: <url>; rel="ice-server"`` headers. Empty: no
+        server at all (aiortc's own default, a public Google STUN server, is never used).
+    ice_host_addresses
+        The only local addresses offered as ICE host candidates (``["127.0.0.1"]`` in
+        tests). Empty: aioice's default, every non-loopback address of the machine.
+    viewer_queue_frames
+        Frames one viewer may fall behind before it skips to the next keyframe.
+    keyframe_request_interval_s
+        At most one keyframe request (RTCP PLI) is sent to the host per interval.
+    recording_dir
+        When set, each publisher session's stream is muxed (not transcoded) into a file
+        there: H.264 in MPEG-TS, VP8 in WebM, with Opus audio.
+    """
+
+    ice_servers: list[str] = field(default_factory=list)
+    ice_host_addresses: list[str] = field(default_factory=list)
+    viewer_queue_frames: int = 120
+    keyframe_request_interval_s: float = 1.0
+    recording_dir: str | None = None

@@ -1,0 +1,55 @@
+"""HTTP details shared by the WHIP and WHEP endpoints (RFC 9725 and WHEP)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .errors import SignalingError, error_response
+from .sdp import SDP_CONTENT_TYPE
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+    "Access-Control-Expose-Headers": "Location, Link, ETag",
+}
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def require_sdp(request: Request) -> None:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != SDP_CONTENT_TYPE:
+        raise SignalingError(
+            "unsupported_media_type",
+            message=f"The offer must be sent as {SDP_CONTENT_TYPE}.",
+            fields={"content-type": content_type or "missing"},
+        )
+
+
+def add_link_headers(response: Response, ice_servers: list[str]) -> None:
+    for url in ice_servers:
+        response.headers.append("Link", f'<{url}>; rel="ice-server"')
+
+
+def with_errors(endpoint: Endpoint) -> Endpoint:
+    """Turn SignalingError into the one JSON error shape; add CORS headers to every reply."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            response = await endpoint(request)
+        except SignalingError as error:
+            response = error_response(error)
+        response.headers.update(CORS_HEADERS)
+        return response
+
+    return wrapped

@@ -1,0 +1,234 @@
+"""The pass-through relay of one show: the host's encoded frames fanned out to viewers.
+
+Nothing is decoded or encoded here. The host's receiver hands over ``av.Packet[Any]`` s (see
+``aiortc_hooks.receive_encoded``); each viewer's sender gets them from a ``RelayTrack``
+and only packetizes them (``Encoder.pack``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from .media import EncodedFrame, is_keyframe
+from .viewer_queue import QueueClosed, ViewerQueue
+
+logger = logging.getLogger(__name__)
+
+# The cached group of pictures is dropped (new viewers then wait for the next keyframe)
+# past these bounds.
+GOP_MAX_FRAMES = 900
+GOP_MAX_BYTES = 16 * 1024 * 1024
+AUDIO_QUEUE_PACKETS = 100
+
+# Viewers' senders woken per event-loop turn. Each sends its frame in one go (about 6 RTP
+# packets, 30 us each), so waking all 150 at once made one 25 ms turn in which nothing
+# else (the host's packets, other peers' handshakes) could run.
+FANOUT_CHUNK = 20
+
+KeyframeRequester = Callable[[], Coroutine[Any, Any, None]]
+
+
+def _wake_in_chunks(queues: list[ViewerQueue]) -> None:
+    for queue in queues[:FANOUT_CHUNK]:
+        queue.wake()
+    if len(queues) > FANOUT_CHUNK:
+        asyncio.get_running_loop().call_soon(_wake_in_chunks, queues[FANOUT_CHUNK:])
+
+
+class RelayTrack(MediaStreamTrack):
+    """A viewer's track. ``recv`` yields ``av.Packet[Any]`` s, so the sender never encodes."""
+
+    def __init__(self, kind: str, queue: ViewerQueue) -> None:
+        super().__init__()
+        self.kind = kind
+        self._queue = queue
+
+    async def recv(self) -> av.Packet[Any]:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._queue.backlogged:
+            # The cached group of pictures is ready at once; without this the sender would
+            # send all of it without giving the event loop (and other viewers) a turn.
+            await asyncio.sleep(0)
+        try:
+            frame = await self._queue.get()
+        except QueueClosed:
+            self.stop()
+            raise MediaStreamError from None
+        return frame.packet
+
+    def stop(self) -> None:
+        super().stop()
+        self._queue.close()
+
+
+@dataclass(eq=False)
+class RelayViewer:
+    video: ViewerQueue
+    audio: ViewerQueue
+    video_mime: str | None
+    wants_audio: bool = False
+
+    def close(self) -> None:
+        self.video.close()
+        self.audio.close()
+
+
+@dataclass
+class _Timeline:
+    """Keeps one kind's timestamps rising across publisher sessions."""
+
+    step: int
+    last: int | None = None
+    offset: int = 0
+    epoch: object = None
+
+    def rebase(self, pts: int, epoch: object) -> int:
+        if epoch is not self.epoch:
+            self.epoch = epoch
+            self.offset = 0 if self.last is None else self.last + self.step - pts
+        out = pts + self.offset
+        self.last = out
+        return out
+
+
+@dataclass(eq=False)
+class ShowRelay:
+    show_id: str
+    viewer_queue_frames: int
+    keyframe_request_interval_s: float
+    video_mime: str | None = None
+    video_codec: Any = None  # the RTCRtpCodecCapability the host sends
+    packets_in: int = 0
+    _viewers: set[RelayViewer] = field(default_factory=set)
+    _gop: list[EncodedFrame] = field(default_factory=list)
+    _gop_bytes: int = 0
+    _requester: KeyframeRequester | None = None
+    _epoch: object = None
+    _last_request: float = float("-inf")
+    _request_task: asyncio.Task[None] | None = None
+    _video_timeline: _Timeline = field(default_factory=lambda: _Timeline(step=3000))
+    _audio_timeline: _Timeline = field(default_factory=lambda: _Timeline(step=960))
+
+    @property
+    def viewer_count(self) -> int:
+        return len(self._viewers)
+
+    @property
+    def has_source(self) -> bool:
+        return self._requester is not None
+
+    def attach_source(
+        self, epoch: object, video_mime: str, video_codec: object, requester: KeyframeRequester
+    ) -> None:
+        """A publisher session starts feeding this relay; viewers restart at its keyframe."""
+        self._epoch = epoch
+        self._requester = requester
+        self.video_mime = video_mime
+        self.video_codec = video_codec
+        self._gop.clear()
+        self._gop_bytes = 0
+        for viewer in self._viewers:
+            viewer.video.restart()
+        self._last_request = float("-inf")
+
+    def detach_source(self, epoch: object) -> None:
+        if epoch is self._epoch:
+            self._requester = None
+            self._epoch = None
+
+    def push(self, epoch: object, kind: str, packet: av.Packet[Any]) -> None:
+        """One encoded frame from the publisher, handed to every viewer without waiting."""
+        if epoch is not self._epoch or packet.pts is None:
+            return
+        self.packets_in += 1
+        data = bytes(packet)
+        if kind == "video":
+            packet.pts = self._video_timeline.rebase(packet.pts, epoch)
+            assert self.video_mime is not None
+            frame = EncodedFrame(packet, is_keyframe(self.video_mime, data), len(data))
+            self._keep_gop(frame)
+            queued = [
+                viewer.video
+                for viewer in self._viewers
+                if viewer.video_mime == self.video_mime and viewer.video.put(frame, wake=False)
+            ]
+            _wake_in_chunks(queued)
+        else:
+            packet.pts = self._audio_timeline.rebase(packet.pts, epoch)
+            frame = EncodedFrame(packet, True, len(data))
+            queued = [
+                viewer.audio
+                for viewer in self._viewers
+                if viewer.wants_audio and viewer.audio.put(frame, wake=False)
+            ]
+            _wake_in_chunks(queued)
+
+    def _keep_gop(self, frame: EncodedFrame) -> None:
+        if frame.keyframe:
+            self._gop = [frame]
+            self._gop_bytes = frame.size
+        elif self._gop:
+            self._gop_bytes += frame.size
+            if len(self._gop) >= GOP_MAX_FRAMES or self._gop_bytes > GOP_MAX_BYTES:
+                self._gop = []
+                self._gop_bytes = 0
+            else:
+                self._gop.append(frame)
+
+    def new_queue(self) -> ViewerQueue:
+        return ViewerQueue(self.viewer_queue_frames)
+
+    def new_audio_queue(self) -> ViewerQueue:
+        return ViewerQueue(AUDIO_QUEUE_PACKETS)
+
+    def join(self, viewer: RelayViewer) -> None:
+        """A connected viewer starts at once with the cached group of pictures."""
+        if viewer.video_mime == self.video_mime:
+            viewer.video.prime(self._gop)
+        self._viewers.add(viewer)
+        self.request_keyframe()
+
+    def remove_viewer(self, viewer: RelayViewer) -> None:
+        self._viewers.discard(viewer)
+        viewer.close()
+
+    def request_keyframe(self) -> None:
+        """Ask the host for a keyframe, at most once per interval."""
+        now = time.monotonic()
+        if self._requester is None or now - self._last_request < self.keyframe_request_interval_s:
+            return
+        if self._request_task is not None and not self._request_task.done():
+            return
+        self._last_request = now
+        self._request_task = asyncio.get_running_loop().create_task(self._requester())
+
+    async def close(self) -> None:
+        for viewer in list(self._viewers):
+            self.remove_viewer(viewer)
+        self._requester = None
+        if self._request_task is not None:
+            self._request_task.cancel()
+            await asyncio.gather(self._request_task, return_exceptions=True)
+            self._request_task = None
+
+    def queue_stats(self) -> tuple[int, int, int]:
+        """Frames waiting, keyframe skips and frames dropped, over this relay's viewers."""
+        queued = skips = dropped = 0
+        for viewer in self._viewers:
+            queued += len(viewer.video)
+            skips += viewer.video.skips
+            dropped += viewer.video.dropped
+        return queued, skips, dropped
+
+    @property
+    def task_count(self) -> int:
+        return int(self._request_task is not None and not self._request_task.done())

@@ -1,0 +1,203 @@
+"""Test gate, app and real aiortc WHIP/WHEP clients on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from starlette.applications import Starlette
+
+from signaling import ShowGate, SignalingConfig, SignalingError, SignalingService, StreamState
+from signaling.aiortc_hooks import ice_host_addresses
+from signaling.synthetic import EncodedPatternTrack, PatternTrack, read_index
+
+LOOPBACK = ["127.0.0.1"]
+
+
+@dataclass
+class FakeShows:
+    """A ShowGate over plain tokens ``role:show[:device]``; the identity is the token."""
+
+    live: set[str] = field(default_factory=lambda: {"show1"})
+    states: list[tuple[str, StreamState]] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def _check(self, show_id: str, bearer: str | None, role: str) -> str:
+        if bearer is None:
+            raise SignalingError("unauthorized", message="A bearer token is required.")
+        parts = bearer.split(":")
+        if len(parts) not in (2, 3) or parts[0] not in ("host", "viewer"):
+            raise SignalingError("unauthorized", message="The token is not valid.")
+        if parts[1] != show_id or (role == "host" and parts[0] != "host"):
+            raise SignalingError("forbidden", message="The token does not allow this.")
+        return bearer
+
+    async def authorize_publisher(self, show_id: str, bearer: str | None) -> str:
+        identity = self._check(show_id, bearer, "host")
+        if show_id not in self.live:
+            raise SignalingError("show_not_live", message="The show is not live.")
+        return identity
+
+    async def authorize_viewer(self, show_id: str, bearer: str | None) -> str:
+        return self._check(show_id, bearer, "viewer")
+
+    async def stream_state_changed(self, show_id: str, state: StreamState) -> None:
+        self.states.append((show_id, state))
+        self.changed.set()
+
+    async def wait_state(self, show_id: str, state: StreamState, within: float = 10) -> None:
+        async with asyncio.timeout(within):
+            while not self.states or self.states[-1] != (show_id, state):
+                self.changed.clear()
+                await self.changed.wait()
+
+
+_gate_check: type[ShowGate] = FakeShows  # FakeShows satisfies the protocol
+
+
+@dataclass
+class Server:
+    service: SignalingService
+    gate: FakeShows
+    http: httpx.AsyncClient
+
+
+@contextlib.asynccontextmanager
+async def running_server(**config: Any) -> AsyncIterator[Server]:
+    cfg = SignalingConfig(
+        ice_servers=config.pop("ice_servers", []), ice_host_addresses=LOOPBACK, **config
+    )
+    gate = FakeShows()
+    service = SignalingService(cfg, gate)
+    app = Starlette(routes=service.routes())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        try:
+            yield Server(service, gate, http)
+        finally:
+            await service.close()
+
+
+def prefer(transceiver: Any, codec: str) -> None:
+    caps = RTCRtpSender.getCapabilities("video").codecs
+    chosen = [c for c in caps if c.mimeType.lower() == f"video/{codec}"][:1]
+    rtx = [c for c in caps if c.mimeType.lower() == "video/rtx"]
+    transceiver.setCodecPreferences(chosen + rtx)
+
+
+@dataclass
+class Client:
+    pc: Any
+    location: str
+    response: httpx.Response
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+async def _exchange(
+    http: httpx.AsyncClient, pc: Any, url: str, token: str | None
+) -> httpx.Response:
+    with ice_host_addresses(LOOPBACK):
+        await pc.setLocalDescription(await pc.createOffer())
+    headers = {"Content-Type": "application/sdp"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    response = await http.post(url, content=pc.localDescription.sdp, headers=headers)
+    if response.status_code == 201:
+        await pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
+    return response
+
+
+async def publish(
+    http: httpx.AsyncClient,
+    track: MediaStreamTrack,
+    show: str = "show1",
+    token: str | None = "host:show1",  # noqa: S107
+    codec: str = "vp8",
+    audio: MediaStreamTrack | None = None,
+) -> Client:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    transceiver = pc.addTransceiver(track, direction="sendonly")
+    prefer(transceiver, codec)
+    if audio is not None:
+        pc.addTransceiver(audio, direction="sendonly")
+    response = await _exchange(http, pc, f"/whip/{show}", token)
+    if response.status_code != 201:
+        await pc.close()
+        raise AssertionError(f"publish failed: {response.status_code} {response.text}")
+    return Client(pc, response.headers["location"], response)
+
+
+@dataclass
+class Viewer(Client):
+    frames: list[tuple[int, float]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    task: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        await self.pc.close()
+
+    async def wait_frames(self, count: int, within: float = 10) -> None:
+        async with asyncio.timeout(within):
+            while len(self.frames) < count:  # noqa: ASYNC110 - polls a list the track fills
+                await asyncio.sleep(0.02)
+
+
+async def play(
+    http: httpx.AsyncClient,
+    show: str = "show1",
+    token: str | None = "viewer:show1",  # noqa: S107
+    audio: bool = False,
+) -> Viewer:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("video", direction="recvonly")
+    if audio:
+        pc.addTransceiver("audio", direction="recvonly")
+    tracks: asyncio.Queue[Any] = asyncio.Queue()
+    pc.on("track", lambda track: tracks.put_nowait(track) if track.kind == "video" else None)
+    response = await _exchange(http, pc, f"/whep/{show}", token)
+    if response.status_code != 201:
+        await pc.close()
+        raise AssertionError(f"play failed: {response.status_code} {response.text}")
+    viewer = Viewer(pc, response.headers["location"], response)
+    track = await tracks.get()
+
+    async def consume() -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                viewer.frames.append((read_index(frame), time.monotonic()))
+        except MediaStreamError:
+            pass
+
+    viewer.task = asyncio.get_running_loop().create_task(consume())
+    return viewer
+
+
+async def offer_whip(
+    http: httpx.AsyncClient, token: str | None, show: str = "show1", **headers: str
+) -> httpx.Response:
+    """POST a real publisher's offer and return the raw response (the peer is closed)."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver(PatternTrack(), direction="sendonly")
+    try:
+        return await _exchange(http, pc, f"/whip/{show}", token)
+    finally:
+        await pc.close()
+
+
+async def wait_index(track: EncodedPatternTrack, index: int) -> None:
+    async with asyncio.timeout(10):
+        while track.index < index:  # noqa: ASYNC110 - polls the publisher's frame counter
+            await asyncio.sleep(0.02)

@@ -1,0 +1,193 @@
+"""Fails when a private aiortc/aioice hook the relay relies on changes.
+
+See ``signaling/aiortc_hooks.py`` for what each hook is used for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.selector_events
+import inspect
+import socket
+import threading
+from importlib.metadata import version
+from typing import Any
+
+import aioice.ice
+import aiortc.rtcicetransport
+import aiortc.rtcpeerconnection
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
+import av
+from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc.codecs import get_encoder
+from aiortc.codecs.base import Encoder
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from signaling import aiortc_hooks
+
+VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
+H264 = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=99)
+
+
+def params(function: object) -> list[str]:
+    return list(inspect.signature(function).parameters)  # type: ignore[arg-type]
+
+
+def test_aiortc_is_the_pinned_version() -> None:
+    assert version("aiortc") == "1.16.0"
+
+
+def test_receiver_decoder_thread_looks_up_get_decoder_in_its_module() -> None:
+    source = inspect.getsource(aiortc.rtcrtpreceiver.decoder_worker)
+    assert "decoder = get_decoder(codec)" in source
+    assert "decoder.decode(encoded_frame)" in source
+    assert params(aiortc.rtcrtpreceiver.decoder_worker) == [
+        "loop",
+        "input_q",
+        "output_q",
+        "decode_error",
+    ]
+    receive = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver.receive)
+    assert "self.__decoder_thread = threading.Thread(" in receive
+    assert "target=decoder_worker" in receive
+    init = inspect.getsource(aiortc.rtcrtpreceiver.RTCRtpReceiver.__init__)
+    assert "self.__decoder_thread: Optional[threading.Thread] = None" in init
+
+
+def test_receiver_pli_hook() -> None:
+    assert params(aiortc.rtcrtpreceiver.RTCRtpReceiver._send_rtcp_pli) == ["self", "media_ssrc"]
+    assert inspect.iscoroutinefunction(aiortc.rtcrtpreceiver.RTCRtpReceiver._send_rtcp_pli)
+
+
+def test_sender_keyframe_request_hook() -> None:
+    sender = aiortc.rtcrtpsender.RTCRtpSender
+    assert params(sender._send_keyframe) == ["self"]
+    rtcp = inspect.getsource(sender._handle_rtcp_packet)
+    assert "self._send_keyframe()" in rtcp
+    assert "RTCP_PSFB_PLI" in rtcp and "RTCP_PSFB_FIR" in rtcp
+
+
+def test_sender_packs_packets_instead_of_encoding() -> None:
+    source = inspect.getsource(aiortc.rtcrtpsender.RTCRtpSender._next_encoded_frame)
+    assert "self.__encoder = get_encoder(codec)" in source
+    assert "isinstance(data, Frame)" in source
+    assert "self.__encoder.pack(data)" in source
+    assert params(Encoder.pack) == ["self", "packet"]
+    packet = av.Packet(b"\x10\x02\x00\x9d\x01\x2a")
+    packet.pts = 3000
+    packet.time_base = aiortc_hooks.PassthroughDecoder(VP8).time_base
+    payloads, timestamp = get_encoder(VP8).pack(packet)
+    assert timestamp == 3000 and payloads
+
+
+def test_aioice_gathers_host_addresses_from_its_module_global() -> None:
+    assert params(aioice.ice.get_host_addresses) == ["use_ipv4", "use_ipv6"]
+    source = inspect.getsource(aioice.ice.Connection.gather_candidates)
+    assert "addresses = get_host_addresses(" in source
+
+
+def test_passthrough_decoder_yields_packets() -> None:
+    decoder = aiortc_hooks.PassthroughDecoder(VP8)
+    (packet,) = decoder.decode(JitterFrame(data=b"abc", timestamp=6000))
+    assert bytes(packet) == b"abc"
+    assert packet.pts == 6000
+    assert packet.time_base == decoder.time_base
+
+
+def test_dispatcher_only_changes_marked_receivers() -> None:
+    aiortc_hooks.install()
+
+    class Marked:
+        _RTCRtpReceiver__decoder_thread: threading.Thread | None = None
+
+    marked = Marked()
+    aiortc_hooks.receive_encoded(marked)
+    found: list[object] = []
+
+    def in_thread() -> None:
+        found.append(aiortc.rtcrtpreceiver.get_decoder(VP8))  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=in_thread)
+    marked._RTCRtpReceiver__decoder_thread = thread
+    thread.start()
+    thread.join()
+    other = threading.Thread(target=in_thread)
+    other.start()
+    other.join()
+    assert isinstance(found[0], aiortc_hooks.PassthroughDecoder)
+    assert not isinstance(found[1], aiortc_hooks.PassthroughDecoder)
+
+
+async def test_ice_host_addresses_restrict_gathering() -> None:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("video")
+    try:
+        with aiortc_hooks.ice_host_addresses(["127.0.0.1"]):
+            await pc.setLocalDescription(await pc.createOffer())
+        candidates = [
+            line for line in pc.localDescription.sdp.splitlines() if line.startswith("a=candidate")
+        ]
+        assert candidates and all(" 127.0.0.1 " in line for line in candidates)
+        assert aioice.ice.get_host_addresses(
+            True, False
+        ) == aiortc_hooks._aioice_get_host_addresses(use_ipv4=True, use_ipv6=False)
+    finally:
+        await asyncio.shield(pc.close())
+
+
+def test_senders_start_in_tasks_made_by_the_description_calls() -> None:
+    # shared_packing() reaches the senders through the context these tasks copy.
+    pc = aiortc.rtcpeerconnection.RTCPeerConnection
+    for method in (pc.setLocalDescription, pc.setRemoteDescription):
+        assert "asyncio.ensure_future(self.__connect())" in inspect.getsource(method)
+    assert "self.__rtp_task = asyncio.ensure_future(self._run_rtp(" in inspect.getsource(
+        aiortc.rtcrtpsender.RTCRtpSender.send
+    )
+
+
+def test_shared_packer_packs_once_for_every_sender() -> None:
+    data = b"\x00\x00\x00\x01\x65" + bytes(3000)
+    packet = av.Packet(data)
+    packet.pts = 3000
+    packet.time_base = aiortc_hooks.PassthroughDecoder(VP8).time_base
+    first = aiortc_hooks.SharedH264Packer().pack(packet)
+    second = aiortc_hooks.SharedH264Packer().pack(packet)
+    assert first[0] is second[0]
+    assert first[0] == get_encoder(H264).pack(packet)[0]
+
+
+def test_datagram_transport_internals_used_to_drain_reads() -> None:
+    transport: Any = aiortc_hooks._SELECTOR_DATAGRAM_TRANSPORT
+    source = inspect.getsource(transport._read_ready)
+    assert "self._sock.recvfrom(self.max_size)" in source
+    assert "self._protocol.datagram_received(data, addr)" in source
+    assert "self._add_reader" in inspect.getsource(transport.__init__)
+    assert "self._connection = Connection(" in inspect.getsource(
+        aiortc.rtcicetransport.RTCIceGatherer.__init__
+    )
+    assert "self._protocols" in inspect.getsource(aioice.ice.Connection.__init__)
+
+
+async def test_drain_reads_changes_every_socket_and_reads_all_that_waits() -> None:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("video")
+    got: list[Any] = []
+    try:
+        with aiortc_hooks.ice_host_addresses(["127.0.0.1"]):
+            await pc.setLocalDescription(await pc.createOffer())
+        assert aiortc_hooks.drain_reads(pc) == 1
+        connection = pc.getTransceivers()[0].receiver.transport.transport._connection
+        (protocol,) = connection._protocols
+        protocol.datagram_received = lambda data, addr: got.append(data)  # type: ignore[method-assign]
+        address = protocol.transport.get_extra_info("sockname")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for i in range(10):
+                sender.sendto(bytes([0x80, i]), address)
+        async with asyncio.timeout(2):
+            while len(got) < 10:  # noqa: ASYNC110 - polls what the reader delivered
+                await asyncio.sleep(0.01)
+        assert got == [bytes([0x80, i]) for i in range(10)]
+    finally:
+        await asyncio.shield(pc.close())
