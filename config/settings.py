@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ice_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ws_compression: bool = False
+    recording_dir: Path | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -72,6 +72,7 @@ SERVER_TYPES: frozenset[str] = frozenset(
         "poll_tally",
         "poll_closed",
         "show_status",
+        "stream",
         "catalog_changed",
         "moderation",
     }

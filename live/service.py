@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from checkout import catalog
 from checkout.errors import CheckoutError
-from checkout.models import Role
+from checkout.models import Role, Show
 from checkout.show_state import ShowStatus
 from live.cards import Cards
 from live.hub import Member, ShowHub, new_process_id
@@ -146,6 +146,18 @@ class Room:
             "viewers": {"now": self.hub.viewers_now, "peak": self.hub.viewers_peak},
         }
 
+    async def _status(self) -> str | None:
+        """The show's status: Redis keeps it once it changed; before that, ask SQL."""
+        raw = await self.redis.get(key(self.show_id, "status"))
+        status = None if raw is None else str(raw)
+        if status is None:
+            async with self._service.sessions() as session:
+                show = await session.get(Show, self.show_id)
+            if show is not None:
+                status = show.status.value
+                await self.redis.set(key(self.show_id, "status"), status, nx=True)
+        return status
+
     async def _build_snapshot(self) -> tuple[str, dict[str, Any], list[Entry], set[str]]:
         since = await self.stream.last_id()
         deals: list[dict[str, Any]] = []
@@ -155,7 +167,8 @@ class Room:
         deleted = {str(d) for d in await self.redis.smembers(key(self.show_id, "deleted"))}
         shared = {
             "show_id": self.show_id,
-            "status": await self.redis.get(key(self.show_id, "status")),
+            "status": await self._status(),
+            "stream": await self.redis.get(key(self.show_id, "video")) or "offline",
             "cards": await self.cards.pinned(),
             "deals": deals,
             "poll": await self.polls.get(),
@@ -222,6 +235,13 @@ class LiveService:
             await stream.start_clock()
         await self.redis.set(key(show_id, "status"), status.value)
         await stream.publish("show_status", {"status": status.value}, Delivery.STATE, key_="status")
+
+    async def stream_state_changed(self, show_id: str, state: str) -> None:
+        """The host's video went live, reconnecting or offline (reported by signaling)."""
+        await self.redis.set(key(show_id, "video"), state)
+        await ShowStream(self.redis, show_id).publish(
+            "stream", {"state": state}, Delivery.STATE, key_="stream"
+        )
 
     async def catalog_changed(self, show_id: str) -> None:
         room = await self.room(show_id)

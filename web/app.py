@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from checkout.errors import CheckoutError
 from config import Settings, load_settings
 from live.checkout_events import LiveEventSink
 from live.service import LiveService
+from signaling import SignalingConfig, SignalingService
 from web import api, checkout_api, live_ws, pages
 from web.auth import AuthError, TokenIssuer
 from web.errors import ApiError, handle_coded, handle_http, handle_unexpected, ws_error
@@ -25,6 +27,7 @@ from web.hooks import AppHooks
 from web.migrate import upgrade
 from web.observability import Metrics, MetricsMiddleware
 from web.resources import Resources
+from web.video_gate import VideoGate
 
 log = logging.getLogger("liveshop.app")
 
@@ -33,6 +36,16 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
     """Build the app. ``migrate`` applies migrations at start (the demo and tests)."""
     settings = settings or load_settings()
     metrics = Metrics()
+    tokens = TokenIssuer(settings.signing_key(), settings.token_ttl_s)
+    state = State()
+    video = SignalingService(
+        SignalingConfig(
+            ice_servers=list(settings.ice_servers),
+            ice_host_addresses=list(settings.ice_host_addresses),
+            recording_dir=str(settings.recording_dir) if settings.recording_dir else None,
+        ),
+        VideoGate(tokens, state),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -53,9 +66,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
             )
             app.state.hooks.status_listeners.append(app.state.live.show_status_changed)
             app.state.hooks.catalog_listeners.append(app.state.live.catalog_changed)
+            app.state.hooks.stream_listeners.append(app.state.live.stream_state_changed)
             log.info("liveshop started", extra={"redis": resources.redis_url.split("@")[-1]})
             yield
         finally:
+            await video.close()
             if hasattr(app.state, "live"):
                 await app.state.live.close()
             if getattr(app.state, "checkout", None) is not None:
@@ -73,6 +88,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
             *api.routes(),
             *checkout_api.routes(),
             *live_ws.routes(),
+            *video.routes(),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             *pages.routes(),
         ],
@@ -89,9 +105,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
         },
         lifespan=lifespan,
     )
+    app.state = state
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.tokens = TokenIssuer(settings.signing_key(), settings.token_ttl_s)
+    app.state.tokens = tokens
+    app.state.video = video
     return app
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
 
 import httpx
 import pytest
@@ -12,14 +12,6 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from tests.browser.conftest import DESKTOP, PHONE, Demo, screenshot
 
 TIMEOUT_MS = 15_000
-
-
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for context in opened:
-        context.close()
 
 
 def open_page(
@@ -34,8 +26,12 @@ def open_page(
     return page
 
 
-def card(page: Page, name: str) -> object:
-    return page.get_by_role("article", name=name)
+def wait_until(page: Page, expression: str, timeout_s: float) -> None:
+    """Poll a JavaScript expression (the pages' CSP forbids wait_for_function's eval)."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(100)
 
 
 def test_pin_and_one_tap_buy_update_every_page(
@@ -154,3 +150,25 @@ def test_pages_are_readable_and_labelled(
         .map(e => e.outerHTML)""")
     assert unlabelled == []
     screenshot(page, f"{kind}-{'phone' if viewport is PHONE else 'desktop'}-initial")
+
+
+def test_host_goes_live_and_viewers_see_moving_video(
+    demo: Demo, browser: Browser, contexts: list[BrowserContext]
+) -> None:
+    early = open_page(browser, contexts, demo.page("watch"))  # watching before the host
+    expect(early.locator("#stream-msg")).to_have_text("Waiting for the host…")
+    studio = open_page(browser, contexts, demo.page("studio", demo.host_token), DESKTOP)
+    studio.get_by_role("button", name="Go live").click()
+    expect(studio.locator("#stream-state")).to_have_text("live", timeout=20_000)
+    late = open_page(browser, contexts, demo.page("watch"), DESKTOP)
+    for page in (early, late):
+        wait_until(page, "document.getElementById('video').videoWidth > 0", 20)
+        first = page.evaluate("document.getElementById('video').currentTime")
+        wait_until(page, f"document.getElementById('video').currentTime > {first} + 0.5", 10)
+        expect(page.locator("#stream-msg")).to_be_hidden()
+    screenshot(late, "viewer-live-desktop")
+    screenshot(studio, "studio-live-desktop")
+    studio.get_by_role("button", name="Stop").click()
+    expect(early.locator("#stream-msg")).to_have_text(
+        re.compile("Waiting|Reconnecting"), timeout=15_000
+    )

@@ -314,3 +314,16 @@ async def test_moderation_log_has_rows(live: LiveServer) -> None:
         count = await session.scalar(select(func.count()).select_from(ModerationAction))
     assert count == 1
     await host.close()
+
+
+async def test_video_state_is_announced_and_kept_for_late_joiners(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    viewer = await Client.open(live.url, seeded.show_id, None)
+    first = await viewer.expect("snapshot")
+    assert (first["stream"], first["status"]) == ("offline", "live")
+    await live.app.state.hooks.stream_state_changed(seeded.show_id, "reconnecting")
+    assert (await viewer.expect("stream"))["state"] == "reconnecting"
+    late = await Client.open(live.url, seeded.show_id, None)
+    assert (await late.expect("snapshot"))["stream"] == "reconnecting"
+    for client in (viewer, late):
+        await client.close()

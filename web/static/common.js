@@ -144,9 +144,10 @@ export async function negotiate(pc, url, token) {
     try { message = (await resp.json()).error.message; } catch {}
     throw Object.assign(new Error(message), { status: resp.status });
   }
-  const location = new URL(resp.headers.get("Location"), url).toString();
+  const base = new URL(url, window.location.href);
+  const session = new URL(resp.headers.get("Location"), base).toString();
   await pc.setRemoteDescription({ type: "answer", sdp: await resp.text() });
-  return location;
+  return session;
 }
 
 export async function hangUp(location, token) {
