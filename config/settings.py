@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     ice_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ws_compression: bool = False
     recording_dir: Path | None = None
+    redis_max_connections: int = Field(default=200, ge=4, le=10_000)
 
     @field_validator("database_url")
     @classmethod

@@ -18,8 +18,8 @@ from web.embedded_redis import EmbeddedRedis
 from web.migrate import upgrade
 
 BENCHES = {
-    "drop": ("checkout.bench", "one-tap buy drop: 100 units, 10,000 viewers plus double taps"),
-    "fanout": ("live.bench", "live channel fan-out to N websocket viewers"),
+    "drop": ("web.benches.drop", "one-tap buy drop: 100 units, 10,000 viewers plus double taps"),
+    "fanout": ("web.benches.fanout", "live channel fan-out to N websocket viewers"),
     "relay": ("signaling.bench", "WHIP to WHEP pass-through video relay to N viewers"),
 }
 

@@ -13,9 +13,9 @@ from starlette.applications import Starlette
 from checkout.events import OrderUpdate
 from checkout.models import Role
 from config import Settings
-from live.bench import server_processes
 from live.checkout_events import LiveEventSink
 from tests.live.conftest import Client, events_of, seed_show
+from web.benches.fanout import server_processes
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from checkout.models import Order, OrderLine, Role, Variant
 from web.auth import TokenIssuer
 from web.embedded_redis import EmbeddedRedis
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "bench-admin-secret-0123"
 SECRET = "bench-secret-key-0123456789-abcdefghijkl"  # noqa: S105 - a throwaway server
 
