@@ -8,7 +8,6 @@ SQL transaction, then tells Redis the units are sold.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -24,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from checkout import catalog, orders
+from checkout.aio import cancel_requested, stop_tasks
 from checkout.errors import (
     CheckoutError,
     Conflict,
@@ -54,6 +54,8 @@ from checkout.views import CartLine, CartView, DealView, OrderResult, OrderSumma
 log = logging.getLogger("liveshop.checkout")
 
 MAX_QUANTITY = 10
+MAX_PRICE_MINOR = 100_000_000  # as the catalog's prices: Lua numbers stay exact integers
+MAX_DEAL_UNITS = 10_000_000
 """Most units of one variant in one tap or one cart line."""
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 SWEEP_INTERVAL_S = 0.25
@@ -182,11 +184,7 @@ class CheckoutService:
         ]
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         self._tasks = []
 
     async def rebuild(self) -> None:
@@ -311,7 +309,7 @@ class CheckoutService:
         self._dirty[variant_id] = (show_id, available)
 
     async def _stock_publisher(self) -> None:
-        while True:
+        while not cancel_requested():
             await asyncio.sleep(STOCK_EVENT_INTERVAL_S)
             dirty, self._dirty = self._dirty, {}
             for variant_id, (show_id, available) in dirty.items():
@@ -340,7 +338,7 @@ class CheckoutService:
     # -- the sweeper ---------------------------------------------------------------------
 
     async def _sweeper(self) -> None:
-        while True:
+        while not cancel_requested():
             await asyncio.sleep(SWEEP_INTERVAL_S)
             try:
                 await self.sweep_once()
@@ -723,7 +721,10 @@ class CheckoutService:
                 moved.deal_price_minor if moved.deal_price_minor is not None else info.price_minor
             )
             held.append(HeldLine(LineSpec(variant_id, moved.quantity, price), hold_id, moved.epoch))
-        if expired:
+        mixed = bool(held) and any(
+            self._variants[h.line.variant_id].currency != (currency or "") for h in held
+        )
+        if expired or mixed:  # give the moved holds back to the cart before refusing
             for h in held:
                 await self.inventory.move(
                     h.line.variant_id,
@@ -732,6 +733,8 @@ class CheckoutService:
                     HoldState.HELD,
                     self.cart_hold_s * 1000,
                 )
+            if mixed and not expired:
+                raise Conflict("the cart mixes currencies", code="mixed_currency")
             await self.redis.hdel(cart_key, *expired)
             raise Conflict(
                 "the holds of some cart lines ran out",
@@ -739,8 +742,6 @@ class CheckoutService:
                 fields={variant_id: "hold expired" for variant_id in expired},
             )
         assert currency is not None
-        if any(self._variants[h.line.variant_id].currency != currency for h in held):
-            raise Conflict("the cart mixes currencies", code="mixed_currency")
         try:
             result = await self._pay_and_order(show_id, buyer_id, key, method, held, currency)
         finally:
@@ -760,13 +761,13 @@ class CheckoutService:
         per_buyer_limit: int,
     ) -> DealView:
         fields: dict[str, str] = {}
-        for name, value, low in (
-            ("price_minor", price_minor, 0),
-            ("units", units, 1),
-            ("per_buyer_limit", per_buyer_limit, 1),
+        for name, value, low, high in (
+            ("price_minor", price_minor, 0, MAX_PRICE_MINOR),
+            ("units", units, 1, MAX_DEAL_UNITS),
+            ("per_buyer_limit", per_buyer_limit, 1, MAX_QUANTITY),
         ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                fields[name] = f"an integer >= {low}"
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                fields[name] = f"an integer from {low} to {high}"
         if not isinstance(ends_at, datetime) or ends_at.tzinfo is None:
             fields["ends_at"] = "a timezone-aware time"
         if fields:

@@ -6,6 +6,7 @@ Every field is documented under a heading of its environment variable in README.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
@@ -124,14 +125,17 @@ class Settings(BaseSettings):
             return self.secret_key
         path = self.data_dir / "secret.key"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as fh:
-            key = secrets.token_urlsafe(32)
-            fh.write(key)
-        return key
+        if not path.exists():
+            # Written whole to a temporary file, then linked into place: several workers
+            # starting at once all read the one key that won, never a half-written file.
+            tmp = self.data_dir / f".secret.key.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(32))
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+            tmp.unlink()
+        return path.read_text().strip()
 
 
 _ENV_NAMES = {"database_url": "DATABASE_URL", "redis_url": "REDIS_URL"}

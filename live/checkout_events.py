@@ -9,11 +9,11 @@ subscriber named in the event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import redis.asyncio as aioredis
 
+from checkout.aio import stop_tasks
 from checkout.events import (
     BackInStock,
     DealEnded,
@@ -72,7 +72,5 @@ class LiveEventSink:
 
     async def close(self) -> None:
         if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+            await stop_tasks([self._flusher])
         await self.flush()

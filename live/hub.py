@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
+from checkout.aio import cancel_requested, stop_tasks
 from checkout.models import Role
 from live.outbox import Frame, Outlet
 from live.protocol import CLOSE_FORBIDDEN, Delivery, dumps
@@ -90,6 +92,7 @@ class ShowHub:
         self.version = 0  # bumped by every entry that changes a snapshot (not chat, reactions)
         self._snapshot = snapshot
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
         self._started = asyncio.Event()
         self._read_from = "$"
         self._peak = redis.register_script(_PEAK)
@@ -104,12 +107,16 @@ class ShowHub:
         self._started.set()
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await self.redis.hdel(key(self.show_id, "presence"), self.process_id)
+        # The reader is asked to stop rather than cancelled inside XREAD BLOCK (see
+        # checkout.aio.cancel_requested); it stops within one block, then the rest is
+        # cancelled, with a bounded wait.
+        self._closing = True
+        running = [t for t in self._tasks if not t.done()]
+        if running:
+            await asyncio.wait(running, timeout=self.block_ms / 1000 + 1)
+        await stop_tasks(self._tasks)
+        with contextlib.suppress(RedisError):
+            await self.redis.hdel(key(self.show_id, "presence"), self.process_id)
 
     # -- joining ---------------------------------------------------------------------------
 
@@ -154,7 +161,7 @@ class ShowHub:
 
     async def _read_loop(self) -> None:
         await self._started.wait()
-        while True:
+        while not (self._closing or cancel_requested()):
             try:
                 entries = await self.stream.read(self._read_from, self.block_ms)
             except asyncio.CancelledError:
@@ -227,7 +234,7 @@ class ShowHub:
     async def _tick_loop(self) -> None:
         await self._started.wait()
         next_presence = 0.0
-        while True:
+        while not (self._closing or cancel_requested()):
             await asyncio.sleep(0.25)
             try:
                 if self.reactions:

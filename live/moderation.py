@@ -21,6 +21,16 @@ class ChatVerdict:
     shadow: bool  # the author sees the message, nobody else does
 
 
+MAX_SECONDS = 24 * 3600
+
+
+def _check_seconds(seconds: int) -> None:
+    if not 0 <= seconds <= MAX_SECONDS:
+        raise ProtocolError(
+            "invalid_input", "seconds out of range", {"seconds": f"0..{MAX_SECONDS}"}
+        )
+
+
 class Moderation:
     def __init__(
         self, redis: aioredis.Redis, sessions: async_sessionmaker[AsyncSession], show_id: str
@@ -57,6 +67,7 @@ class Moderation:
         return bool(await self.redis.sismember(self._k("bans"), user_id))
 
     async def mute(self, user_id: str, seconds: int) -> None:
+        _check_seconds(seconds)
         await self.redis.set(self._k(f"mute:{user_id}"), 1, ex=max(1, seconds))
 
     async def ban(self, user_id: str) -> None:
@@ -66,6 +77,7 @@ class Moderation:
         await self.redis.sadd(self._k("shadow"), user_id)
 
     async def slow_mode(self, user_id: str, seconds: int) -> None:
+        _check_seconds(seconds)
         if seconds <= 0:
             await self.redis.hdel(self._k("slow"), user_id)
         else:

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from websockets.frames import Frame as WireFrame
 from websockets.frames import Opcode
 
+from checkout.aio import cancel_requested
 from live.protocol import CLOSE_SLOW, Delivery
 
 
@@ -229,7 +230,7 @@ class Outlet:
         task.add_done_callback(_background.discard)
 
     async def _write_loop(self) -> None:
-        while True:
+        while not cancel_requested():
             await self._wake.wait()
             self._wake.clear()
             while (frame := self.outbox.pop()) is not None:

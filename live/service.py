@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from checkout import catalog
+from checkout.aio import stop_tasks
 from checkout.errors import CheckoutError
 from checkout.models import Role, Show
 from checkout.show_state import ShowStatus
@@ -221,8 +222,7 @@ class LiveService:
             return self.rooms[show_id]
 
     async def close(self) -> None:
-        for task in list(self._collectors):
-            task.cancel()
+        await stop_tasks(list(self._collectors))
         rooms, self.rooms = list(self.rooms.values()), {}
         for room in rooms:
             await room.hub.close()
@@ -392,7 +392,15 @@ class _Session:
 
     async def do_ask(self, text: str) -> dict[str, Any]:
         assert self.who is not None
-        question = await self.room.questions.ask(self.uid, self.who.name, clean_text(text))
+        text = clean_text(text)
+        # A question is posted text too: mute, ban, slow mode and blocked words apply.
+        verdict = await self.room.moderation.check_chat(self.uid, text)
+        questions = self.room.questions
+        question = await questions.ask(self.uid, self.who.name, text)
+        if verdict.shadow:  # kept out of the queue; only its author sees it
+            hidden = await questions.move(question["id"], QuestionStatus.DISMISSED)
+            await self.room.stream.publish("question", {"question": question}, to=self.uid)
+            return {"question_id": hidden["id"]}
         await self.room.stream.publish("question", {"question": question})
         return {"question_id": question["id"]}
 

@@ -18,6 +18,7 @@ ERROR_STATUS: dict[str, int] = {
     "publisher_conflict": 409,
     "show_not_live": 409,
     "precondition_failed": 412,
+    "body_too_large": 413,
     "unsupported_media_type": 415,
     "not_implemented": 501,
     "service_closed": 503,

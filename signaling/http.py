@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
@@ -24,6 +25,28 @@ def bearer_token(request: Request) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+MAX_SDP_BYTES = 64 * 1024  # a browser or OBS offer is a few KB
+
+
+async def read_sdp(request: Request) -> bytes:
+    """The offer, at most MAX_SDP_BYTES, read without trusting Content-Length."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_SDP_BYTES:
+            raise SignalingError(
+                "body_too_large", message=f"An offer is at most {MAX_SDP_BYTES} bytes."
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def token_digest(token: str | None) -> str:
+    """What a session keeps of the bearer token that opened it."""
+    return "" if token is None else hashlib.sha256(token.encode()).hexdigest()
 
 
 def require_sdp(request: Request) -> None:

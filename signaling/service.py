@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from typing import Any
 
@@ -17,7 +18,15 @@ from . import aiortc_hooks
 from .config import SignalingConfig
 from .errors import SignalingError
 from .gate import STREAM_TRANSITIONS, ShowGate, StreamState
-from .http import CORS_HEADERS, add_link_headers, bearer_token, require_sdp, with_errors
+from .http import (
+    CORS_HEADERS,
+    add_link_headers,
+    bearer_token,
+    read_sdp,
+    require_sdp,
+    token_digest,
+    with_errors,
+)
 from .recording import Recorder
 from .relay import RelayTrack, RelayViewer, ShowRelay
 from .sdp import (
@@ -102,6 +111,8 @@ class SignalingService:
         self._closed = True
         for task in list(self._grace.values()):
             task.cancel()
+        for show_id in list(self._stream):  # the broadcast ends with this process
+            await self._set_stream(show_id, StreamState.OFFLINE)
         await asyncio.gather(*[self._close_session(s) for s in list(self._sessions.values())])
         for relay in list(self._relays.values()):
             await relay.close()
@@ -145,6 +156,10 @@ class SignalingService:
                 message="Trickle ICE and ICE restarts are not supported: all candidates are in the "
                 "offer and the answer.",
             )
+        # RFC 9725 clients send their token on DELETE too: only the one who opened the
+        # session may end it (an anonymous viewer's unguessable URL is its own key).
+        if not hmac.compare_digest(session.token_digest, token_digest(bearer_token(request))):
+            raise SignalingError("forbidden", message="Only the session's owner may end it.")
         if role is Role.PUBLISHER:
             await self._end_publisher(session)
         else:
@@ -183,7 +198,7 @@ class SignalingService:
         show_id = request.path_params["show_id"]
         require_sdp(request)
         identity = await self._gate.authorize_publisher(show_id, bearer_token(request))
-        body = await request.body()
+        body = await read_sdp(request)
         offer = parse_offer(body)
         if not has_kind(offer, "video"):
             raise SignalingError("no_video", message="A WHIP offer must carry a video track.")
@@ -196,7 +211,9 @@ class SignalingService:
                 http_status=400,
             )
         self._check_publisher(show_id, identity)
-        session = PeerSession(show_id, identity, Role.PUBLISHER, self._new_pc())
+        session = PeerSession(
+            show_id, identity, Role.PUBLISHER, self._new_pc(), token_digest(bearer_token(request))
+        )
         await self._negotiate(session, offer, body, codec)
         # Checked again: another request may have won while this one negotiated.
         try:
@@ -370,7 +387,7 @@ class SignalingService:
         show_id = request.path_params["show_id"]
         require_sdp(request)
         identity = await self._gate.authorize_viewer(show_id, bearer_token(request))
-        body = await request.body()
+        body = await read_sdp(request)
         offer = parse_offer(body)
         relay = self._relay(show_id)
         codec = relay.video_codec
@@ -383,7 +400,9 @@ class SignalingService:
                     message="The offer has neither VP8 nor H.264 constrained baseline.",
                     http_status=400,
                 )
-        session = PeerSession(show_id, identity, Role.VIEWER, self._new_pc())
+        session = PeerSession(
+            show_id, identity, Role.VIEWER, self._new_pc(), token_digest(bearer_token(request))
+        )
         session.viewer = RelayViewer(
             video=relay.new_queue(),
             audio=relay.new_audio_queue(),

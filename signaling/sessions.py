@@ -40,6 +40,7 @@ class PeerSession:
     identity: str
     role: Role
     pc: Any  # aiortc.RTCPeerConnection
+    token_digest: str = ""  # of the bearer token that opened it; DELETE must bring the same
     session_id: str = field(default_factory=new_session_id)
     etag: str = field(default_factory=lambda: f'"{secrets.token_hex(8)}"')
     state: PeerState = PeerState.NEW

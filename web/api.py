@@ -37,6 +37,12 @@ def require_admin(request: Request) -> None:
         raise AuthError("auth_invalid", "the admin secret is required", 401)
 
 
+def require_token(request: Request) -> None:
+    """401 for a missing, forged or expired token before anything is looked up."""
+    if not is_admin(request):
+        _state(request).tokens.verify(bearer(request.headers.get("authorization")))
+
+
 def require_show_role(request: Request, show_id: str, roles: frozenset[Role]) -> Principal | None:
     """None for the admin, else the token's principal if it may act on ``show_id``."""
     if is_admin(request):
@@ -134,6 +140,7 @@ def _variant_spec(v: VariantIn) -> catalog.VariantSpec:
 
 async def add_variant(request: Request) -> Response:
     product_id = request.path_params["product_id"]
+    require_token(request)
     async with _state(request).resources.sessions() as session:
         show_id = (await catalog.get_product(session, product_id)).show_id
     require_show_role(request, show_id, HOST_OR_ADMIN)
@@ -147,6 +154,7 @@ async def add_variant(request: Request) -> Response:
 
 async def set_stock(request: Request) -> Response:
     variant_id = request.path_params["variant_id"]
+    require_token(request)
     async with _state(request).resources.sessions() as session:
         show_id = await catalog.variant_show_id(session, variant_id)
     require_show_role(request, show_id, HOST_OR_ADMIN)

@@ -70,13 +70,18 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
             log.info("liveshop started", extra={"redis": resources.redis_url.split("@")[-1]})
             yield
         finally:
-            await video.close()
-            if hasattr(app.state, "live"):
-                await app.state.live.close()
-            if getattr(app.state, "checkout", None) is not None:
-                await app.state.checkout.close()
-            if hasattr(app.state, "events"):
-                await app.state.events.close()
+            # Each part is closed even when one before it fails; Redis, the database and
+            # the embedded server last, since the others still use them while closing.
+            closers = [video.close]
+            for name in ("live", "checkout", "events"):
+                part = getattr(app.state, name, None)
+                if part is not None:
+                    closers.append(part.close)
+            for close in closers:
+                try:
+                    await close()
+                except Exception:
+                    log.exception("shutdown step failed", extra={"step": close.__qualname__})
             await resources.close()
             log.info("liveshop stopped")
 

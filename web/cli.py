@@ -129,6 +129,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else settings.port
     if not args.no_migrate:
         asyncio.run(_migrate(settings))
+    settings.signing_key()  # made once here, before the workers race to make it
     embedded: EmbeddedRedis | None = None
     if settings.redis_url is None and args.workers > 1:
         # Several workers must share one Redis: start it here and hand it to them.
@@ -143,6 +144,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             workers=args.workers,
             log_config=None,
             ws_per_message_deflate=settings.ws_compression,
+            timeout_graceful_shutdown=10,  # then open sockets are closed; clients resume
         )
     finally:
         if embedded is not None:

@@ -47,6 +47,11 @@ def parse_model(model: type[M], raw: Any) -> M:
         ) from None
 
 
+def _no_constant(name: str) -> object:
+    """NaN and Infinity are not JSON: refuse them rather than store what cannot be sent."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
 async def json_body(request: Request, model: type[M]) -> M:
     """Parse the request's JSON body into ``model`` or raise a coded 4xx ApiError."""
     limit: int = request.app.state.settings.max_body_bytes
@@ -55,7 +60,7 @@ async def json_body(request: Request, model: type[M]) -> M:
         raise ApiError("unsupported_media_type", "send application/json", 415)
     raw = await read_body(request, limit)
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = json.loads(raw, parse_constant=_no_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
         raise ApiError("malformed_json", "the body is not valid JSON", 400) from None
     return parse_model(model, data)

@@ -172,3 +172,22 @@ def test_host_goes_live_and_viewers_see_moving_video(
     expect(early.locator("#stream-msg")).to_have_text(
         re.compile("Waiting|Reconnecting"), timeout=15_000
     )
+
+
+def test_cart_drawer_checkout(demo: Demo, browser: Browser, contexts: list[BrowserContext]) -> None:
+    studio = open_page(browser, contexts, demo.page("studio", demo.host_token), DESKTOP)
+    studio.get_by_role("button", name="Pin Ceramic pour-over set").click()
+    viewer = open_page(browser, contexts, demo.page("watch"))
+    card = viewer.get_by_role("article", name="Ceramic pour-over set")
+    card.get_by_role("button", name="Add to cart").click()
+    expect(card.get_by_role("status")).to_have_text("Added to your cart")
+    card.get_by_role("button", name="Add to cart").click()
+    expect(viewer.locator("#cart-count")).to_have_text("2")
+    viewer.get_by_role("button", name=re.compile(r"^Cart \d")).click()
+    expect(viewer.locator("#cart-lines li")).to_have_count(1)
+    line = viewer.locator("#cart-lines li")
+    expect(line).to_contain_text("2 \u00d7 Ceramic pour-over set (sand)")
+    expect(line).to_contain_text("90.00")
+    viewer.get_by_role("button", name="Checkout").click()
+    expect(viewer.locator("#cart-result")).to_have_text(re.compile(r"^Order ord_\S+ confirmed$"))
+    expect(viewer.locator("#cart-count")).to_have_text("0")

@@ -6,6 +6,8 @@ import asyncio
 
 import pytest
 
+from checkout import catalog
+from checkout.catalog import ProductSpec, VariantSpec
 from checkout.errors import CheckoutError
 from checkout.holds import HoldState
 from tests.checkout.conftest import CART_HOLD_S, Shop
@@ -122,3 +124,26 @@ async def test_empty_cart_checkout_is_refused(shop: Shop) -> None:
         await shop.service.checkout_cart(shop.show_id, "u", "c1", OK)
     assert exc.value.code == "cart_empty"
     assert await shop.snapshot() == before
+
+
+async def test_mixed_currency_cart_is_refused_and_keeps_its_holds(shop: Shop) -> None:
+    async with shop.sessions.begin() as session:
+        product = await catalog.add_product(
+            session,
+            shop.show_id,
+            ProductSpec(name="Import", variants=[VariantSpec("USD-1", 500, "USD", 4)]),
+        )
+        usd = product.variants[0].id
+    eur = shop.v("SNK-42")
+    await shop.service.add_to_cart(shop.show_id, "u", eur, 1)
+    await shop.service.add_to_cart(shop.show_id, "u", usd, 1)
+    with pytest.raises(CheckoutError) as exc:
+        await shop.service.checkout_cart(shop.show_id, "u", "c1", OK)
+    assert exc.value.code == "mixed_currency"
+    assert await shop.order_count() == 0
+    # the holds went back to the cart, so the viewer can still change it
+    view = await shop.service.remove_from_cart(shop.show_id, "u", usd)
+    assert [(line.variant_id, line.quantity) for line in view.lines] == [(eur, 1)]
+    assert (await shop.counts(usd))["held"] == 0
+    order = await shop.service.checkout_cart(shop.show_id, "u", "c2", OK)
+    assert order.status == "confirmed" and order.total_minor > 0

@@ -61,7 +61,13 @@ class LiveServer:
 
 async def start_server(app: Starlette) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, lifespan="on", log_config=None, ws="websockets-sansio"
+        app,
+        host="127.0.0.1",
+        port=0,
+        lifespan="on",
+        log_config=None,
+        ws="websockets-sansio",
+        timeout_graceful_shutdown=3,  # as `liveshop serve`: a stuck socket never hangs shutdown
     )
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())
@@ -82,7 +88,11 @@ async def live(settings: Settings, redis_client: Any) -> AsyncIterator[LiveServe
         yield LiveServer(app, f"ws://127.0.0.1:{port}")
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, 15)
+        done, _ = await asyncio.wait({task}, timeout=10)
+        if not done:  # say where shutdown is stuck before failing
+            for stuck in asyncio.all_tasks():
+                stuck.print_stack(limit=8)
+        await asyncio.wait_for(task, 5)
 
 
 class Client:

@@ -327,3 +327,34 @@ async def test_video_state_is_announced_and_kept_for_late_joiners(live: LiveServ
     assert (await late.expect("snapshot"))["stream"] == "reconnecting"
     for client in (viewer, late):
         await client.close()
+
+
+async def test_questions_obey_mute_shadow_ban_and_blocked_words(live: LiveServer) -> None:
+    seeded = await seed_show(live.app, products=1)
+    mod = await _join(live, seeded.show_id, Role.MODERATOR, "Mo")
+    vera = await _join(live, seeded.show_id, Role.VIEWER, "Vera")
+    walt = await _join(live, seeded.show_id, Role.VIEWER, "Walt")
+    asked = await vera.request("ask", text="first question")
+    question = await mod.expect("question")
+    vera_uid = question["question"]["viewer_id"]
+    assert question["question"]["id"] == asked["question_id"]
+    assert (await mod.request("mute", user_id=vera_uid, seconds=10**9))["code"] == "invalid_input"
+    assert (await mod.request("mute", user_id=vera_uid, seconds=60))["type"] == "ok"
+    assert (await vera.request("ask", text="while muted"))["code"] == "muted"
+    assert (await mod.request("blocked_words", words=["spoiler"]))["type"] == "ok"
+    assert (await walt.request("ask", text="a Spoiler here"))["code"] == "blocked_words"
+    assert (await mod.request("shadow_ban", user_id=vera_uid))["type"] == "ok"
+    # the mute runs out (its key expires):
+    await live.app.state.resources.redis.delete(f"live:{{{seeded.show_id}}}:mute:{vera_uid}")
+    hidden = await vera.request("ask", text="shadow question")
+    assert hidden["type"] == "ok", hidden
+    mine = await vera.expect("question")
+    while mine["question"]["id"] != hidden["question_id"]:
+        mine = await vera.expect("question")
+    assert mine["question"]["text"] == "shadow question"
+    queue = (await mod.request("queue"))["questions"]
+    assert [q["text"] for q in queue] == ["first question"]
+    await walt.request("ping")
+    assert all(e.get("question", {}).get("text") != "shadow question" for e in events_of(walt.seen))
+    for client in (mod, vera, walt):
+        await client.close()

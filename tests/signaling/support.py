@@ -201,3 +201,19 @@ async def wait_index(track: EncodedPatternTrack, index: int) -> None:
     async with asyncio.timeout(10):
         while track.index < index:  # noqa: ASYNC110 - polls the publisher's frame counter
             await asyncio.sleep(0.02)
+
+
+async def end(http: httpx.AsyncClient, client: Any, token: str | None = "") -> httpx.Response:
+    """DELETE a session as RFC 9725 clients do: with the token that opened it.
+
+    ``token=None`` sends none; a string other than "" sends that one instead.
+    """
+    headers: dict[str, str] = {}
+    sent = (
+        client.response.request.headers.get("authorization")
+        if token == ""
+        else (None if token is None else f"Bearer {token}")
+    )
+    if sent:
+        headers["Authorization"] = sent
+    return await http.delete(client.location, headers=headers)

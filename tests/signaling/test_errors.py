@@ -7,7 +7,7 @@ import pytest
 
 from signaling import SignalingError
 
-from .support import Server, offer_whip, play, publish, running_server
+from .support import Server, end, offer_whip, play, publish, running_server
 
 VALID_OFFER_HEADERS = {"Content-Type": "application/sdp", "Authorization": "Bearer host:show1"}
 
@@ -64,6 +64,7 @@ def assert_no_peers(server: Server) -> None:
         ("v=0\r\n", {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
         ("v=0\r\n", {"Content-Type": ""}, 415, "unsupported_media_type"),
         ("hello", {}, 400, "malformed_sdp"),
+        ("v=0\r\n" + "a=x\r\n" * 20_000, {}, 413, "body_too_large"),
         ("v=0\r\nthis is not sdp\r\n", {}, 400, "malformed_sdp"),
         (NO_ICE_OFFER, {}, 400, "malformed_sdp"),
         (AUDIO_ONLY_OFFER, {}, 400, "no_video"),
@@ -161,9 +162,12 @@ async def test_patch_is_405_and_options_has_cors_and_ice_servers() -> None:
         assert_error(patch, 405, "method_not_allowed")
         viewer = await play(server.http)
         assert viewer.location.startswith("/whep/show1/")
-        assert (await server.http.delete(viewer.location)).status_code == 200
-        assert (await server.http.delete(viewer.location)).status_code == 404
-        assert (await server.http.delete(host.location)).status_code == 200
+        assert_error(await end(server.http, host, token=None), 403, "forbidden")
+        assert_error(await end(server.http, host, token="host:show1:other"), 403, "forbidden")
+        assert_error(await end(server.http, viewer, token=None), 403, "forbidden")
+        assert (await end(server.http, viewer)).status_code == 200
+        assert (await end(server.http, viewer)).status_code == 404
+        assert (await end(server.http, host)).status_code == 200
         assert_no_peers(server)
         await viewer.close()
         await host.close()

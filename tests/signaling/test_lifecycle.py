@@ -12,7 +12,7 @@ from signaling.media import EncodedFrame
 from signaling.synthetic import EncodedPatternTrack
 from signaling.viewer_queue import ViewerQueue
 
-from .support import Server, Viewer, play, publish, running_server
+from .support import Server, Viewer, end, play, publish, running_server
 
 
 async def wait_stats(server: Server, key: str, value: int, within: float = 10) -> None:
@@ -35,7 +35,7 @@ async def test_cleanup_after_leave_failure_and_close() -> None:
         await rude.wait_frames(5)
         assert server.service.stats()["peer_connections"] == 3
 
-        assert (await server.http.delete(polite.location)).status_code == 200
+        assert (await end(server.http, polite)).status_code == 200
         await polite.close()
         await rude.close()  # goes away without a DELETE
         await wait_stats(server, "viewers", 0)

@@ -11,7 +11,7 @@ from signaling import StreamState
 from signaling.recording import vp8_size
 from signaling.synthetic import EncodedPatternTrack, read_index
 
-from .support import publish, running_server, wait_index
+from .support import end, publish, running_server, wait_index
 
 
 @pytest.mark.parametrize(("codec", "suffix"), [("vp8", ".webm"), ("h264", ".ts")])
@@ -22,7 +22,7 @@ async def test_the_host_stream_is_muxed_to_a_file(tmp_path: Path, codec: str, su
         await server.gate.wait_state("show1", StreamState.LIVE)
         await wait_index(track, 40)
         await asyncio.sleep(0.3)
-        assert (await server.http.delete(host.location)).status_code == 200
+        assert (await end(server.http, host)).status_code == 200
         await host.close()
     path, kinds, indexes = read_recording(tmp_path)
     assert path.suffix == suffix and path.name.startswith("show1-")

@@ -10,7 +10,7 @@ from signaling import StreamState
 from signaling.aiortc_hooks import SharedH264Packer
 from signaling.synthetic import EncodedPatternTrack, PatternTrack
 
-from .support import offer_whip, play, publish, running_server, wait_index
+from .support import end, offer_whip, play, publish, running_server, wait_index
 
 
 async def test_publish_and_play_vp8() -> None:
@@ -151,7 +151,7 @@ async def test_host_reconnect_resumes_for_viewers() -> None:
         assert resumed.index(0) <= 1
         states = [s for show, s in server.gate.states if show == "show1"]
         assert states == [StreamState.LIVE, StreamState.RECONNECTING, StreamState.LIVE]
-        response = await server.http.delete(again.location)
+        response = await end(server.http, again)
         assert response.status_code == 200
         await server.gate.wait_state("show1", StreamState.OFFLINE)
         await viewer.close()
@@ -176,7 +176,7 @@ async def test_same_host_takes_over_and_another_gets_409() -> None:
         stats = server.service.stats()
         assert stats["publishers"] == 1
         assert stats["peer_connections"] == 2  # the first host's peer was closed
-        gone = await server.http.delete(first.location)
+        gone = await end(server.http, first)
         assert gone.status_code == 404
         for client in (viewer, first, second):
             await client.close()

@@ -161,6 +161,12 @@ async def test_bad_bodies(client: httpx.AsyncClient) -> None:
     assert (resp.status_code, resp.json()["error"]["code"]) == (413, "body_too_large")
     resp = await client.post(url, content=b"[1, 2]", headers=headers)
     assert resp.status_code == 422
+    nan = (
+        b'{"name": "x", "variants": [{"sku": "N", "price": {"amount": 1, "currency": "EUR"}, '
+        b'"stock": 1, "attributes": {"w": NaN}}]}'
+    )
+    resp = await client.post(url, content=nan, headers=headers)
+    assert (resp.status_code, resp.json()["error"]["code"]) == (400, "malformed_json")
     assert (await client.get(f"/api/shows/{show['id']}")).json()["products"] == []
 
 
@@ -186,6 +192,10 @@ async def test_unknown_ids(client: httpx.AsyncClient) -> None:
         "/api/products/prd_nope/variants", json=PRODUCT["variants"][0], headers=h
     )
     assert resp.status_code == 404
+    resp = await client.put("/api/variants/var_nope/stock", json={"stock": 1})
+    assert resp.status_code == 401  # no token: 401 before anything is looked up
+    resp = await client.post("/api/products/prd_nope/variants", json=PRODUCT["variants"][0])
+    assert resp.status_code == 401
     resp = await client.get("/no/such/route")
     assert (resp.status_code, resp.json()["error"]["code"]) == (404, "not_found")
 

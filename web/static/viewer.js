@@ -195,13 +195,24 @@ function applyStock({ variant_id, available }) {
 }
 
 // ---- cart ----
+function variantName(variantId) {
+  for (const card of state.cards.values()) {
+    const variant = (card.variants || []).find((v) => v.id === variantId);
+    if (variant) {
+      const options = Object.values(variant.attributes || {}).join(" / ");
+      return options ? `${card.name} (${options})` : card.name;
+    }
+  }
+  return "Item";
+}
+
 function renderCart(cart) {
   const lines = cart?.lines || [];
   $("cart-count").textContent = String(lines.reduce((n, l) => n + l.quantity, 0));
   $("cart-lines").replaceChildren(...lines.map((line) => el("li", { class: "row" },
-    el("span", { class: "grow", text: `${line.quantity} × ${line.name || line.sku || line.variant_id}` }),
-    el("span", { text: money(line.line_total || line.unit_price) }),
-    el("button", { type: "button", class: "secondary", "aria-label": `Remove ${line.name || line.variant_id}`,
+    el("span", { class: "grow", text: `${line.quantity} × ${variantName(line.variant_id)}` }),
+    el("span", { text: money({ amount: line.unit_price.amount * line.quantity, currency: line.unit_price.currency }) }),
+    el("button", { type: "button", class: "secondary", "aria-label": `Remove ${variantName(line.variant_id)}`,
       onclick: async () => renderCart((await live.request("remove_from_cart", { variant_id: line.variant_id })).cart) }, "Remove"))));
   $("cart-total").textContent = cart?.total ? `Total ${money(cart.total)}` : "";
   $("checkout").disabled = lines.length === 0;
