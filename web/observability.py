@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -60,10 +60,6 @@ class Metrics:
             ["method", "route"],
             registry=self.registry,
         )
-        self.websockets = Gauge(
-            "liveshop_websockets", "Open websockets in this process", registry=self.registry
-        )
-        self.orders = Counter("liveshop_orders_total", "Confirmed orders", registry=self.registry)
 
 
 class MetricsMiddleware:

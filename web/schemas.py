@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -60,6 +60,3 @@ class ViewerIn(Strict):
 
 def dump_time(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
-
-
-JSONDict = dict[str, Any]

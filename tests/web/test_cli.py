@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from web.processes import free_port, spawn, stop, wait_http_ok
 
 LIVESHOP = [sys.executable, "-m", "web.cli"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,13 +72,6 @@ def test_token_command_signs_with_the_data_folder_key(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "--show is required" in proc.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _valkey_pids() -> set[int]:
     out = subprocess.run(["pgrep", "-f", "valkey-server"], capture_output=True, text=True)
     return {int(p) for p in out.stdout.split()}
@@ -86,8 +79,8 @@ def _valkey_pids() -> set[int]:
 
 def test_demo_serves_with_embedded_defaults_and_cleans_up(tmp_path: Path) -> None:
     before = _valkey_pids()
-    port = _free_port()
-    proc = subprocess.Popen(
+    port = free_port()
+    proc = spawn(
         [*LIVESHOP, "demo", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -110,14 +103,8 @@ def test_demo_serves_with_embedded_defaults_and_cleans_up(tmp_path: Path) -> Non
         show_id = printed["viewer"].rsplit("/", 1)[-1]
         assert printed["host studio"].endswith(f"/studio/{show_id}#token={printed['host token']}")
         show_url = f"http://127.0.0.1:{port}/api/shows/{show_id}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the demo server did not come up"
-                time.sleep(0.2)
+        wait_http_ok(f"http://127.0.0.1:{port}/readyz", proc)
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
         assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
         assert _valkey_pids() - before, "the embedded Redis server should be running"
         show = httpx.get(show_url, timeout=5).json()
@@ -126,7 +113,9 @@ def test_demo_serves_with_embedded_defaults_and_cleans_up(tmp_path: Path) -> Non
             "Merino crew sweater",
             "Ceramic pour-over set",
         ]
-    finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)  # the demo's own shutdown must stop its Valkey
         proc.wait(timeout=20)
-    assert _valkey_pids() - before == set(), "the embedded Redis server was left behind"
+        left_behind = _valkey_pids() - before
+    finally:
+        stop(proc)  # and if it did not, nothing outlives the test
+    assert left_behind == set(), "the embedded Redis server was left behind"

@@ -17,7 +17,7 @@ import json
 import os
 import random
 import secrets
-import socket
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,17 +37,11 @@ from checkout.inventory import Inventory, Reserved, stock_key
 from checkout.models import Order, OrderLine, Role, Variant
 from web.auth import TokenIssuer
 from web.embedded_redis import EmbeddedRedis
+from web.processes import free_port, spawn, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "bench-admin-secret-0123"
 SECRET = "bench-secret-key-0123456789-abcdefghijkl"  # noqa: S105 - a throwaway server
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,7 +77,7 @@ class Redis:
         self.embedded: EmbeddedRedis | None = None
         self.url = os.environ.get("REDIS_URL", "")
         self.external = bool(self.url)
-        self.port = _free_port()
+        self.port = free_port()
 
     def start(self) -> str:
         if not self.external:
@@ -100,7 +94,7 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     redis_server = Redis(tmp)
     redis_url = redis_server.start()
     db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp / 'bench.db'}"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -112,7 +106,7 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "LIVESHOP_LOG_LEVEL": "error",
     }
     cmd = [sys.executable, "-m", "web.cli", "serve", "--workers", str(args.workers)]
-    server = subprocess.Popen(  # noqa: S603, ASYNC220 - our own interpreter, started once
+    server = spawn(
         [*cmd, "--port", str(port)],
         env=env,
         cwd=ROOT,
@@ -134,12 +128,7 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         )
         raw = await _raw_reserves(redis_server.url, args.raw_reserves)
     finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, signal.SIGTERM)
         redis_server.stop()
     return {**drop["summary"], **tally, "redis_raw_reserves_per_s": raw}
 

@@ -21,7 +21,7 @@ import json
 import multiprocessing as mp
 import os
 import resource
-import socket
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,22 +38,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from checkout import catalog
 from checkout.db import make_engine, make_sessionmaker
 from checkout.show_state import ShowStatus
+from web.processes import free_ports, spawn, stop
 
 WAIT_S = 30.0
 
 
 # -- server processes ----------------------------------------------------------------------
-
-
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 @contextlib.contextmanager
@@ -62,7 +52,7 @@ def server_processes(
 ) -> Iterator[list[tuple[int, int]]]:
     """``count`` uvicorn processes serving the app on 127.0.0.1: (port, pid) each.
 
-    Every one is stopped on exit (terminate, then kill after 10 s)."""
+    Every one is stopped on exit (terminate, then its process group is killed after 10 s)."""
     ports = free_ports(count)
     procs: list[subprocess.Popen[bytes]] = []
     logs = []
@@ -71,7 +61,7 @@ def server_processes(
             log = (log_dir / f"server-{port}.log").open("wb")
             logs.append(log)
             procs.append(
-                subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                spawn(
                     [
                         sys.executable,
                         "-m",
@@ -111,11 +101,7 @@ def server_processes(
         for proc in procs:
             proc.terminate()
         for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop(proc, signal.SIGTERM, timeout_s=10)
         for log in logs:
             log.close()
 
