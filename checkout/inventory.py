@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from checkout import scripts
+from checkout.batching import ScriptBatcher
 from checkout.errors import CheckoutError, Conflict, IdempotencyError, OutOfStock, Unavailable
 from checkout.holds import HoldState
 
@@ -109,18 +109,19 @@ class Inventory:
         self._stock_of = stock_of
         self._locks: dict[str, asyncio.Lock] = {}
         self.epoch: str | None = None
-        self._scripts: dict[str, AsyncScript] = {}
+        self.batcher = ScriptBatcher(redis)
+        self._scripts: dict[str, str] = {}  # name -> sha
 
     def register(self) -> None:
         for name in (
             "RESERVE", "MOVE", "COMMIT", "RELEASE", "SWEEP", "LOAD", "RESTOCK", "RESYNC",
             "DEAL_START", "DEAL_STOP", "NOTIFY_ADD", "NOTIFY_POP",
         ):  # fmt: skip
-            self._scripts[name] = self.redis.register_script(getattr(scripts, name))
+            self._scripts[name] = self.batcher.register(getattr(scripts, name))
 
     async def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
         try:
-            return await self._scripts[name](keys=keys, args=args)
+            return await self.batcher.call(self._scripts[name], keys, args)
         except RedisError as exc:
             raise Unavailable(
                 "the inventory is unreachable, try again", extra={"retry": True}

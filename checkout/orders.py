@@ -1,19 +1,28 @@
-"""The SQL guard: an order row and the conditional stock decrement commit together."""
+"""The SQL guard: an order row and the conditional stock decrements commit together."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from checkout.db import utcnow
-from checkout.errors import NotFound, OutOfStock
+from checkout.db import make_engine, new_id, utcnow
+from checkout.errors import NotFound, OutOfStock, Unavailable
 from checkout.models import Order, OrderLine, OrderStatus, Variant
 from checkout.views import OrderLineView, OrderResult, OrderSummary
+
+log = logging.getLogger("liveshop.checkout")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -32,58 +41,281 @@ async def sql_stock(session: AsyncSession, variant_id: str) -> int:
     return int(stock)
 
 
-async def write_order(
-    session: AsyncSession,
-    *,
-    show_id: str,
-    buyer_id: str,
-    idempotency_key: str,
-    currency: str,
-    lines: Sequence[LineSpec],
-    payment_ref: str | None,
-) -> Order:
-    """Insert the order and take its units from SQL stock, or raise OutOfStock naming every
-    short variant. An IntegrityError means the key already made an order. The caller commits.
+class DuplicateOrder(Exception):
+    """The buyer's idempotency key already made an order (Redis had forgotten it)."""
+
+
+@dataclass(frozen=True)
+class OrderDraft:
+    show_id: str
+    buyer_id: str
+    idempotency_key: str
+    currency: str
+    lines: tuple[LineSpec, ...]
+    payment_ref: str | None
+
+
+class OrderWriter:
+    """Group commit: the orders that arrive while a transaction runs share the next one.
+
+    A drop sends its winners at once; one transaction per order made them queue on the
+    database's write lock (SQLite's single writer above all). Inside the shared
+    transaction each order stays all-or-nothing on its own: its row goes in unless the key
+    already made one (``ON CONFLICT DO NOTHING``), then each line takes its units with a
+    conditional decrement, and a short line undoes that order's decrements and row. One
+    refused order never fails the others; a transaction that fails fails every order in
+    it, and none of them was confirmed. Writes run in a task of their own, so a caller
+    that goes away cannot cut a transaction in half.
+
+    The transactions run on an event loop of their own, in a thread, with an engine of
+    their own: during a drop the app's loop has a hundred taps to answer per turn, and a
+    batch that awaited each statement on it waited a turn per statement (~0.3 s a batch
+    measured here); on its own loop a batch takes a few milliseconds.
     """
-    order = Order(
-        show_id=show_id,
-        buyer_id=buyer_id,
-        idempotency_key=idempotency_key,
-        currency=currency,
-        total_minor=sum(line.quantity * line.unit_price_minor for line in lines),
-        status=OrderStatus.CONFIRMED,
-        payment_ref=payment_ref,
-        created_at=utcnow(),
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], max_batch: int = 200) -> None:
+        engine = sessions.kw["bind"]
+        self.url: str = engine.url.render_as_string(hide_password=False)
+        self.max_batch = max_batch
+        self.batches = 0
+        self._pending: list[tuple[OrderDraft, asyncio.Future[OrderResult]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._engine: AsyncEngine | None = None
+        self.sessions: async_sessionmaker[AsyncSession] | None = None  # the thread's
+
+    async def start(self) -> None:
+        """Start the writer's thread and open its connection before the first order."""
+        await self._on_thread(self._warm())
+
+    async def _warm(self) -> None:
+        async with self._sessions()() as session:
+            await session.execute(select(1))
+
+    def _sessions(self) -> async_sessionmaker[AsyncSession]:
+        """The writer's own sessions (made on, and only used on, the writer's loop)."""
+        if self.sessions is None:
+            self._engine = make_engine(self.url, pool_size=2, max_overflow=2)
+            self.sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+        return self.sessions
+
+    async def _on_thread(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=self._loop.run_forever, name="checkout-order-writer", daemon=True
+            )
+            self._thread.start()
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+    async def write(self, draft: OrderDraft) -> OrderResult:
+        """The confirmed order, once committed; raises OutOfStock or DuplicateOrder."""
+        if self._closed:
+            raise _unavailable()
+        future: asyncio.Future[OrderResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((draft, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="checkout-order-writer")
+        return await future
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Let the running batch finish (bounded); refuse what was still waiting."""
+        self._closed = True
+        if self._task is not None and not self._task.done():
+            await asyncio.wait([self._task], timeout=timeout_s)
+            self._task.cancel()
+        for _, future in self._pending:
+            if not future.done():
+                future.set_exception(_unavailable())
+        self._pending.clear()
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        self._loop = self._thread = None
+        if self._engine is not None:
+            dispose = asyncio.run_coroutine_threadsafe(self._engine.dispose(), loop)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.wrap_future(dispose), timeout_s)
+        loop.call_soon_threadsafe(loop.stop)
+        await asyncio.to_thread(thread.join, timeout_s)
+        if not thread.is_alive():
+            loop.close()
+
+    async def _run(self) -> None:
+        while self._pending:
+            batch = [(d, f) for d, f in self._pending[: self.max_batch] if not f.done()]
+            del self._pending[: self.max_batch]
+            if not batch:
+                continue
+            outcomes: list[OrderResult | Exception | None]
+            try:
+                outcomes = list(await self._on_thread(self._write([d for d, _ in batch])))
+            except Exception as exc:
+                log.warning("order batch of %d failed: %r", len(batch), exc)
+                outcomes = [None] * len(batch)
+            self.batches += 1
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if outcome is None:
+                    future.set_exception(_unavailable())
+                elif isinstance(outcome, Exception):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+    async def _write(self, drafts: list[OrderDraft]) -> list[OrderResult | Exception]:
+        """The whole batch in a few statements; if SQL stock cannot cover every order,
+        that transaction rolls back and each order is tried on its own."""
+        made = [_Made(draft) for draft in drafts]
+        sessions = self._sessions()
+        try:
+            async with sessions.begin() as session:
+                return await _write_together(session, made)
+        except _Short:
+            pass
+        async with sessions.begin() as session:
+            return [await _write_one(session, one) for one in made]
+
+
+class _Short(Exception):
+    """SQL stock cannot cover the whole batch (Redis promised more than SQL holds)."""
+
+
+class _Made:
+    """An order's row, its id and time fixed once whichever path writes it."""
+
+    def __init__(self, draft: OrderDraft) -> None:
+        self.draft = draft
+        self.order_id = new_id("ord")
+        self.created = utcnow()
+        self.lines = sorted(draft.lines, key=lambda line: line.variant_id)
+        self.total = sum(line.quantity * line.unit_price_minor for line in self.lines)
+
+    def row(self) -> dict[str, Any]:
+        d = self.draft
+        return {
+            "id": self.order_id,
+            "show_id": d.show_id,
+            "buyer_id": d.buyer_id,
+            "idempotency_key": d.idempotency_key,
+            "currency": d.currency,
+            "total_minor": self.total,
+            "status": OrderStatus.CONFIRMED,
+            "payment_ref": d.payment_ref,
+            "created_at": self.created,
+        }
+
+    def line_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "order_id": self.order_id,
+                "variant_id": line.variant_id,
+                "quantity": line.quantity,
+                "unit_price_minor": line.unit_price_minor,
+            }
+            for line in self.lines
+        ]
+
+    def result(self) -> OrderResult:
+        d = self.draft
+        return OrderResult(
+            order_id=self.order_id,
+            show_id=d.show_id,
+            buyer_id=d.buyer_id,
+            status=OrderStatus.CONFIRMED.value,
+            total_minor=self.total,
+            currency=d.currency,
+            idempotency_key=d.idempotency_key,
+            lines=tuple(
+                OrderLineView(x.variant_id, x.quantity, x.unit_price_minor) for x in self.lines
+            ),
+            created_at=self.created,
+        )
+
+
+def _unavailable() -> Unavailable:
+    return Unavailable("the order could not be written, try again", code="order_store_unavailable")
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    """INSERT with ``on_conflict_do_nothing`` in the session's dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+async def _insert_orders(session: AsyncSession, made: list[_Made]) -> set[str]:
+    """Insert the order rows; the ids of those whose key had not made an order yet."""
+    stmt = (
+        _insert(session, Order)
+        .values([m.row() for m in made])
+        .on_conflict_do_nothing(index_elements=["buyer_id", "idempotency_key"])
+        .returning(Order.id)
     )
-    order.lines = [
-        OrderLine(
-            variant_id=line.variant_id,
-            quantity=line.quantity,
-            unit_price_minor=line.unit_price_minor,
-        )
-        for line in lines
+    return set((await session.scalars(stmt)).all())
+
+
+async def _take(session: AsyncSession, variant_id: str, units: int) -> bool:
+    """The conditional decrement: take ``units`` if SQL stock still has them."""
+    result = await session.execute(
+        update(Variant)
+        .where(Variant.id == variant_id, Variant.stock >= units)
+        .values(stock=Variant.stock - units)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def _write_together(
+    session: AsyncSession, made: list[_Made]
+) -> list[OrderResult | Exception]:
+    """One insert of the orders, one decrement per variant, one insert of the lines."""
+    inserted = await _insert_orders(session, made)
+    new = [m for m in made if m.order_id in inserted]
+    demand: dict[str, int] = {}
+    for m in new:
+        for line in m.lines:
+            demand[line.variant_id] = demand.get(line.variant_id, 0) + line.quantity
+    for variant_id in sorted(demand):
+        if not await _take(session, variant_id, demand[variant_id]):
+            raise _Short(variant_id)
+    if new:
+        await session.execute(insert(OrderLine), [row for m in new for row in m.line_rows()])
+    return [
+        m.result() if m.order_id in inserted else DuplicateOrder(m.draft.idempotency_key)
+        for m in made
     ]
-    session.add(order)
-    await session.flush()
-    # The decrements come last, so the contended variant rows stay locked only until commit.
-    short: dict[str, str] = {}
+
+
+async def _write_one(session: AsyncSession, m: _Made) -> OrderResult | Exception:
+    """One order on its own: all its lines, or none of its effects."""
+    if not await _insert_orders(session, [m]):
+        return DuplicateOrder(m.draft.idempotency_key)
+    taken: list[LineSpec] = []
     left: dict[str, int] = {}
-    for line in sorted(lines, key=lambda line: line.variant_id):
-        result = await session.execute(
-            update(Variant)
-            .where(Variant.id == line.variant_id, Variant.stock >= line.quantity)
-            .values(stock=Variant.stock - line.quantity)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            left[line.variant_id] = await sql_stock(session, line.variant_id)
-            short[line.variant_id] = f"{left[line.variant_id]} available"
-    if short:
-        raise OutOfStock(
-            "not enough units for " + ", ".join(sorted(short)),
-            fields=short,
+    for line in m.lines:
+        if await _take(session, line.variant_id, line.quantity):
+            taken.append(line)
+        else:  # (an unknown variant counts as none left)
+            stock = await session.scalar(select(Variant.stock).where(Variant.id == line.variant_id))
+            left[line.variant_id] = int(stock or 0)
+    if left:
+        for line in taken:
+            await session.execute(
+                update(Variant)
+                .where(Variant.id == line.variant_id)
+                .values(stock=Variant.stock + line.quantity)
+            )
+        await session.execute(delete(Order).where(Order.id == m.order_id))
+        return OutOfStock(
+            "not enough units for " + ", ".join(sorted(left)),
+            fields={variant_id: f"{n} available" for variant_id, n in left.items()},
             extra={"available": left},
         )
-    return order
+    await session.execute(insert(OrderLine), m.line_rows())
+    return m.result()
 
 
 async def find_order(session: AsyncSession, buyer_id: str, idempotency_key: str) -> Order | None:

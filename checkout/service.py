@@ -2,7 +2,8 @@
 
 The hot path of a tap is one Lua call (``Inventory.reserve``); a refusal never touches SQL.
 A tap that got units pays, then writes the order and the conditional stock decrement in one
-SQL transaction, then tells Redis the units are sold.
+SQL transaction (shared with the orders written at the same moment: ``orders.OrderWriter``),
+then tells Redis the units are sold.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from checkout import catalog, orders
@@ -167,8 +167,10 @@ class CheckoutService:
         self.cart_hold_s = cart_hold_s
         self.payment_hold_s = payment_hold_s
         self.inventory = Inventory(redis, self._sql_stock)
+        self.writer = orders.OrderWriter(sessions)
         self._variants: dict[str, VariantInfo] = {}
         self._shows: dict[str, tuple[ShowStatus, float]] = {}
+        self._show_reads: dict[str, asyncio.Future[ShowStatus | None]] = {}
         self._dirty: dict[str, tuple[str, int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._seen_epoch: str | None = None
@@ -177,6 +179,7 @@ class CheckoutService:
 
     async def start(self) -> None:
         self.inventory.register()
+        await self.writer.start()
         await self.rebuild()
         self._tasks = [
             asyncio.create_task(self._sweeper(), name="checkout-sweeper"),
@@ -186,6 +189,7 @@ class CheckoutService:
     async def close(self) -> None:
         await stop_tasks(self._tasks)
         self._tasks = []
+        await self.writer.close()
 
     async def rebuild(self) -> None:
         """Load every variant Redis lacks from SQL stock (after a data loss: all of them).
@@ -221,6 +225,7 @@ class CheckoutService:
     def invalidate_show(self, show_id: str) -> None:
         """Forget the cached status of a show (called when it starts or ends)."""
         self._shows.pop(show_id, None)
+        self._show_reads.pop(show_id, None)  # a read under way may predate the change
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -261,13 +266,31 @@ class CheckoutService:
         now = time.monotonic()
         if cached is not None and cached[1] > now:
             return cached[0]
-        async with self.sessions() as session:
-            status = await session.scalar(select(Show.status).where(Show.id == show_id))
+        # One read per show when the cached status runs out, however many taps wait on it.
+        reading = self._show_reads.get(show_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_show_status(show_id))
+            self._show_reads[show_id] = reading
+
+            def done(_: object) -> None:
+                if self._show_reads.get(show_id) is reading:
+                    del self._show_reads[show_id]
+
+            reading.add_done_callback(done)
+        status = await asyncio.shield(reading)
         if status is None:
             raise NotFound(
                 f"no show {show_id!r}", code="show_not_found", fields={"show_id": "unknown"}
             )
-        self._shows[show_id] = (status, now + SHOW_CACHE_S)
+        return status
+
+    async def _read_show_status(self, show_id: str) -> ShowStatus | None:
+        me = asyncio.current_task()
+        async with self.sessions() as session:
+            status = await session.scalar(select(Show.status).where(Show.id == show_id))
+        if status is not None and self._show_reads.get(show_id) is me:
+            # (not cached when the show changed while this read was under way)
+            self._shows[show_id] = (status, time.monotonic() + SHOW_CACHE_S)
         return status
 
     async def _require_live(self, show_id: str) -> None:
@@ -457,26 +480,18 @@ class CheckoutService:
                 OrderUpdate(show_id, buyer_id, "failed", idempotency_key=key, reason=reason)
             )
             raise _failure(reason)
+        draft = orders.OrderDraft(show_id, buyer_id, key, currency, tuple(lines), charge.ref)
         try:
-            async with self.sessions.begin() as session:
-                order = await orders.write_order(
-                    session,
-                    show_id=show_id,
-                    buyer_id=buyer_id,
-                    idempotency_key=key,
-                    currency=currency,
-                    lines=lines,
-                    payment_ref=charge.ref,
-                )
-                result = orders.order_result(order)
-        except IntegrityError:
+            result = await self.writer.write(draft)
+        except orders.DuplicateOrder:
             return await self._existing(show_id, buyer_id, key, held, charge)
-        except OutOfStock as exc:
-            # Redis promised units SQL does not have: SQL wins, Redis follows it.
+        except (OutOfStock, Unavailable) as exc:
+            # OutOfStock: Redis promised units SQL does not have: SQL wins, Redis follows it.
             await self._refund(charge)
             await self._release_all(show_id, held, exc.code)
-            for variant_id in exc.fields:
-                await self.inventory.resync(variant_id)
+            if isinstance(exc, OutOfStock):
+                for variant_id in exc.fields:
+                    await self.inventory.resync(variant_id)
             await self._publish(
                 OrderUpdate(show_id, buyer_id, "failed", idempotency_key=key, reason=exc.code)
             )

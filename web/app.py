@@ -90,8 +90,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
 
     app = Starlette(
         routes=[
+            *checkout_api.routes(),  # first: a tap is the hottest request of a drop
             *api.routes(),
-            *checkout_api.routes(),
             *live_ws.routes(),
             *video.routes(),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
