@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -66,6 +66,7 @@ REPLAY_MARGIN_S = 5.0
 CLAIM_TTL_S = 24 * 3600
 
 Poll = Callable[[], Awaitable[tuple[str, str]]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -170,9 +171,10 @@ class CheckoutService:
         self.writer = orders.OrderWriter(sessions)
         self._variants: dict[str, VariantInfo] = {}
         self._shows: dict[str, tuple[ShowStatus, float]] = {}
-        self._show_reads: dict[str, asyncio.Future[ShowStatus | None]] = {}
+        self._reads: dict[str, asyncio.Future[Any]] = {}
         self._dirty: dict[str, tuple[str, int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._publishing: set[asyncio.Task[None]] = set()
         self._seen_epoch: str | None = None
 
     # -- life ----------------------------------------------------------------------------
@@ -189,6 +191,8 @@ class CheckoutService:
     async def close(self) -> None:
         await stop_tasks(self._tasks)
         self._tasks = []
+        if self._publishing:  # events of orders already answered go out first (bounded)
+            await asyncio.wait(list(self._publishing), timeout=2.0)
         await self.writer.close()
 
     async def rebuild(self) -> None:
@@ -225,7 +229,7 @@ class CheckoutService:
     def invalidate_show(self, show_id: str) -> None:
         """Forget the cached status of a show (called when it starts or ends)."""
         self._shows.pop(show_id, None)
-        self._show_reads.pop(show_id, None)  # a read under way may predate the change
+        self._reads.pop(f"show:{show_id}", None)  # a read under way may predate the change
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -241,6 +245,16 @@ class CheckoutService:
             raise NotFound(
                 "no such variant", code="variant_not_found", fields={"variant_id": "unknown"}
             )
+        info = await self._once(f"variant:{variant_id}", lambda: self._read_info(variant_id))
+        if info is None:
+            raise NotFound(
+                f"no variant {variant_id!r}",
+                code="variant_not_found",
+                fields={"variant_id": "unknown"},
+            )
+        return info
+
+    async def _read_info(self, variant_id: str) -> VariantInfo | None:
         async with self.sessions() as session:
             row = (
                 await session.execute(
@@ -252,32 +266,33 @@ class CheckoutService:
                 )
             ).one_or_none()
         if row is None:
-            raise NotFound(
-                f"no variant {variant_id!r}",
-                code="variant_not_found",
-                fields={"variant_id": "unknown"},
-            )
+            return None
         info = VariantInfo(variant_id, row.show_id, row.price_minor, row.currency, row.published)
         self._variants[variant_id] = info
         return info
+
+    async def _once(self, key: str, read: Callable[[], Awaitable[T]]) -> T:
+        """One read per key at a time, however many taps wait on it (a drop's first taps
+        all miss the caches at once)."""
+        running = self._reads.get(key)
+        if running is None:
+            running = asyncio.ensure_future(read())
+            self._reads[key] = running
+
+            def done(_: object) -> None:
+                if self._reads.get(key) is running:
+                    del self._reads[key]
+
+            running.add_done_callback(done)
+        result: T = await asyncio.shield(running)
+        return result
 
     async def _show_status(self, show_id: str) -> ShowStatus:
         cached = self._shows.get(show_id)
         now = time.monotonic()
         if cached is not None and cached[1] > now:
             return cached[0]
-        # One read per show when the cached status runs out, however many taps wait on it.
-        reading = self._show_reads.get(show_id)
-        if reading is None:
-            reading = asyncio.ensure_future(self._read_show_status(show_id))
-            self._show_reads[show_id] = reading
-
-            def done(_: object) -> None:
-                if self._show_reads.get(show_id) is reading:
-                    del self._show_reads[show_id]
-
-            reading.add_done_callback(done)
-        status = await asyncio.shield(reading)
+        status = await self._once(f"show:{show_id}", lambda: self._read_show_status(show_id))
         if status is None:
             raise NotFound(
                 f"no show {show_id!r}", code="show_not_found", fields={"show_id": "unknown"}
@@ -288,7 +303,7 @@ class CheckoutService:
         me = asyncio.current_task()
         async with self.sessions() as session:
             status = await session.scalar(select(Show.status).where(Show.id == show_id))
-        if status is not None and self._show_reads.get(show_id) is me:
+        if status is not None and self._reads.get(f"show:{show_id}") is me:
             # (not cached when the show changed while this read was under way)
             self._shows[show_id] = (status, time.monotonic() + SHOW_CACHE_S)
         return status
@@ -498,7 +513,8 @@ class CheckoutService:
             raise
         for h in held:
             await self._commit(h, result.order_id)
-        await self._publish(
+        # The answer is the buyer's confirmation; the live channel's copy need not hold it up.
+        self._in_background(
             OrderUpdate(
                 show_id,
                 buyer_id,
@@ -510,6 +526,11 @@ class CheckoutService:
             )
         )
         return result
+
+    def _in_background(self, event: Event) -> None:
+        task = asyncio.create_task(self._publish(event), name="checkout-event")
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
 
     async def _commit(self, h: HeldLine, order_id: str) -> None:
         """Tell Redis the units are sold; the order already stands in SQL whatever happens."""
