@@ -8,14 +8,13 @@ Websocket: {"type": "error", "ref": <client id or null>, "code": str, "message":
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 
-@runtime_checkable
 class CodedError(Protocol):
     code: str
     http_status: int
@@ -57,8 +56,9 @@ def error_response(exc: CodedError) -> JSONResponse:
 
 
 async def handle_coded(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, CodedError)
-    return error_response(exc)
+    # Registered for the coded error classes only (web/app.py). No isinstance() against the
+    # Protocol here: a runtime Protocol check cost an eighth of a refused tap's time.
+    return error_response(cast(CodedError, exc))
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}

@@ -52,6 +52,9 @@ def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)  # one, not one per request
+
+
 async def json_body(request: Request, model: type[M]) -> M:
     """Parse the request's JSON body into ``model`` or raise a coded 4xx ApiError."""
     limit: int = request.app.state.settings.max_body_bytes
@@ -60,7 +63,7 @@ async def json_body(request: Request, model: type[M]) -> M:
         raise ApiError("unsupported_media_type", "send application/json", 415)
     raw = await read_body(request, limit)
     try:
-        data = json.loads(raw, parse_constant=_no_constant)
+        data = _DECODER.decode(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
         raise ApiError("malformed_json", "the body is not valid JSON", 400) from None
     return parse_model(model, data)
