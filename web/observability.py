@@ -69,6 +69,8 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.log = logging.getLogger("liveshop.http")
+        self._counters: dict[tuple[str, str, int], Any] = {}  # (route templates: bounded)
+        self._timers: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,7 +91,16 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             elapsed = time.perf_counter() - start
-            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
-            self.metrics.latency.labels(scope["method"], template).observe(elapsed)
+            method = scope["method"]
+            counter = self._counters.get((method, template, status))
+            if counter is None:  # labels() costs a lock and a tuple build on every request
+                counter = self.metrics.requests.labels(method, template, str(status))
+                self._counters[(method, template, status)] = counter
+            counter.inc()
+            timer = self._timers.get((method, template))
+            if timer is None:
+                timer = self.metrics.latency.labels(method, template)
+                self._timers[(method, template)] = timer
+            timer.observe(elapsed)
             if status >= 500:
                 self.log.error("request failed", extra={"path": template, "status": status})
