@@ -107,7 +107,7 @@ class Inventory:
     def __init__(self, redis: aioredis.Redis, stock_of: StockReader) -> None:
         self.redis = redis
         self._stock_of = stock_of
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._loads: dict[str, asyncio.Future[bool]] = {}
         self.epoch: str | None = None
         self.batcher = ScriptBatcher(redis)
         self._scripts: dict[str, str] = {}  # name -> sha
@@ -152,17 +152,32 @@ class Inventory:
         return self.epoch
 
     async def load(self, variant_id: str) -> bool:
-        """Load a variant's units from SQL stock if Redis has none (all its holds are gone)."""
-        lock = self._locks.setdefault(variant_id, asyncio.Lock())
-        async with lock:
-            epoch = await self.current_epoch()
-            stock = await self._stock_of(variant_id)
-            loaded = await self._call("LOAD", [stock_key(variant_id)], [stock, epoch])
-            try:
-                await self.redis.sadd(INDEX_KEY, variant_id)
-            except RedisError as exc:
-                raise Unavailable("the inventory is unreachable, try again") from exc
-            return bool(loaded)
+        """Load a variant's units from SQL stock if Redis has none (all its holds are gone).
+
+        One load per variant at a time: the taps that find the variant missing together
+        (the first taps of a drop, or all taps after a data loss) wait on the same load.
+        """
+        running = self._loads.get(variant_id)
+        if running is None:
+            running = asyncio.ensure_future(self._load(variant_id))
+            self._loads[variant_id] = running
+
+            def done(_: object) -> None:
+                if self._loads.get(variant_id) is running:
+                    del self._loads[variant_id]
+
+            running.add_done_callback(done)
+        return await asyncio.shield(running)
+
+    async def _load(self, variant_id: str) -> bool:
+        epoch = await self.current_epoch()
+        stock = await self._stock_of(variant_id)
+        loaded = await self._call("LOAD", [stock_key(variant_id)], [stock, epoch])
+        try:
+            await self.redis.sadd(INDEX_KEY, variant_id)
+        except RedisError as exc:
+            raise Unavailable("the inventory is unreachable, try again") from exc
+        return bool(loaded)
 
     async def known_variants(self) -> list[str]:
         return sorted(str(v) for v in await self.redis.smembers(INDEX_KEY))

@@ -226,6 +226,22 @@ class CheckoutService:
                 await self.redis.hset(ikey, mapping={"state": "done", "order": order.id})
                 await self.redis.pexpire(ikey, IDEM_TTL_MS)
 
+    async def prepare_show(self, show_id: str) -> None:
+        """Load a show's variants into Redis as it goes live, before its first tap."""
+        async with self.sessions() as session:
+            ids = (
+                await session.scalars(
+                    select(Variant.id)
+                    .join(Product, Product.id == Variant.product_id)
+                    .where(Product.show_id == show_id)
+                )
+            ).all()
+        try:
+            for variant_id in ids:
+                await self.inventory.load(variant_id)
+        except (Unavailable, RedisError) as exc:  # the first taps will load them instead
+            log.warning("could not load the show's stock into redis: %s", exc)
+
     def invalidate_show(self, show_id: str) -> None:
         """Forget the cached status of a show (called when it starts or ends)."""
         self._shows.pop(show_id, None)

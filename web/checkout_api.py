@@ -72,6 +72,8 @@ async def open_checkout(app: Any, resources: Resources, settings: Settings) -> C
 
     async def status_changed(show_id: str, status: ShowStatus) -> None:
         service.invalidate_show(show_id)
+        if status is ShowStatus.LIVE:
+            await service.prepare_show(show_id)
 
     app.state.hooks.status_listeners.append(status_changed)
     app.state.hooks.checkout = service

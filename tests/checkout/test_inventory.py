@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from checkout.errors import CheckoutError
 from checkout.events import BackInStock, StockChanged
 from checkout.holds import HoldState, IllegalHoldTransition, transition
-from checkout.inventory import Reserved
+from checkout.inventory import Reserved, stock_key
 from tests.checkout.conftest import CART_HOLD_S, Shop, wait_until
 
 OK = "pm_card_ok"
@@ -168,3 +170,30 @@ def test_hold_transitions() -> None:
         pass
     else:
         raise AssertionError("committed -> released was allowed")
+
+
+async def test_taps_that_find_a_variant_unloaded_share_one_load(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    v = shop.v("SNK-43")  # 100 units, nothing held
+    await shop.redis.delete(stock_key(v))  # as before the show's first tap
+    inventory = shop.service.inventory
+    loads: list[str] = []
+    real_load = inventory._load
+
+    async def counted(variant_id: str) -> bool:
+        loads.append(variant_id)
+        return await real_load(variant_id)
+
+    monkeypatch.setattr(inventory, "_load", counted)
+    results = await asyncio.gather(*(_tap(shop, f"w{i}", v, f"kw{i}") for i in range(40)))
+    assert loads == [v]
+    assert all(r.startswith("ord_") for r in results)
+    assert (await shop.counts(v))["sold"] == 40
+
+
+async def test_a_show_going_live_loads_its_stock(shop: Shop) -> None:
+    v = shop.v("MUG")
+    await shop.redis.delete(stock_key(v))
+    await shop.service.prepare_show(shop.show_id)
+    assert await shop.counts(v) == {"avail": 20, "held": 0, "sold": 0, "listed": 20}
