@@ -6,6 +6,9 @@ so a buyer id or a chat author can never be forged by a client.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import hmac
 import json
 import secrets
@@ -14,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from jwt.algorithms import HMACAlgorithm
 
 from checkout.models import Role
 
@@ -47,27 +49,27 @@ class Principal:
         return self.role is Role.VIEWER or self.show_id == show_id
 
 
-class _OneKeyHMAC(HMACAlgorithm):
-    """HS256 for the server's one key, checked once: PyJWT re-checks (parses) the key on
-    every call, a third of a verify's cost, and a drop verifies a token per tap."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(HMACAlgorithm.SHA256)
-        self._key = key
-        self._prepared = super().prepare_key(key)
-
-    def prepare_key(self, key: str | bytes) -> bytes:
-        return self._prepared if key == self._key else super().prepare_key(key)
+def _unb64(segment: str) -> bytes:
+    """Strict base64url (no padding in a JWT; any character outside the alphabet refused)."""
+    return base64.b64decode(segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True)
 
 
 class TokenIssuer:
+    """Issues tokens with PyJWT; verifies only tokens of its own making.
+
+    A drop verifies a token per tap, and PyJWT's decode was a third of a refused tap's CPU
+    (it re-parses the key and checks the alphabet character by character in Python). As
+    every token we accept is one we issued, verify needs less: the header must be exactly
+    the one PyJWT writes for us (so no other algorithm can be asked for), then one
+    HMAC-SHA256 over the signed bytes, compared in constant time. 39 -> 10 us a verify.
+    """
+
     def __init__(self, key: str, default_ttl_s: int) -> None:
         self._key = key
+        self._key_bytes = key.encode()
         self._default_ttl_s = default_ttl_s
-        # PyJWS checks the signature (and the header, the algorithm); the claims we check.
-        self._jws = jwt.PyJWS(algorithms=[ALGORITHM])
-        self._jws.unregister_algorithm(ALGORITHM)
-        self._jws.register_algorithm(ALGORITHM, _OneKeyHMAC(key))
+        sample = jwt.encode({"iss": ISSUER}, key, algorithm=ALGORITHM)
+        self._header = sample.split(".", 1)[0]  # what this PyJWT writes for HS256
 
     def issue(
         self,
@@ -96,11 +98,19 @@ class TokenIssuer:
     def verify(self, token: str | None) -> Principal:
         if not token:
             raise AuthError("auth_missing", "a bearer token is required", 401)
+        invalid = AuthError("auth_invalid", "the token is not valid", 401)
+        header, _, rest = token.partition(".")
+        payload, _, signature = rest.partition(".")
+        if header != self._header or not payload or "." in signature:
+            raise invalid
         try:
-            signed = self._jws.decode_complete(token, self._key, algorithms=[ALGORITHM])
-            claims: dict[str, Any] = json.loads(signed["payload"])
-        except (jwt.InvalidTokenError, ValueError):
-            raise AuthError("auth_invalid", "the token is not valid", 401) from None
+            signed = f"{header}.{payload}".encode("ascii")
+            expected = hmac.new(self._key_bytes, signed, hashlib.sha256).digest()
+            if not hmac.compare_digest(_unb64(signature), expected):
+                raise invalid
+            claims: dict[str, Any] = json.loads(_unb64(payload))
+        except (ValueError, binascii.Error):  # (UnicodeError is a ValueError)
+            raise invalid from None
         if not isinstance(claims, dict) or claims.get("iss") != ISSUER:
             raise AuthError("auth_invalid", "the token is not valid", 401)
         exp = claims.get("exp")

@@ -54,3 +54,18 @@ def test_bad_tokens_are_refused() -> None:
     assert _code(issuer, (head + b"." + body + b".").decode()) == "auth_invalid"
     assert _code(issuer, jwt.api_jws.encode(b"[1, 2]", KEY, algorithm="HS256")) == "auth_invalid"
     assert _code(issuer, "not.a.token") == "auth_invalid"
+
+
+def test_only_tokens_of_our_own_shape_verify() -> None:
+    issuer = TokenIssuer(KEY, 60)
+    token = issuer.issue(Role.VIEWER, name="v")
+    header, payload, signature = token.split(".")
+    # the same claims under another (valid HS256) header are not a token we wrote
+    other = base64.urlsafe_b64encode(b'{"typ":"JWT","alg":"HS256"}').rstrip(b"=").decode()
+    assert _code(issuer, f"{other}.{payload}.{signature}") == "auth_invalid"
+    # a signature with a character outside the alphabet, or a changed payload
+    assert _code(issuer, f"{header}.{payload}.{signature[:-1]}!") == "auth_invalid"
+    assert _code(issuer, f"{header}.{payload}x.{signature}") == "auth_invalid"
+    assert _code(issuer, f"{header}.{payload}.{signature}.extra") == "auth_invalid"
+    assert _code(issuer, f"{header}.{payload}.{signature}\u00e9") == "auth_invalid"
+    assert issuer.verify(token).name == "v"
