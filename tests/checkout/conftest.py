@@ -74,6 +74,7 @@ class Shop:
             return stock
 
     async def counts(self, variant_id: str) -> dict[str, int]:
+        await self.service.settled()  # answered orders tell Redis right after the answer
         raw = await self.redis.hgetall(stock_key(variant_id))
         return {k: int(raw[k]) for k in ("avail", "held", "sold", "listed")}
 
