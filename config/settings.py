@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     payment_hold_s: int = Field(default=300, ge=10, le=3600)
     ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ice_host_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    turn_username: str | None = Field(default=None, min_length=1, max_length=200)
+    turn_credential: str | None = Field(default=None, min_length=1, max_length=200)
+    turn_secret: str | None = Field(default=None, min_length=16, max_length=200)
+    turn_ttl_s: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
+    reconnect_grace_s: float = Field(default=30.0, ge=0, le=3600)
     ws_compression: bool = False
     recording_dir: Path | None = None
     redis_max_connections: int = Field(default=200, ge=4, le=10_000)
@@ -99,6 +104,20 @@ class Settings(BaseSettings):
         for url in value:
             if not url.startswith(("stun:", "turn:", "turns:")):
                 raise ValueError(f"expected stun:, turn: or turns: URLs, got {url!r}")
+        return value
+
+    @field_validator("turn_credential")
+    @classmethod
+    def _credential_needs_username(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if (value is None) != (info.data.get("turn_username") is None):
+            raise ValueError("LIVESHOP_TURN_USERNAME and LIVESHOP_TURN_CREDENTIAL go together")
+        return value
+
+    @field_validator("turn_secret")
+    @classmethod
+    def _secret_or_static(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("turn_username") is not None:
+            raise ValueError("give a TURN shared secret or a static TURN credential, not both")
         return value
 
     @property

@@ -23,6 +23,14 @@ class SignalingConfig:
     recording_dir
         When set, each publisher session's stream is muxed (not transcoded) into a file
         there: H.264 in MPEG-TS, VP8 in WebM, with Opus audio.
+    turn_username, turn_credential
+        Static credentials for every ``turn:``/``turns:`` URL (both or neither).
+    turn_secret, turn_ttl_s
+        A TURN server's shared secret: each session gets its own credentials, valid for
+        ``turn_ttl_s`` (coturn's ``use-auth-secret``; see ``signaling/ice.py``).
+    reconnect_grace_s
+        How long a host whose connection failed is shown as reconnecting before the
+        stream is declared offline.
     """
 
     ice_servers: list[str] = field(default_factory=list)
@@ -30,3 +38,8 @@ class SignalingConfig:
     viewer_queue_frames: int = 120
     keyframe_request_interval_s: float = 1.0
     recording_dir: str | None = None
+    turn_username: str | None = None
+    turn_credential: str | None = None
+    turn_secret: str | None = None
+    turn_ttl_s: int = 24 * 3600
+    reconnect_grace_s: float = 30.0

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .errors import SignalingError, error_response
+from .ice import IceServer
 from .sdp import SDP_CONTENT_TYPE
 
 CORS_HEADERS = {
@@ -59,9 +60,9 @@ def require_sdp(request: Request) -> None:
         )
 
 
-def add_link_headers(response: Response, ice_servers: list[str]) -> None:
-    for url in ice_servers:
-        response.headers.append("Link", f'<{url}>; rel="ice-server"')
+def add_link_headers(response: Response, ice_servers: Sequence[IceServer]) -> None:
+    for server in ice_servers:
+        response.headers.append("Link", server.link())
 
 
 def with_errors(endpoint: Endpoint) -> Endpoint:

@@ -27,6 +27,7 @@ from .http import (
     token_digest,
     with_errors,
 )
+from .ice import IcePolicy, IceServer
 from .recording import Recorder
 from .relay import RelayTrack, RelayViewer, ShowRelay
 from .sdp import (
@@ -51,11 +52,17 @@ class SignalingService:
     restarts answers PATCH with 405).
     """
 
-    reconnect_grace_s: float = 30.0
-
     def __init__(self, config: SignalingConfig, gate: ShowGate) -> None:
         self._config = config
         self._gate = gate
+        self._ice = IcePolicy(
+            tuple(config.ice_servers),
+            turn_username=config.turn_username,
+            turn_credential=config.turn_credential,
+            turn_secret=config.turn_secret,
+            turn_ttl_s=config.turn_ttl_s,
+        )
+        self.reconnect_grace_s = config.reconnect_grace_s
         self._relays: dict[str, ShowRelay] = {}
         self._sessions: dict[str, PeerSession] = {}
         self._publishers: dict[str, PeerSession] = {}
@@ -142,7 +149,8 @@ class SignalingService:
 
     def _options(self, allow: str) -> Response:
         response = Response(status_code=204, headers={"Allow": allow})
-        add_link_headers(response, self._config.ice_servers)
+        # URLs only: TURN credentials go to authenticated requests (the 201 answer) alone.
+        add_link_headers(response, [IceServer(url) for url in self._config.ice_servers])
         return response
 
     async def _session_request(self, request: Request, role: Role) -> Response:
@@ -188,7 +196,7 @@ class SignalingService:
                 **CORS_HEADERS,
             },
         )
-        add_link_headers(response, self._config.ice_servers)
+        add_link_headers(response, self._ice.servers(session.session_id))
         return response
 
     # -- WHIP: the host publishes ----------------------------------------------------------
@@ -419,7 +427,10 @@ class SignalingService:
     # -- peers, relays and tasks ---------------------------------------------------------------
 
     def _new_pc(self) -> Any:
-        servers = [RTCIceServer(urls=url) for url in self._config.ice_servers]
+        servers = [
+            RTCIceServer(urls=s.url, username=s.username, credential=s.credential)
+            for s in self._ice.servers("relay")
+        ]
         return RTCPeerConnection(RTCConfiguration(iceServers=servers))
 
     def _register(self, session: PeerSession) -> None:

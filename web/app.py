@@ -43,6 +43,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
             ice_servers=list(settings.ice_servers),
             ice_host_addresses=list(settings.ice_host_addresses),
             recording_dir=str(settings.recording_dir) if settings.recording_dir else None,
+            turn_username=settings.turn_username,
+            turn_credential=settings.turn_credential,
+            turn_secret=settings.turn_secret,
+            turn_ttl_s=settings.turn_ttl_s,
+            reconnect_grace_s=settings.reconnect_grace_s,
         ),
         VideoGate(tokens, state),
     )

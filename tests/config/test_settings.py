@@ -40,6 +40,9 @@ def test_urls_are_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
         ("LIVESHOP_ICE_HOST_ADDRESSES", "not-an-ip", "expected IP addresses"),
         ("LIVESHOP_ICE_SERVERS", "http://stun", "expected stun:, turn: or turns: URLs"),
         ("LIVESHOP_SECRET_KEY", "short", "at least 32 characters"),
+        ("LIVESHOP_TURN_CREDENTIAL", "pw", "go together"),
+        ("LIVESHOP_TURN_TTL_S", "5", "greater than or equal to 60"),
+        ("LIVESHOP_RECONNECT_GRACE_S", "-1", "greater than or equal to 0"),
     ],
 )
 def test_bad_values_name_the_variable(
@@ -76,3 +79,14 @@ def test_every_setting_is_documented() -> None:
     expected = {env_name(field) for field in Settings.model_fields}
     assert expected - headings == set(), "undocumented settings"
     assert headings - expected == set(), "documented settings that do not exist"
+
+
+def test_turn_credentials_static_or_shared_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVESHOP_TURN_USERNAME", "relay")
+    monkeypatch.setenv("LIVESHOP_TURN_CREDENTIAL", "s3cret")
+    settings = load_settings()
+    assert (settings.turn_username, settings.turn_credential) == ("relay", "s3cret")
+    monkeypatch.setenv("LIVESHOP_TURN_SECRET", "a-shared-secret-of-coturn")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "LIVESHOP_TURN_SECRET: " in str(info.value) and "not both" in str(info.value)

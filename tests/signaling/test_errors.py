@@ -135,7 +135,9 @@ async def test_unknown_sessions_are_404(prefix: str) -> None:
 
 
 async def test_patch_is_405_and_options_has_cors_and_ice_servers() -> None:
-    async with running_server(ice_servers=["stun:stun.example.org:3478"]) as server:
+    # A loopback STUN address: the relay's own peer contacts it while gathering (a host name
+    # would be looked up in DNS, off this machine).
+    async with running_server(ice_servers=["stun:127.0.0.1:3478"]) as server:
         options = await server.http.options("/whip/show1")
         assert options.status_code == 204
         assert options.headers["access-control-allow-origin"] == "*"
@@ -147,12 +149,12 @@ async def test_patch_is_405_and_options_has_cors_and_ice_servers() -> None:
         }
         exposed = options.headers["access-control-expose-headers"]
         assert {h.strip() for h in exposed.split(",")} == {"Location", "Link", "ETag"}
-        assert options.headers["link"] == '<stun:stun.example.org:3478>; rel="ice-server"'
+        assert options.headers["link"] == '<stun:127.0.0.1:3478>; rel="ice-server"'
 
         from signaling.synthetic import PatternTrack
 
         host = await publish(server.http, PatternTrack())
-        assert host.response.headers["link"] == '<stun:stun.example.org:3478>; rel="ice-server"'
+        assert host.response.headers["link"] == '<stun:127.0.0.1:3478>; rel="ice-server"'
         assert host.response.headers["etag"]
         patch = await server.http.patch(
             host.location,
