@@ -1,8 +1,9 @@
 """Domain events checkout publishes for the live channel to carry.
 
 checkout never knows how they travel: it calls an ``EventSink``. The live channel
-implements the sink and writes each event to the show's stream (stock updates coalesced to
-a few per second per variant there or here). ``kind`` names the event on the wire.
+implements the sink and writes each event to the show's stream. Stock updates are
+coalesced here, in the service (at most one per variant per 0.25 s per process), and
+written at once by the sink. ``kind`` names the event on the wire.
 """
 
 from __future__ import annotations

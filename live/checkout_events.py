@@ -1,7 +1,8 @@
 """checkout's ``EventSink``, implemented by live: each domain event goes to its show's stream.
 
-Stock updates are state: coalesced here to at most one per variant per ``coalesce_s`` (the
-latest wins) and keyed by variant, so a slow socket only ever holds the newest. Order
+Stock updates are state, keyed by variant, so a slow socket only ever holds the newest. The
+checkout already coalesces them (``STOCK_EVENT_INTERVAL_S``), so by default they go out at
+once; a ``coalesce_s`` above zero coalesces here too (the latest wins). Order
 updates are personal: only the buyer's sockets see them. Back-in-stock goes to each
 subscriber named in the event.
 """
@@ -29,7 +30,7 @@ log = logging.getLogger("liveshop.live")
 
 
 class LiveEventSink:
-    def __init__(self, redis: aioredis.Redis, coalesce_s: float = 0.2) -> None:
+    def __init__(self, redis: aioredis.Redis, coalesce_s: float = 0.0) -> None:
         self.redis = redis
         self.coalesce_s = coalesce_s
         self._pending: dict[tuple[str, str], StockChanged] = {}
@@ -37,6 +38,9 @@ class LiveEventSink:
 
     async def publish(self, event: Event) -> None:
         if isinstance(event, StockChanged):
+            if self.coalesce_s <= 0:  # (coalesced once already, by the checkout)
+                await self._publish_stock(event)
+                return
             self._pending[(event.show_id, event.variant_id)] = event
             if self._flusher is None or self._flusher.done():
                 self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
@@ -64,11 +68,14 @@ class LiveEventSink:
         pending, self._pending = self._pending, {}
         for event in pending.values():
             try:
-                await ShowStream(self.redis, event.show_id).publish(
-                    event.kind, event.payload(), Delivery.STATE, key_=f"stock:{event.variant_id}"
-                )
+                await self._publish_stock(event)
             except Exception:
                 log.exception("stock event lost", extra={"show": event.show_id})
+
+    async def _publish_stock(self, event: StockChanged) -> None:
+        await ShowStream(self.redis, event.show_id).publish(
+            event.kind, event.payload(), Delivery.STATE, key_=f"stock:{event.variant_id}"
+        )
 
     async def close(self) -> None:
         if self._flusher is not None:

@@ -33,3 +33,12 @@ async def test_events_go_to_the_stream(redis_client: Any) -> None:
     stock = json.loads(entries[-1].event)
     assert stock["available"] == 3 and stock["sold_out"] is False  # coalesced: the latest
     assert json.loads(entries[1].event)["ends_at"] == "2026-01-01T00:00:00+00:00"
+
+
+async def test_stock_goes_out_at_once_by_default(redis_client: Any) -> None:
+    # the checkout coalesces stock updates already; the sink adds no second delay
+    sink = LiveEventSink(redis_client)
+    await sink.publish(StockChanged("shw_2", "var_2", 7, False))
+    entries = await ShowStream(redis_client, "shw_2").after("0-0")
+    assert [json.loads(e.event)["available"] for e in entries] == [7]
+    await sink.close()
