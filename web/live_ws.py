@@ -7,6 +7,9 @@ sent in the websocket error shape and the socket is closed with 4401 (no valid t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from typing import Any
 
 from starlette.routing import BaseRoute, WebSocketRoute
@@ -67,13 +70,16 @@ async def _refuse(websocket: WebSocket, code: str, message: str, close_code: int
     await websocket.close(close_code, code)
 
 
-def _participant(tokens: TokenIssuer, token: str | None, show_id: str) -> Participant | None:
+def _participant(
+    tokens: TokenIssuer, token: str | None, show_id: str
+) -> tuple[Participant | None, float | None]:
+    """Who joins, and when their token runs out (anonymous: never)."""
     if not token:
-        return None
+        return None, None
     principal = tokens.verify(token)
     if not principal.can_act_on(show_id):
         raise AuthError("forbidden_show", "this token is for another show", 403)
-    return Participant(principal.user_id, principal.name, principal.role)
+    return Participant(principal.user_id, principal.name, principal.role), principal.expires_at
 
 
 async def live_socket(websocket: WebSocket) -> None:
@@ -82,7 +88,7 @@ async def live_socket(websocket: WebSocket) -> None:
     service: LiveService = state.live
     await websocket.accept()
     try:
-        who = _participant(state.tokens, websocket.query_params.get("token"), show_id)
+        who, expires_at = _participant(state.tokens, websocket.query_params.get("token"), show_id)
     except AuthError as exc:
         close = CLOSE_AUTH if exc.http_status == 401 else CLOSE_FORBIDDEN
         await _refuse(websocket, exc.code, exc.message, close)
@@ -97,14 +103,25 @@ async def live_socket(websocket: WebSocket) -> None:
         if await room.moderation.is_banned(who.user_id):
             await _refuse(websocket, "banned", "you are banned from this show", CLOSE_FORBIDDEN)
             return
+    # A socket lives no longer than its token: at expiry it is closed with auth_expired
+    # (4401), and the page reconnects with a fresh token, resuming by last_id.
+    ends = (
+        None
+        if expires_at is None
+        else asyncio.get_running_loop().time() + (expires_at - time.time())
+    )
     try:
-        await service.serve(
-            _Incoming(websocket),
-            _sink(websocket),
-            show_id,
-            who,
-            websocket.query_params.get("last_id"),
-        )
+        async with asyncio.timeout_at(ends):
+            await service.serve(
+                _Incoming(websocket),
+                _sink(websocket),
+                show_id,
+                who,
+                websocket.query_params.get("last_id"),
+            )
+    except TimeoutError:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # (it may be gone)
+            await _refuse(websocket, "auth_expired", "the token has expired", CLOSE_AUTH)
     except ProtocolError as exc:
         await _refuse(websocket, exc.code, exc.message, CLOSE_FORBIDDEN)
     except WebSocketDisconnect:

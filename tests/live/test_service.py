@@ -50,6 +50,18 @@ async def test_refusals_at_the_door(live: LiveServer) -> None:
     assert (await missing.expect("error"))["code"] == "show_not_found"
 
 
+async def test_a_socket_ends_with_its_token(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    token = live.app.state.tokens.issue(Role.VIEWER, name="Vera", ttl_s=2)
+    client = await Client.open(live.url, seeded.show_id, token)
+    await client.expect("hello")
+    error = await client.expect("error", wait_s=5)
+    assert error["code"] == "auth_expired"
+    with pytest.raises(ConnectionClosed) as closed:
+        await client.next()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
 async def test_host_pins_cards_viewers_see_them(live: LiveServer) -> None:
     seeded = await seed_show(live.app, products=4, stock=5)
     host = await _join(live, seeded.show_id, Role.HOST, "Hana")
