@@ -82,15 +82,19 @@ class ScriptBatcher:
 
     async def _execute(self, calls: list[Call]) -> list[Any]:
         results = await self._pipeline(calls)
-        missing = {calls[i][0] for i, r in enumerate(results) if isinstance(r, NoScriptError)}
-        if not missing:
+        again = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if not again:
             return results
         # Redis lost its scripts (a restart): load them and run those calls again. A call
-        # that met NOSCRIPT never ran, so running it again is safe.
-        for sha in missing:
-            await self.redis.script_load(self.sources[sha])
-        again = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-        for i, result in zip(again, await self._pipeline([calls[i] for i in again]), strict=True):
+        # that met NOSCRIPT never ran, so running it again is safe; the calls that did run
+        # keep their answers whatever happens to the retry.
+        try:
+            for sha in {calls[i][0] for i in again}:
+                await self.redis.script_load(self.sources[sha])
+            retried = await self._pipeline([calls[i] for i in again])
+        except RedisError as exc:
+            retried = [exc] * len(again)
+        for i, result in zip(again, retried, strict=True):
             results[i] = result
         return results
 

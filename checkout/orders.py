@@ -149,12 +149,17 @@ class OrderWriter:
             del self._pending[: self.max_batch]
             if not batch:
                 continue
+            made = [_Made(draft) for draft, _ in batch]
             outcomes: list[OrderResult | Exception | None]
             try:
-                outcomes = list(await self._on_thread(self._write([d for d, _ in batch])))
-            except Exception as exc:
-                log.warning("order batch of %d failed: %r", len(batch), exc)
-                outcomes = [None] * len(batch)
+                outcomes = list(await self._on_thread(self._write(made)))
+            except BaseException:
+                # Cancelled (close() ran out of time): this batch's outcome is unknown.
+                log.error("order batch of %d abandoned at shutdown", len(batch))
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(_unavailable())
+                raise
             self.batches += 1
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if future.done():
@@ -166,18 +171,43 @@ class OrderWriter:
                 else:
                     future.set_result(outcome)
 
-    async def _write(self, drafts: list[OrderDraft]) -> list[OrderResult | Exception]:
-        """The whole batch in a few statements; if SQL stock cannot cover every order,
-        that transaction rolls back and each order is tried on its own."""
-        made = [_Made(draft) for draft in drafts]
+    async def _write(self, made: list[_Made]) -> list[OrderResult | Exception | None]:
+        """The whole batch in a few statements. If SQL stock cannot cover every order, each
+        order on its own in one transaction. If the transaction failed otherwise, the orders
+        it did commit (a lost reply) are found by id, and each other order is tried in a
+        transaction of its own, so one bad order fails only itself (None: unavailable)."""
         sessions = self._sessions()
         try:
             async with sessions.begin() as session:
-                return await _write_together(session, made)
+                return list(await _write_together(session, made))
         except _Short:
-            pass
-        async with sessions.begin() as session:
-            return [await _write_one(session, one) for one in made]
+            async with sessions.begin() as session:
+                return [await _write_one(session, one) for one in made]
+        except Exception as exc:
+            log.warning("order batch of %d failed, writing one by one: %r", len(made), exc)
+        outcomes: list[OrderResult | Exception | None] = []
+        committed = await _committed_ids(sessions, made)
+        for one in made:
+            if one.order_id in committed:
+                outcomes.append(one.result())
+                continue
+            try:
+                async with sessions.begin() as session:
+                    outcomes.append(await _write_one(session, one))
+            except Exception as exc:
+                log.warning("order not written: %r", exc)
+                outcomes.append(None)
+        return outcomes
+
+
+async def _committed_ids(sessions: async_sessionmaker[AsyncSession], made: list[_Made]) -> set[str]:
+    try:
+        async with sessions() as session:
+            ids = [m.order_id for m in made]
+            return set((await session.scalars(select(Order.id).where(Order.id.in_(ids)))).all())
+    except Exception as exc:  # the database is gone: nothing can be said to stand
+        log.warning("could not read back an order batch: %r", exc)
+        return set()
 
 
 class _Short(Exception):

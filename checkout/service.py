@@ -191,8 +191,9 @@ class CheckoutService:
     async def close(self) -> None:
         await stop_tasks(self._tasks)
         self._tasks = []
+        await self.writer.close()  # (its last orders may start after-order work)
         await self.settled(timeout_s=2.0)  # orders already answered finish first (bounded)
-        await self.writer.close()
+        await self.inventory.batcher.close()
 
     async def rebuild(self) -> None:
         """Load every variant Redis lacks from SQL stock (after a data loss: all of them).
@@ -226,20 +227,23 @@ class CheckoutService:
                 await self.redis.pexpire(ikey, IDEM_TTL_MS)
 
     async def prepare_show(self, show_id: str) -> None:
-        """Load a show's variants into Redis as it goes live, before its first tap."""
-        async with self.sessions() as session:
-            ids = (
-                await session.scalars(
-                    select(Variant.id)
-                    .join(Product, Product.id == Variant.product_id)
-                    .where(Product.show_id == show_id)
-                )
-            ).all()
+        """Load a show's variants into Redis as it goes live, before its first tap.
+
+        Best effort: the show is live whatever happens here, and a variant this misses is
+        loaded by its first tap."""
         try:
+            async with self.sessions() as session:
+                ids = (
+                    await session.scalars(
+                        select(Variant.id)
+                        .join(Product, Product.id == Variant.product_id)
+                        .where(Product.show_id == show_id)
+                    )
+                ).all()
             for variant_id in ids:
                 await self.inventory.load(variant_id)
-        except (Unavailable, RedisError) as exc:  # the first taps will load them instead
-            log.warning("could not load the show's stock into redis: %s", exc)
+        except Exception as exc:
+            log.warning("could not load the show's stock into redis: %r", exc)
 
     def invalidate_show(self, show_id: str) -> None:
         """Forget the cached status of a show (called when it starts or ends)."""

@@ -27,7 +27,7 @@ from .http import (
     token_digest,
     with_errors,
 )
-from .ice import IcePolicy, IceServer
+from .ice import IcePolicy, IceServer, is_turn
 from .recording import Recorder
 from .relay import RelayTrack, RelayViewer, ShowRelay
 from .sdp import (
@@ -149,8 +149,10 @@ class SignalingService:
 
     def _options(self, allow: str) -> Response:
         response = Response(status_code=204, headers={"Allow": allow})
-        # URLs only: TURN credentials go to authenticated requests (the 201 answer) alone.
-        add_link_headers(response, [IceServer(url) for url in self._config.ice_servers])
+        # STUN only: TURN needs credentials, which go to authenticated requests (the 201
+        # answer) alone, and a TURN URL without them makes RTCPeerConnection throw.
+        stun = [IceServer(url) for url in self._config.ice_servers if not is_turn(url)]
+        add_link_headers(response, stun)
         return response
 
     async def _session_request(self, request: Request, role: Role) -> Response:

@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -49,9 +50,15 @@ class Principal:
         return self.role is Role.VIEWER or self.show_id == show_id
 
 
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+HS256_HEADER = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"  # {"alg":"HS256","typ":"JWT"}
+
+
 def _unb64(segment: str) -> bytes:
-    """Strict base64url (no padding in a JWT; any character outside the alphabet refused)."""
-    return base64.b64decode(segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True)
+    """Strict base64url: the URL-safe alphabet only, no padding (as a JWT writes it)."""
+    if not _SEGMENT.fullmatch(segment):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 class TokenIssuer:
@@ -69,7 +76,9 @@ class TokenIssuer:
         self._key_bytes = key.encode()
         self._default_ttl_s = default_ttl_s
         sample = jwt.encode({"iss": ISSUER}, key, algorithm=ALGORITHM)
-        self._header = sample.split(".", 1)[0]  # what this PyJWT writes for HS256
+        # What this PyJWT writes for HS256, and the usual form (a PyJWT of another version
+        # in another worker may have written the token).
+        self._headers = frozenset({sample.split(".", 1)[0], HS256_HEADER})
 
     def issue(
         self,
@@ -101,13 +110,15 @@ class TokenIssuer:
         invalid = AuthError("auth_invalid", "the token is not valid", 401)
         header, _, rest = token.partition(".")
         payload, _, signature = rest.partition(".")
-        if header != self._header or not payload or "." in signature:
+        if header not in self._headers or not payload or "." in signature:
             raise invalid
         try:
             signed = f"{header}.{payload}".encode("ascii")
             expected = hmac.new(self._key_bytes, signed, hashlib.sha256).digest()
             if not hmac.compare_digest(_unb64(signature), expected):
                 raise invalid
+            if base64.urlsafe_b64encode(expected).rstrip(b"=") != signature.encode():
+                raise invalid  # one spelling of a signature only (no stray trailing bits)
             claims: dict[str, Any] = json.loads(_unb64(payload))
         except (ValueError, binascii.Error):  # (UnicodeError is a ValueError)
             raise invalid from None

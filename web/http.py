@@ -63,7 +63,7 @@ async def json_body(request: Request, model: type[M]) -> M:
         raise ApiError("unsupported_media_type", "send application/json", 415)
     raw = await read_body(request, limit)
     try:
-        data = _DECODER.decode(raw.decode("utf-8"))
+        data = _DECODER.decode(raw.decode("utf-8-sig"))  # (a BOM is ignored, RFC 8259 8.1)
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
         raise ApiError("malformed_json", "the body is not valid JSON", 400) from None
     return parse_model(model, data)

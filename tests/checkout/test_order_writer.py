@@ -60,17 +60,20 @@ async def test_a_key_that_made_an_order_makes_no_second(shop: Shop) -> None:
     assert await shop.sql_stock(v) == 4 and await shop.order_count() == 1
 
 
-async def test_a_failed_transaction_confirms_nothing(shop: Shop) -> None:
+async def test_an_order_the_database_refuses_fails_only_itself(shop: Shop) -> None:
     v = shop.v("SNK-42")
     writer = OrderWriter(shop.sessions)
     good = _draft(shop, "good", LineSpec(v, 1, 12900))
-    broken = _draft(shop, "broken", LineSpec(v, 1, 12900), show_id="shw_missing")
-    outcomes = await asyncio.gather(_outcome(writer, good), _outcome(writer, broken))
-    assert [getattr(o, "code", None) for o in outcomes] == ["order_store_unavailable"] * 2
-    assert await shop.sql_stock(v) == 5 and await shop.order_count() == 0
+    broken = _draft(shop, "broken", LineSpec(v, 1, 12900), show_id="shw_missing")  # FK
+    ok, refused = await asyncio.gather(_outcome(writer, good), _outcome(writer, broken))
+    assert writer.batches == 1  # they were in one batch, whose transaction failed
+    assert isinstance(ok, OrderResult)
+    assert getattr(refused, "code", None) == "order_store_unavailable"
+    assert await shop.sql_stock(v) == 4 and await shop.order_count() == 1
     # the writer goes on: the next order commits
-    assert isinstance(await _outcome(writer, good), OrderResult)
-    assert await shop.sql_stock(v) == 4
+    again = _draft(shop, "again", LineSpec(v, 1, 12900))
+    assert isinstance(await _outcome(writer, again), OrderResult)
+    assert await shop.sql_stock(v) == 3
 
 
 async def test_close_lets_the_running_batch_finish_then_refuses(shop: Shop) -> None:

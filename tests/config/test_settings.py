@@ -41,6 +41,7 @@ def test_urls_are_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
         ("LIVESHOP_ICE_SERVERS", "http://stun", "expected stun:, turn: or turns: URLs"),
         ("LIVESHOP_SECRET_KEY", "short", "at least 32 characters"),
         ("LIVESHOP_TURN_CREDENTIAL", "pw", "go together"),
+        ("LIVESHOP_TURN_USERNAME", "a b", "should match pattern"),
         ("LIVESHOP_TURN_TTL_S", "5", "greater than or equal to 60"),
         ("LIVESHOP_RECONNECT_GRACE_S", "-1", "greater than or equal to 0"),
     ],

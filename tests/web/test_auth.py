@@ -68,4 +68,13 @@ def test_only_tokens_of_our_own_shape_verify() -> None:
     assert _code(issuer, f"{header}.{payload}x.{signature}") == "auth_invalid"
     assert _code(issuer, f"{header}.{payload}.{signature}.extra") == "auth_invalid"
     assert _code(issuer, f"{header}.{payload}.{signature}\u00e9") == "auth_invalid"
+    # the same signature bytes spelt another way (the last character's unused bits set)
+    last = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".index(signature[-1])
+    twin = (
+        signature[:-1]
+        + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[
+            last | 1 if last % 4 == 0 else last ^ 1
+        ]
+    )
+    assert _code(issuer, f"{header}.{payload}.{twin}") == "auth_invalid"
     assert issuer.verify(token).name == "v"
