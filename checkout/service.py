@@ -3,7 +3,7 @@
 The hot path of a tap is one Lua call (``Inventory.reserve``); a refusal never touches SQL.
 A tap that got units pays, then writes the order and the conditional stock decrement in one
 SQL transaction (shared with the orders written at the same moment: ``orders.OrderWriter``),
-then tells Redis the units are sold.
+answers, and then tells Redis the units are sold.
 """
 
 from __future__ import annotations
