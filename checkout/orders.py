@@ -63,9 +63,10 @@ class OrderWriter:
     transaction each order stays all-or-nothing on its own: its row goes in unless the key
     already made one (``ON CONFLICT DO NOTHING``), then each line takes its units with a
     conditional decrement, and a short line undoes that order's decrements and row. One
-    refused order never fails the others; a transaction that fails fails every order in
-    it, and none of them was confirmed. Writes run in a task of their own, so a caller
-    that goes away cannot cut a transaction in half.
+    refused order never fails the others: when a shared transaction fails, the orders it
+    did commit (a lost reply) are read back by id and each other order is written on its
+    own. Writes run in a task of their own, so a caller that goes away cannot cut a
+    transaction in half.
 
     The transactions run on an event loop of their own, in a thread, with an engine of
     their own: during a drop the app's loop has a hundred taps to answer per turn, and a
@@ -75,7 +76,8 @@ class OrderWriter:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], max_batch: int = 200) -> None:
         engine = sessions.kw["bind"]
-        self.url: str = engine.url.render_as_string(hide_password=False)
+        # (the same database and driver; pool options of the app's engine are not copied)
+        self._url: str = engine.url.render_as_string(hide_password=False)
         self.max_batch = max_batch
         self.batches = 0
         self._pending: list[tuple[OrderDraft, asyncio.Future[OrderResult]]] = []
@@ -97,7 +99,7 @@ class OrderWriter:
     def _sessions(self) -> async_sessionmaker[AsyncSession]:
         """The writer's own sessions (made on, and only used on, the writer's loop)."""
         if self.sessions is None:
-            self._engine = make_engine(self.url, pool_size=2, max_overflow=2)
+            self._engine = make_engine(self._url, pool_size=2, max_overflow=2)
             self.sessions = async_sessionmaker(self._engine, expire_on_commit=False)
         return self.sessions
 

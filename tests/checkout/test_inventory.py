@@ -197,3 +197,14 @@ async def test_a_show_going_live_loads_its_stock(shop: Shop) -> None:
     await shop.redis.delete(stock_key(v))
     await shop.service.prepare_show(shop.show_id)
     assert await shop.counts(v) == {"avail": 20, "held": 0, "sold": 0, "listed": 20}
+
+
+async def test_scripts_flushed_from_redis_are_loaded_again(shop: Shop) -> None:
+    v = shop.v("SNK-43")
+    await shop.redis.script_flush()  # as after a Redis restart that kept the data
+    batcher = shop.service.inventory.batcher
+    before = batcher.batches
+    results = await asyncio.gather(*(_tap(shop, f"s{i}", v, f"ks{i}") for i in range(5)))
+    assert all(r.startswith("ord_") for r in results)
+    assert batcher.batches > before
+    assert (await shop.counts(v))["sold"] == 5
