@@ -126,6 +126,9 @@ def serve(port: int, mode: str) -> int:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
+        from config.runtime import tune_gc  # as `liveshop serve` does
+
+        tune_gc()
         yield
         await service.close()
 

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from checkout.errors import CheckoutError
 from config import Settings, load_settings
+from config.runtime import tune_gc
 from live.checkout_events import LiveEventSink
 from live.service import LiveService
 from signaling import SignalingConfig, SignalingService
@@ -32,8 +33,12 @@ from web.video_gate import VideoGate
 log = logging.getLogger("liveshop.app")
 
 
-def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Starlette:
-    """Build the app. ``migrate`` applies migrations at start (the demo and tests)."""
+def create_app(
+    settings: Settings | None = None, *, migrate: bool = False, server_process: bool = False
+) -> Starlette:
+    """Build the app. ``migrate`` applies migrations at start (the demo and tests).
+    ``server_process``: the app owns its process (``liveshop serve``), so the garbage
+    collector is tuned once it has started (``config.runtime.tune_gc``); tests leave it be."""
     settings = settings or load_settings()
     metrics = Metrics()
     tokens = TokenIssuer(settings.signing_key(), settings.token_ttl_s)
@@ -73,6 +78,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
             app.state.hooks.catalog_listeners.append(app.state.live.catalog_changed)
             app.state.hooks.stream_listeners.append(app.state.live.stream_state_changed)
             log.info("liveshop started", extra={"redis": resources.redis_url.split("@")[-1]})
+            if server_process:
+                tune_gc()
             yield
         finally:
             # Each part is closed even when one before it fails; Redis, the database and
@@ -129,4 +136,4 @@ def app_from_env() -> Starlette:
     from web.observability import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    return create_app(settings, server_process=True)
