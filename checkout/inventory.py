@@ -8,7 +8,6 @@ vanishes, Redis lost its data and every hold in it.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from checkout import scripts
+from checkout.aio import SingleFlight
 from checkout.batching import ScriptBatcher
 from checkout.errors import CheckoutError, Conflict, IdempotencyError, OutOfStock, Unavailable
 from checkout.holds import HoldState
@@ -107,7 +107,7 @@ class Inventory:
     def __init__(self, redis: aioredis.Redis, stock_of: StockReader) -> None:
         self.redis = redis
         self._stock_of = stock_of
-        self._loads: dict[str, asyncio.Future[bool]] = {}
+        self._loads = SingleFlight()
         self.epoch: str | None = None
         self.batcher = ScriptBatcher(redis)
         self._scripts: dict[str, str] = {}  # name -> sha
@@ -157,17 +157,7 @@ class Inventory:
         One load per variant at a time: the taps that find the variant missing together
         (the first taps of a drop, or all taps after a data loss) wait on the same load.
         """
-        running = self._loads.get(variant_id)
-        if running is None:
-            running = asyncio.ensure_future(self._load(variant_id))
-            self._loads[variant_id] = running
-
-            def done(_: object) -> None:
-                if self._loads.get(variant_id) is running:
-                    del self._loads[variant_id]
-
-            running.add_done_callback(done)
-        return await asyncio.shield(running)
+        return await self._loads.run(variant_id, lambda: self._load(variant_id))
 
     async def _load(self, variant_id: str) -> bool:
         epoch = await self.current_epoch()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from checkout import catalog, orders
-from checkout.aio import cancel_requested, stop_tasks
+from checkout.aio import SingleFlight, cancel_requested, stop_tasks
 from checkout.errors import (
     CheckoutError,
     Conflict,
@@ -66,7 +66,6 @@ REPLAY_MARGIN_S = 5.0
 CLAIM_TTL_S = 24 * 3600
 
 Poll = Callable[[], Awaitable[tuple[str, str]]]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -171,7 +170,7 @@ class CheckoutService:
         self.writer = orders.OrderWriter(sessions)
         self._variants: dict[str, VariantInfo] = {}
         self._shows: dict[str, tuple[ShowStatus, float]] = {}
-        self._reads: dict[str, asyncio.Future[Any]] = {}
+        self._reads = SingleFlight()  # variant and show reads, one per key at a time
         self._dirty: dict[str, tuple[str, int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -248,7 +247,7 @@ class CheckoutService:
     def invalidate_show(self, show_id: str) -> None:
         """Forget the cached status of a show (called when it starts or ends)."""
         self._shows.pop(show_id, None)
-        self._reads.pop(f"show:{show_id}", None)  # a read under way may predate the change
+        self._reads.forget(f"show:{show_id}")  # a read under way may predate the change
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -264,7 +263,7 @@ class CheckoutService:
             raise NotFound(
                 "no such variant", code="variant_not_found", fields={"variant_id": "unknown"}
             )
-        info = await self._once(f"variant:{variant_id}", lambda: self._read_info(variant_id))
+        info = await self._reads.run(f"variant:{variant_id}", lambda: self._read_info(variant_id))
         if info is None:
             raise NotFound(
                 f"no variant {variant_id!r}",
@@ -290,28 +289,12 @@ class CheckoutService:
         self._variants[variant_id] = info
         return info
 
-    async def _once(self, key: str, read: Callable[[], Awaitable[T]]) -> T:
-        """One read per key at a time, however many taps wait on it (a drop's first taps
-        all miss the caches at once)."""
-        running = self._reads.get(key)
-        if running is None:
-            running = asyncio.ensure_future(read())
-            self._reads[key] = running
-
-            def done(_: object) -> None:
-                if self._reads.get(key) is running:
-                    del self._reads[key]
-
-            running.add_done_callback(done)
-        result: T = await asyncio.shield(running)
-        return result
-
     async def _show_status(self, show_id: str) -> ShowStatus:
         cached = self._shows.get(show_id)
         now = time.monotonic()
         if cached is not None and cached[1] > now:
             return cached[0]
-        status = await self._once(f"show:{show_id}", lambda: self._read_show_status(show_id))
+        status = await self._reads.run(f"show:{show_id}", lambda: self._read_show_status(show_id))
         if status is None:
             raise NotFound(
                 f"no show {show_id!r}", code="show_not_found", fields={"show_id": "unknown"}
@@ -322,7 +305,7 @@ class CheckoutService:
         me = asyncio.current_task()
         async with self.sessions() as session:
             status = await session.scalar(select(Show.status).where(Show.id == show_id))
-        if status is not None and self._reads.get(f"show:{show_id}") is me:
+        if status is not None and self._reads.current(f"show:{show_id}") is me:
             # (not cached when the show changed while this read was under way)
             self._shows[show_id] = (status, time.monotonic() + SHOW_CACHE_S)
         return status
