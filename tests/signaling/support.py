@@ -59,6 +59,18 @@ class FakeShows:
                 await self.changed.wait()
 
 
+NOTHING_LEFT = {
+    "publishers": 0,
+    "viewers": 0,
+    "peer_connections": 0,
+    "tasks": 0,
+    "relays": 0,
+    "viewer_frames_queued": 0,
+    "viewer_keyframe_skips": 0,
+    "viewer_frames_dropped": 0,
+}
+"""``SignalingService.stats()`` once every peer, relay and task is gone."""
+
 _gate_check: type[ShowGate] = FakeShows  # FakeShows satisfies the protocol
 
 
