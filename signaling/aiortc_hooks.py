@@ -15,8 +15,18 @@ when one of these names or signatures changes. The hooks:
   host candidates from. Replaced by a wrapper that returns the addresses set in a context
   variable (``ice_host_addresses``), else aioice's own answer.
 
-The sending side needs no hook: ``RTCRtpSender`` calls the public ``Encoder.pack(packet)``
-when its track yields an ``av.Packet[Any]`` instead of a frame.
+The sending side packs through the public ``Encoder.pack(packet)``, which ``RTCRtpSender``
+calls when its track yields an ``av.Packet[Any]`` instead of a frame. ``send_fast(sender)``
+then replaces that sender's ``_run_rtp`` and ``_retransmit`` (instance attributes) with
+``FastRtpSender``'s: the same RTP packets as aiortc's, built and sent without the
+per-packet work aiortc does (a ``datetime`` clock read, a ``RtpPacket`` object, header
+extensions serialized again, three awaited calls down to the socket). Per packet it is one
+header ``struct.pack``, one SRTP protect and one ``sendto``. It reads and keeps up the
+sender's name-mangled state that RTCP sender reports use (``_RTCRtpSender__ntp_timestamp``,
+``__rtp_timestamp``, ``__packet_count``, ``__octet_count``) and the events ``stop()``
+waits on (``__rtp_started``, ``__rtp_exited``); it sends through
+``RTCDtlsTransport._tx_srtp`` (pylibsrtp's ``Session._srtp``/``_cdata``/``_buffer``) and
+the ICE connection's nominated pair (``aioice.Connection._nominated``).
 """
 
 from __future__ import annotations
@@ -25,7 +35,10 @@ import asyncio
 import asyncio.selector_events
 import contextlib
 import contextvars
+import logging
+import struct
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -39,6 +52,16 @@ import av
 from aiortc.codecs import get_decoder as aiortc_get_decoder
 from aiortc.codecs import get_encoder as aiortc_get_encoder
 from aiortc.codecs.h264 import H264Encoder
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, RtpPacket, wrap_rtx
+from aiortc.utils import random32
+from pylibsrtp import SRTP_MAX_TRAILER_LEN
+from pylibsrtp import Error as SrtpError
+from pylibsrtp._binding import ffi as srtp_ffi
+from pylibsrtp._binding import lib as srtp_lib
+
+logger = logging.getLogger(__name__)
 
 _aioice_get_host_addresses: Callable[..., list[str]] = aioice.ice.get_host_addresses
 
@@ -203,3 +226,149 @@ async def request_keyframe(receiver: Any, media_ssrc: int) -> None:
 def on_keyframe_request(sender: Any, callback: Callable[[], None]) -> None:
     """Call ``callback`` whenever the remote end of ``sender`` sends PLI or FIR."""
     sender._send_keyframe = callback
+
+
+# -- the fast RTP sender --------------------------------------------------------------------
+
+_RTP_HEADER = struct.Struct("!BBHLL")
+_NTP_UNIX_OFFSET_NS = 2_208_988_800 * 1_000_000_000
+
+
+def ntp_now() -> int:
+    """The wall clock as a 64-bit NTP timestamp (what ``aiortc.clock.current_ntp_time``
+    returns, without building two ``datetime`` objects)."""
+    return ((time.time_ns() + _NTP_UNIX_OFFSET_NS) << 32) // 1_000_000_000
+
+
+class _SrtpSender:
+    """Protects RTP with a DTLS transport's SRTP session and sends it on the nominated ICE
+    pair: what ``RTCDtlsTransport._send_rtp`` does, without awaiting three coroutines."""
+
+    def __init__(self, dtls: Any) -> None:
+        self.dtls = dtls
+        session = dtls._tx_srtp
+        self._session = session  # keeps the SRTP context alive
+        self._srtp = session._srtp[0]
+        self._cdata = session._cdata
+        self._buffer = session._buffer
+        self._limit = len(session._buffer) - SRTP_MAX_TRAILER_LEN
+        self._length = srtp_ffi.new("int *")
+        self._connection = dtls.transport._connection
+
+    def send(self, data: bytes) -> None:
+        if self.dtls._state is not DtlsState.CONNECTED:
+            raise ConnectionError("Cannot send encrypted RTP, not connected")
+        size = len(data)
+        if size > self._limit:
+            raise ValueError("packet is too long")
+        self._length[0] = size
+        self._buffer[0:size] = data
+        status = srtp_lib.srtp_protect(self._srtp, self._cdata, self._length)
+        if status != srtp_lib.srtp_err_status_ok:
+            raise SrtpError(f"srtp_protect failed ({status})")
+        pair = self._connection._nominated.get(1)
+        if pair is None:
+            raise ConnectionError("Cannot send data, not connected")
+        size = self._length[0]
+        pair.protocol.transport.sendto(self._buffer[0:size], pair.remote_addr)
+        dtls = self.dtls
+        dtls._RTCDtlsTransport__tx_bytes += size
+        dtls._RTCDtlsTransport__tx_packets += 1
+
+
+class FastRtpSender:
+    """``_run_rtp`` and ``_retransmit`` for one ``RTCRtpSender`` (see the module doc)."""
+
+    def __init__(self, sender: Any) -> None:
+        self._sender = sender
+        # Unprotected packets by sequence number, for NACKs (aiortc keeps RtpPacket s).
+        self._history: dict[int, bytes] = {}
+        self._out: _SrtpSender | None = None
+
+    def _srtp(self) -> _SrtpSender:
+        dtls = self._sender.transport
+        if self._out is None or self._out.dtls is not dtls:
+            self._out = _SrtpSender(dtls)
+        return self._out
+
+    async def run_rtp(self, codec: Any) -> None:
+        sender = self._sender
+        sender._RTCRtpSender__rtp_started.set()
+        extensions_map = sender._RTCRtpSender__rtp_header_extensions_map
+        mid = sender._RTCRtpSender__mid
+        payload_type = codec.payloadType
+        history = self._history
+        header = _RTP_HEADER.pack
+        sequence_number = aiortc.rtcrtpsender.random_sequence_number()
+        timestamp_origin = random32()
+        packets = octets = 0
+        try:
+            while True:
+                if not sender.track:
+                    await asyncio.sleep(0.02)
+                    continue
+                frame = await sender._next_encoded_frame(codec)
+                if frame is None:
+                    continue
+                timestamp = (timestamp_origin + frame.timestamp) & 0xFFFFFFFF
+                ntp = ntp_now()
+                extensions = HeaderExtensions(abs_send_time=(ntp >> 14) & 0xFFFFFF, mid=mid)
+                if frame.audio_level is not None:
+                    extensions.audio_level = (False, -frame.audio_level)
+                profile, value = extensions_map.set(extensions)
+                first = 0x90 if value else 0x80
+                tail = struct.pack("!HH", profile, len(value) >> 2) + value if value else b""
+                out = self._srtp()
+                ssrc = sender._ssrc
+                last = len(frame.payloads) - 1
+                for i, payload in enumerate(frame.payloads):
+                    marker = 0x80 if i == last else 0
+                    data = header(first, marker | payload_type, sequence_number, timestamp, ssrc)
+                    data += tail + payload
+                    history[sequence_number % RTP_HISTORY_SIZE] = data
+                    out.send(data)
+                    packets += 1
+                    octets += len(payload)
+                    sequence_number = (sequence_number + 1) & 0xFFFF
+                # What aiortc's RTCP sender reports read (aiortc sets them per packet).
+                sender._RTCRtpSender__ntp_timestamp = ntp
+                sender._RTCRtpSender__rtp_timestamp = timestamp
+                sender._RTCRtpSender__packet_count = packets
+                sender._RTCRtpSender__octet_count = octets
+        except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+            pass
+        except Exception:
+            # as aiortc: __rtp_exited must be set, or stop() would wait for ever
+            logger.exception("relay RTP sender failed")
+        track = sender.track
+        if track is not None:
+            track.stop()
+            sender._RTCRtpSender__track = None
+        sender._RTCRtpSender__encoder = None
+        sender._RTCRtpSender__rtp_exited.set()
+
+    async def retransmit(self, sequence_number: int) -> None:
+        data = self._history.get(sequence_number % RTP_HISTORY_SIZE)
+        if data is None or _RTP_HEADER.unpack_from(data)[2] != sequence_number:
+            return
+        sender = self._sender
+        rtx_payload_type = sender._RTCRtpSender__rtx_payload_type
+        if rtx_payload_type is not None:
+            extensions_map = sender._RTCRtpSender__rtp_header_extensions_map
+            rtx = wrap_rtx(
+                RtpPacket.parse(data, extensions_map),
+                payload_type=rtx_payload_type,
+                sequence_number=sender._RTCRtpSender__rtx_sequence_number,
+                ssrc=sender._rtx_ssrc,
+            )
+            sender._RTCRtpSender__rtx_sequence_number = (rtx.sequence_number + 1) & 0xFFFF
+            data = rtx.serialize(extensions_map)
+        self._srtp().send(data)
+
+
+def send_fast(sender: Any) -> FastRtpSender:
+    """Make ``sender`` (not yet started) send with ``FastRtpSender``."""
+    fast = FastRtpSender(sender)
+    sender._run_rtp = fast.run_rtp
+    sender._retransmit = fast.retransmit
+    return fast

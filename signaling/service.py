@@ -286,6 +286,7 @@ class SignalingService:
             queue = viewer.video if kind == "video" else viewer.audio
             viewer.wants_audio = viewer.wants_audio or kind == "audio"
             transceiver = pc.addTransceiver(RelayTrack(kind, queue), direction="sendonly")
+            aiortc_hooks.send_fast(transceiver.sender)
             if kind == "video":
                 relay = self._relay(session.show_id)
                 aiortc_hooks.on_keyframe_request(transceiver.sender, relay.request_keyframe)

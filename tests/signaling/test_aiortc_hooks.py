@@ -14,11 +14,14 @@ from importlib.metadata import version
 from typing import Any
 
 import aioice.ice
+import aiortc.clock
+import aiortc.rtcdtlstransport
 import aiortc.rtcicetransport
 import aiortc.rtcpeerconnection
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import av
+import pylibsrtp
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.codecs import get_encoder
 from aiortc.codecs.base import Encoder
@@ -191,3 +194,85 @@ async def test_drain_reads_changes_every_socket_and_reads_all_that_waits() -> No
         assert got == [bytes([0x80, i]) for i in range(10)]
     finally:
         await asyncio.shield(pc.close())
+
+
+def test_fast_sender_does_what_aiortc_run_rtp_does() -> None:
+    # FastRtpSender.run_rtp is aiortc's _run_rtp with the per-packet work cut: these are the
+    # steps and the name-mangled state it copies.
+    sender = aiortc.rtcrtpsender.RTCRtpSender
+    run = inspect.getsource(sender._run_rtp)
+    for line in (
+        "self.__rtp_started.set()",
+        "sequence_number = random_sequence_number()",
+        "timestamp_origin = random32()",
+        "if not self.__track:",
+        "enc_frame = await self._next_encoded_frame(codec)",
+        "timestamp = uint32_add(timestamp_origin, enc_frame.timestamp)",
+        "payload_type=codec.payloadType,",
+        "packet.ssrc = self._ssrc",
+        "packet.marker = (i == len(enc_frame.payloads) - 1) and 1 or 0",
+        "clock.current_ntp_time() >> 14",
+        "packet.extensions.mid = self.__mid",
+        "packet.extensions.audio_level = (False, -enc_frame.audio_level)",
+        "self.__rtp_history[packet.sequence_number % RTP_HISTORY_SIZE] = (",
+        "packet_bytes = packet.serialize(self.__rtp_header_extensions_map)",
+        "await self.transport._send_rtp(packet_bytes)",
+        "self.__ntp_timestamp = clock.current_ntp_time()",
+        "self.__rtp_timestamp = packet.timestamp",
+        "self.__octet_count += len(payload)",
+        "self.__packet_count += 1",
+        "except (asyncio.CancelledError, ConnectionError, MediaStreamError):",
+        "self.__track = None",
+        "self.__encoder = None",
+        "self.__rtp_exited.set()",
+    ):
+        assert line in run, line
+    assert "self.__rtp_task = asyncio.ensure_future(self._run_rtp(" in inspect.getsource(
+        sender.send
+    )
+    assert "await self._retransmit(seq)" in inspect.getsource(sender._handle_rtcp_packet)
+    retransmit = inspect.getsource(sender._retransmit)
+    assert "packet = self.__rtp_history.get(sequence_number % RTP_HISTORY_SIZE)" in retransmit
+    assert "payload_type=self.__rtx_payload_type," in retransmit
+    assert "sequence_number=self.__rtx_sequence_number," in retransmit
+    assert "ssrc=self._rtx_ssrc," in retransmit
+    rtcp = inspect.getsource(sender._run_rtcp)
+    for name in ("ntp_timestamp", "rtp_timestamp", "packet_count", "octet_count"):
+        assert f"{name}=self.__{name}" in rtcp
+    stop = inspect.getsource(sender.stop)
+    assert "self.__rtp_started.wait()" in stop and "self.__rtp_exited.wait()" in stop
+
+
+def test_fast_sender_sends_as_the_dtls_and_ice_transports_do() -> None:
+    dtls = inspect.getsource(aiortc.rtcdtlstransport.RTCDtlsTransport._send_rtp)
+    for line in (
+        "if self._state != State.CONNECTED:",
+        "data = self._tx_srtp.protect(data)",
+        "await self.transport._send(data)",
+        "self.__tx_bytes += len(data)",
+        "self.__tx_packets += 1",
+    ):
+        assert line in dtls, line
+    assert "self._send = self._connection.send" in inspect.getsource(
+        aiortc.rtcicetransport.RTCIceTransport.__init__
+    )
+    assert "await self.sendto(data, 1)" in inspect.getsource(aioice.ice.Connection.send)
+    sendto = inspect.getsource(aioice.ice.Connection.sendto)
+    assert "active_pair = self._nominated.get(component)" in sendto
+    assert "await active_pair.protocol.send_data(data, active_pair.remote_addr)" in sendto
+    assert "self.transport.sendto(data, addr)" in inspect.getsource(
+        aioice.ice.StunProtocol.send_data
+    )
+    process = inspect.getsource(pylibsrtp.Session._Session__process)  # type: ignore[attr-defined]
+    assert "self._buffer[0 : len(data)] = data" in process
+    assert "_srtp_assert(func(self._srtp[0], self._cdata, len_p))" in process
+    assert "return self._buffer[0 : len_p[0]]" in process
+    assert "return self.__process(packet, lib.srtp_protect, SRTP_MAX_TRAILER_LEN)" in (
+        inspect.getsource(pylibsrtp.Session.protect)
+    )
+
+
+def test_ntp_clock_matches_aiortc() -> None:
+    ours = aiortc_hooks.ntp_now()
+    theirs = aiortc.clock.current_ntp_time()
+    assert abs(theirs - ours) < (1 << 32) // 100  # within 10 ms

@@ -1,0 +1,118 @@
+"""The relay's own RTP sender (``aiortc_hooks.FastRtpSender``) against a real aiortc viewer:
+the packets, retransmissions and sender reports aiortc's sender would have made."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import struct
+import time
+from typing import Any
+
+from aiortc.rtp import RtpPacket
+
+from signaling import StreamState
+from signaling.aiortc_hooks import FastRtpSender, ntp_now
+from signaling.synthetic import PatternTrack
+
+from .support import Viewer, play, publish, running_server
+
+
+def spy_rtp(viewer: Viewer) -> tuple[Any, list[RtpPacket]]:
+    """The viewer's video receiver, and every RTP packet it is handed from now on."""
+    receiver = viewer.pc.getTransceivers()[0].receiver
+    seen: list[RtpPacket] = []
+    handle = receiver._handle_rtp_packet
+
+    async def spy(packet: RtpPacket, arrival_time_ms: int) -> None:
+        seen.append(packet)
+        await handle(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = spy
+    return receiver, seen
+
+
+async def until(condition: Any, within: float = 5) -> None:
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 - polls what the viewer received
+            await asyncio.sleep(0.01)
+
+
+async def test_packets_sent_are_well_formed_rtp() -> None:
+    async with running_server() as server:
+        host = await publish(server.http, PatternTrack())
+        await server.gate.wait_state("show1", StreamState.LIVE)
+        viewer = await play(server.http)
+        _, seen = spy_rtp(viewer)
+        await viewer.wait_frames(len(viewer.frames) + 30)
+        session = server.service._sessions[viewer.location.rsplit("/", 1)[1]]
+        sender = session.pc.getSenders()[0]
+        assert isinstance(sender._run_rtp.__self__, FastRtpSender)
+        media = [p for p in seen if p.ssrc == sender._ssrc]
+        assert len(media) >= 30
+        mid = viewer.pc.getTransceivers()[0].mid
+        assert mid is not None
+        now = (ntp_now() >> 14) & 0xFFFFFF  # abs-send-time: 6.18 fixed-point seconds
+        for packet in media:
+            assert packet.version == 2 and packet.payload_type == media[0].payload_type
+            assert packet.extensions.mid == mid
+            assert packet.extensions.abs_send_time is not None
+            assert (now - packet.extensions.abs_send_time) & 0xFFFFFF < 3 << 18  # < 3 s ago
+        numbers = [p.sequence_number for p in media]
+        assert numbers == [(numbers[0] + i) & 0xFFFF for i in range(len(numbers))]
+        for packet, following in itertools.pairwise(media):
+            # the marker ends a frame: the next packet starts the next timestamp
+            assert bool(packet.marker) == (following.timestamp != packet.timestamp)
+        await viewer.close()
+        await host.close()
+
+
+async def test_a_nack_is_answered_with_the_packet_again_over_rtx() -> None:
+    async with running_server() as server:
+        host = await publish(server.http, PatternTrack())
+        await server.gate.wait_state("show1", StreamState.LIVE)
+        viewer = await play(server.http)
+        receiver, seen = spy_rtp(viewer)
+        session = server.service._sessions[viewer.location.rsplit("/", 1)[1]]
+        sender = session.pc.getSenders()[0]
+        await until(lambda: sum(p.ssrc == sender._ssrc for p in seen) >= 10)
+        wanted = next(p for p in seen if p.ssrc == sender._ssrc)
+        await receiver._send_rtcp_nack(sender._ssrc, [wanted.sequence_number])
+        await until(lambda: any(p.ssrc == sender._rtx_ssrc for p in seen))
+        rtx = next(p for p in seen if p.ssrc == sender._rtx_ssrc)
+        assert rtx.payload == struct.pack("!H", wanted.sequence_number) + wanted.payload
+        assert rtx.timestamp == wanted.timestamp and rtx.marker == wanted.marker
+        assert rtx.extensions.mid == wanted.extensions.mid
+        await viewer.close()
+        await host.close()
+
+
+async def test_sender_reports_and_stats_count_what_was_sent() -> None:
+    async with running_server() as server:
+        host = await publish(server.http, PatternTrack())
+        await server.gate.wait_state("show1", StreamState.LIVE)
+        viewer = await play(server.http)
+        receiver = viewer.pc.getTransceivers()[0].receiver
+        session = server.service._sessions[viewer.location.rsplit("/", 1)[1]]
+        sender = session.pc.getSenders()[0]
+
+        async def reported() -> Any:
+            stats = await receiver.getStats()
+            return next((s for s in stats.values() if s.type == "remote-outbound-rtp"), None)
+
+        async with asyncio.timeout(10):
+            while (report := await reported()) is None or report.packetsSent < 30:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        assert report.ssrc == sender._ssrc
+        assert report.bytesSent > 0
+        # the report's clock is the sender's wall clock (NTP), within a few seconds of now
+        assert abs(report.remoteTimestamp.timestamp() - time.time()) < 5
+        stats = await sender.getStats()
+        outbound = next(s for s in stats.values() if s.type == "outbound-rtp")
+        transport = next(s for s in stats.values() if s.type == "transport")
+        assert outbound.packetsSent >= report.packetsSent
+        assert outbound.bytesSent >= report.bytesSent
+        assert transport.packetsSent >= outbound.packetsSent
+        assert transport.bytesSent > outbound.bytesSent  # headers and SRTP tags on top
+        await viewer.close()
+        await host.close()
