@@ -4,9 +4,11 @@ the packets, retransmissions and sender reports aiortc's sender would have made.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import struct
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiortc.rtp import RtpPacket
@@ -32,6 +34,21 @@ def spy_rtp(viewer: Viewer) -> tuple[Any, list[RtpPacket]]:
     return receiver, seen
 
 
+@contextlib.asynccontextmanager
+async def watching() -> AsyncIterator[tuple[Viewer, Any]]:
+    """A host publishing VP8, one viewer playing it, and the relay's sender to that viewer."""
+    async with running_server() as server:
+        host = await publish(server.http, PatternTrack())
+        await server.gate.wait_state("show1", StreamState.LIVE)
+        viewer = await play(server.http)
+        session = server.service._sessions[viewer.location.rsplit("/", 1)[1]]
+        try:
+            yield viewer, session.pc.getSenders()[0]
+        finally:
+            await viewer.close()
+            await host.close()
+
+
 async def until(condition: Any, within: float = 5) -> None:
     async with asyncio.timeout(within):
         while not condition():  # noqa: ASYNC110 - polls what the viewer received
@@ -39,14 +56,9 @@ async def until(condition: Any, within: float = 5) -> None:
 
 
 async def test_packets_sent_are_well_formed_rtp() -> None:
-    async with running_server() as server:
-        host = await publish(server.http, PatternTrack())
-        await server.gate.wait_state("show1", StreamState.LIVE)
-        viewer = await play(server.http)
+    async with watching() as (viewer, sender):
         _, seen = spy_rtp(viewer)
         await viewer.wait_frames(len(viewer.frames) + 30)
-        session = server.service._sessions[viewer.location.rsplit("/", 1)[1]]
-        sender = session.pc.getSenders()[0]
         assert isinstance(sender._run_rtp.__self__, FastRtpSender)
         media = [p for p in seen if p.ssrc == sender._ssrc]
         assert len(media) >= 30
@@ -63,18 +75,11 @@ async def test_packets_sent_are_well_formed_rtp() -> None:
         for packet, following in itertools.pairwise(media):
             # the marker ends a frame: the next packet starts the next timestamp
             assert bool(packet.marker) == (following.timestamp != packet.timestamp)
-        await viewer.close()
-        await host.close()
 
 
 async def test_a_nack_is_answered_with_the_packet_again_over_rtx() -> None:
-    async with running_server() as server:
-        host = await publish(server.http, PatternTrack())
-        await server.gate.wait_state("show1", StreamState.LIVE)
-        viewer = await play(server.http)
+    async with watching() as (viewer, sender):
         receiver, seen = spy_rtp(viewer)
-        session = server.service._sessions[viewer.location.rsplit("/", 1)[1]]
-        sender = session.pc.getSenders()[0]
         await until(lambda: sum(p.ssrc == sender._ssrc for p in seen) >= 10)
         wanted = next(p for p in seen if p.ssrc == sender._ssrc)
         await receiver._send_rtcp_nack(sender._ssrc, [wanted.sequence_number])
@@ -83,18 +88,11 @@ async def test_a_nack_is_answered_with_the_packet_again_over_rtx() -> None:
         assert rtx.payload == struct.pack("!H", wanted.sequence_number) + wanted.payload
         assert rtx.timestamp == wanted.timestamp and rtx.marker == wanted.marker
         assert rtx.extensions.mid == wanted.extensions.mid
-        await viewer.close()
-        await host.close()
 
 
 async def test_sender_reports_and_stats_count_what_was_sent() -> None:
-    async with running_server() as server:
-        host = await publish(server.http, PatternTrack())
-        await server.gate.wait_state("show1", StreamState.LIVE)
-        viewer = await play(server.http)
+    async with watching() as (viewer, sender):
         receiver = viewer.pc.getTransceivers()[0].receiver
-        session = server.service._sessions[viewer.location.rsplit("/", 1)[1]]
-        sender = session.pc.getSenders()[0]
 
         async def reported() -> Any:
             stats = await receiver.getStats()
@@ -114,5 +112,3 @@ async def test_sender_reports_and_stats_count_what_was_sent() -> None:
         assert outbound.bytesSent >= report.bytesSent
         assert transport.packetsSent >= outbound.packetsSent
         assert transport.bytesSent > outbound.bytesSent  # headers and SRTP tags on top
-        await viewer.close()
-        await host.close()
