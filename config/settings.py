@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 
 class SettingsError(Exception):
@@ -71,6 +72,12 @@ class Settings(BaseSettings):
             value = "sqlite+aiosqlite://" + value.removeprefix("sqlite://")
         if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("expected a sqlite:/// or postgresql:// URL")
+        if value.startswith("sqlite"):
+            url = make_url(value)
+            if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
+                # every worker process and the order writer's own connection would each
+                # get a database of their own: confirmed orders would not be where reads go
+                raise ValueError("an in-memory SQLite database cannot be shared; give a file")
         return value
 
     @field_validator("redis_url")

@@ -33,6 +33,9 @@ def test_urls_are_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
     ("name", "value", "expected"),
     [
         ("DATABASE_URL", "mysql://x/y", "expected a sqlite:/// or postgresql:// URL"),
+        ("DATABASE_URL", "sqlite://", "in-memory SQLite"),
+        ("DATABASE_URL", "sqlite:///:memory:", "in-memory SQLite"),
+        ("DATABASE_URL", "sqlite:///file:shop?mode=memory&uri=true", "in-memory SQLite"),
         ("REDIS_URL", "http://x", "expected a redis://, rediss:// or unix:// URL"),
         ("LIVESHOP_PORT", "eighty", "valid integer"),
         ("LIVESHOP_CART_HOLD_S", "1", "greater than or equal to 10"),
