@@ -174,21 +174,24 @@ class OrderWriter:
                     future.set_result(outcome)
 
     async def _write(self, made: list[_Made]) -> list[OrderResult | Exception | None]:
-        """The whole batch in a few statements. If SQL stock cannot cover every order, each
-        order on its own in one transaction. If the transaction failed otherwise, the orders
-        it did commit (a lost reply) are found by id, and each other order is tried in a
-        transaction of its own, so one bad order fails only itself (None: unavailable)."""
+        """The whole batch in a few statements. If that fails, each order in a transaction
+        of its own, so that one order short of SQL stock or refused by the database fails
+        only itself (None: unavailable). After a failure other than a short, the orders
+        the batch's transaction did commit (a lost reply) are first found by id.
+
+        One transaction an order also keeps the lock order: each locks its variants in id
+        order, whereas a transaction running several orders one after another would lock
+        theirs in order of orders, and two such (two worker processes) could deadlock."""
         sessions = self._sessions()
         try:
             async with sessions.begin() as session:
                 return list(await _write_together(session, made))
         except _Short:
-            async with sessions.begin() as session:
-                return [await _write_one(session, one) for one in made]
+            committed: set[str] = set()  # nothing of the batch's transaction stands
         except Exception as exc:
             log.warning("order batch of %d failed, writing one by one: %r", len(made), exc)
+            committed = await _committed_ids(sessions, made)
         outcomes: list[OrderResult | Exception | None] = []
-        committed = await _committed_ids(sessions, made)
         for one in made:
             if one.order_id in committed:
                 outcomes.append(one.result())
@@ -280,10 +283,13 @@ def _insert(session: AsyncSession, table: Any) -> Any:
 
 
 async def _insert_orders(session: AsyncSession, made: list[_Made]) -> set[str]:
-    """Insert the order rows; the ids of those whose key had not made an order yet."""
+    """Insert the order rows; the ids of those whose key had not made an order yet.
+    Rows go in key order: two batches inserting the same keys wait on each other in the
+    unique index in one order, and cannot deadlock."""
+    rows = sorted((m.row() for m in made), key=lambda r: (r["buyer_id"], r["idempotency_key"]))
     stmt = (
         _insert(session, Order)
-        .values([m.row() for m in made])
+        .values(rows)
         .on_conflict_do_nothing(index_elements=["buyer_id", "idempotency_key"])
         .returning(Order.id)
     )

@@ -50,6 +50,21 @@ async def test_a_short_line_undoes_only_its_own_order(shop: Shop) -> None:
     assert await shop.order_count() == 1
 
 
+async def test_after_a_short_each_order_stands_or_fails_alone(shop: Shop) -> None:
+    mug, snk = shop.v("MUG"), shop.v("SNK-42")  # 20 and 5 units
+    writer = OrderWriter(shop.sessions)
+    short = _draft(shop, "short", LineSpec(snk, 6, 12900))  # the batch is short of SNK-42
+    zero = _draft(shop, "zero", LineSpec(mug, 0, 1500))  # its line breaks quantity > 0
+    fine = _draft(shop, "fine", LineSpec(mug, 1, 1500))
+    outcomes = await asyncio.gather(*(_outcome(writer, d) for d in (short, zero, fine)))
+    assert writer.batches == 1
+    assert isinstance(outcomes[0], OutOfStock)
+    assert getattr(outcomes[1], "code", None) == "order_store_unavailable"
+    assert isinstance(outcomes[2], OrderResult)
+    assert await shop.sql_stock(mug) == 19 and await shop.sql_stock(snk) == 5
+    assert await shop.order_count() == 1
+
+
 async def test_a_key_that_made_an_order_makes_no_second(shop: Shop) -> None:
     v = shop.v("SNK-42")
     writer = OrderWriter(shop.sessions)
