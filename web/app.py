@@ -85,7 +85,7 @@ def create_app(
             # Each part is closed even when one before it fails; Redis, the database and
             # the embedded server last, since the others still use them while closing.
             closers = [video.close]
-            for name in ("live", "checkout", "events"):
+            for name in ("live", "checkout"):
                 part = getattr(app.state, name, None)
                 if part is not None:
                     closers.append(part.close)
