@@ -211,6 +211,14 @@ async def viewer_identity(request: Request) -> Response:
     return JSONResponse(_token_json(token, tokens.verify(token)), status_code=201)
 
 
+async def renew_token(request: Request) -> Response:
+    """The bearer token again, for the same person, role and show, with a fresh expiry
+    (pages renew before expiry so that a long show never logs anyone out)."""
+    tokens: TokenIssuer = _state(request).tokens
+    token = tokens.renew(bearer(request.headers.get("authorization")))
+    return JSONResponse(_token_json(token, tokens.verify(token)))
+
+
 def _token_json(token: str, principal: Principal) -> dict[str, Any]:
     return {
         "token": token,
@@ -259,5 +267,6 @@ def routes() -> list[Route]:
         Route("/api/products/{product_id}/variants", add_variant, methods=["POST"]),
         Route("/api/variants/{variant_id}/stock", set_stock, methods=["PUT"]),
         Route("/api/tokens", issue_token, methods=["POST"]),
+        Route("/api/tokens/renew", renew_token, methods=["POST"]),
         Route("/api/viewers", viewer_identity, methods=["POST"]),
     ]

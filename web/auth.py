@@ -45,12 +45,16 @@ class Principal:
     name: str
     show_id: str | None = None
     expires_at: int = 0
+    auth_time: int = 0  # when the first token of a renewed line was issued
 
     def can_act_on(self, show_id: str) -> bool:
         return self.role is Role.VIEWER or self.show_id == show_id
 
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+RENEWAL_LIMIT_S = 7 * 24 * 3600
+"""A token may be renewed (``POST /api/tokens/renew``) for this long after the first of
+its line was issued."""
 HS256_HEADER = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"  # {"alg":"HS256","typ":"JWT"}
 
 
@@ -88,6 +92,7 @@ class TokenIssuer:
         show_id: str | None = None,
         user_id: str | None = None,
         ttl_s: int | None = None,
+        auth_time: int | None = None,
     ) -> str:
         if role is not Role.VIEWER and not show_id:
             raise ValueError(f"a {role} token must be scoped to a show")
@@ -98,6 +103,7 @@ class TokenIssuer:
             "role": role.value,
             "name": name,
             "iat": now,
+            "auth_time": now if auth_time is None else auth_time,
             "exp": now + (ttl_s or self._default_ttl_s),
         }
         if show_id:
@@ -137,9 +143,27 @@ class TokenIssuer:
                 name=str(claims.get("name", "")),
                 show_id=claims.get("show"),
                 expires_at=int(claims["exp"]),
+                auth_time=int(claims.get("auth_time") or claims.get("iat") or 0),
             )
         except (KeyError, ValueError):
             raise AuthError("auth_invalid", "the token is not valid", 401) from None
+
+    def renew(self, token: str | None) -> str:
+        """A fresh token for the same person, role and show, while ``token`` is still valid
+        and its line was first issued less than ``RENEWAL_LIMIT_S`` ago (so a leaked host
+        token cannot be kept alive for ever)."""
+        principal = self.verify(token)
+        if time.time() - principal.auth_time > RENEWAL_LIMIT_S:
+            raise AuthError(
+                "renewal_limit", "this sign-in is too old to renew; ask for a new token", 403
+            )
+        return self.issue(
+            principal.role,
+            name=principal.name,
+            show_id=principal.show_id,
+            user_id=principal.user_id,
+            auth_time=principal.auth_time,
+        )
 
     def require(self, token: str | None, show_id: str, roles: frozenset[Role]) -> Principal:
         """The principal behind ``token`` if it has one of ``roles`` for ``show_id``."""

@@ -43,6 +43,9 @@ CHROMIUM_ARGS = [
 ]
 
 
+SECRET_KEY = "browser-tests-token-signing-key-0123456789"  # tests issue tokens of their own
+
+
 @dataclass(frozen=True)
 class Demo:
     base_url: str
@@ -70,6 +73,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             "LIVESHOP_DATA_DIR": str(tmp_path_factory.mktemp("demo")),
             "LIVESHOP_ICE_HOST_ADDRESSES": ICE_ADDRESS,
             "LIVESHOP_ADMIN_SECRET": "browser-admin-secret",
+            "LIVESHOP_SECRET_KEY": SECRET_KEY,
             "LIVESHOP_LOG_LEVEL": "warning",
         }
     )

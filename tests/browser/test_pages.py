@@ -9,7 +9,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.conftest import DESKTOP, PHONE, Demo, screenshot
+from checkout.models import Role
+from tests.browser.conftest import DESKTOP, PHONE, SECRET_KEY, Demo, screenshot
+from web.auth import TokenIssuer
 
 TIMEOUT_MS = 15_000
 
@@ -191,3 +193,25 @@ def test_cart_drawer_checkout(demo: Demo, browser: Browser, contexts: list[Brows
     viewer.get_by_role("button", name="Checkout").click()
     expect(viewer.locator("#cart-result")).to_have_text(re.compile(r"^Order ord_\S+ confirmed$"))
     expect(viewer.locator("#cart-count")).to_have_text("0")
+
+
+def test_a_page_renews_its_token_and_keeps_its_live_channel(
+    demo: Demo, browser: Browser, contexts: list[BrowserContext]
+) -> None:
+    ttl_s = 12  # the page renews ahead of expiry; the server ends the socket at expiry
+    token = TokenIssuer(SECRET_KEY, 3600).issue(Role.VIEWER, name="Rita", ttl_s=ttl_s)
+    started = time.monotonic()
+    viewer = open_page(browser, contexts, demo.page("watch", token))
+    renewals: list[int] = []
+    viewer.on(
+        "response",
+        lambda r: renewals.append(r.status) if r.url.endswith("/api/tokens/renew") else None,
+    )
+    viewer.get_by_label("Message").fill("before the token runs out")
+    viewer.get_by_role("button", name="Send", exact=True).click()
+    expect(viewer.locator("#chat li", has_text="before the token runs out")).to_be_visible()
+    viewer.wait_for_timeout(max(0, ttl_s + 3 - (time.monotonic() - started)) * 1000)
+    viewer.get_by_label("Message").fill("after it ran out")
+    viewer.get_by_role("button", name="Send", exact=True).click()
+    expect(viewer.locator("#chat li", has_text="after it ran out")).to_be_visible()
+    assert renewals and all(status == 200 for status in renewals)

@@ -327,3 +327,54 @@ async def test_anonymous_viewer_identity(client: httpx.AsyncClient, app: Starlet
     assert other.user_id != principal.user_id
     resp = await client.post("/api/viewers", json={"name": "x" * 41})
     assert resp.status_code == 422
+
+
+async def test_a_token_renews_for_the_same_person_role_and_show(
+    client: httpx.AsyncClient, app: Starlette
+) -> None:
+    tokens = app.state.tokens
+    show = await _show(client)
+    host = tokens.issue(Role.HOST, name="Hana", show_id=show["id"], ttl_s=60)
+    before = tokens.verify(host)
+    resp = await client.post("/api/tokens/renew", headers={"Authorization": f"Bearer {host}"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    after = tokens.verify(body["token"])
+    assert (after.role, after.user_id, after.name, after.show_id) == (
+        Role.HOST,
+        before.user_id,
+        "Hana",
+        show["id"],
+    )
+    assert after.expires_at > before.expires_at + 3600  # the default lifetime, not 60 s
+    assert after.auth_time == before.auth_time  # the line keeps its first issue time
+    assert body["expires_at"] == after.expires_at and body["user_id"] == before.user_id
+    viewer = (await client.post("/api/viewers", json={"name": "Vera"})).json()
+    resp = await client.post(
+        "/api/tokens/renew", headers={"Authorization": f"Bearer {viewer['token']}"}
+    )
+    assert resp.status_code == 200 and resp.json()["user_id"] == viewer["user_id"]
+
+
+@pytest.mark.parametrize(
+    ("make", "status", "code"),
+    [
+        (lambda tokens: None, 401, "auth_missing"),
+        (lambda tokens: "not-a-token", 401, "auth_invalid"),
+        (lambda tokens: tokens.issue(Role.VIEWER, name="V", ttl_s=-5), 401, "auth_expired"),
+        (
+            lambda tokens: tokens.issue(
+                Role.VIEWER, name="V", auth_time=int(time.time()) - 8 * 24 * 3600
+            ),
+            403,
+            "renewal_limit",
+        ),
+    ],
+)
+async def test_renewal_refuses_what_it_cannot_vouch_for(
+    client: httpx.AsyncClient, app: Starlette, make: Any, status: int, code: str
+) -> None:
+    token = make(app.state.tokens)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    resp = await client.post("/api/tokens/renew", headers=headers)
+    assert (resp.status_code, resp.json()["error"]["code"]) == (status, code)

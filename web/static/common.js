@@ -55,10 +55,71 @@ export function newKey() {
   return crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
 }
 
-// The live socket: reconnects with the last event id it saw, so nothing is missed.
-export class LiveSocket {
-  constructor(token, onMessage, onStatus = () => {}) {
+// A token that renews itself before it expires (POST /api/tokens/renew, same person, role
+// and show), so that a long show signs nobody out. `onRenewed(issued)` hears of each new
+// token; `fallback()` may give a token of its own when the server refuses to renew.
+export class Credentials {
+  constructor(token, { onRenewed = () => {}, fallback = null } = {}) {
     this.token = token;
+    this.onRenewed = onRenewed;
+    this.fallback = fallback;
+    this.timer = null;
+    this.renewing = null;
+    this.schedule(false);
+  }
+
+  claims() {
+    try {
+      const part = this.token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(atob(part));
+    } catch {
+      return null;
+    }
+  }
+
+  // Renew when a fifth of the lifetime is left (at most 10 minutes before expiry). A token
+  // just issued is timed from now, so that this device's clock does not matter.
+  schedule(fresh) {
+    clearTimeout(this.timer);
+    const claims = this.token ? this.claims() : null;
+    if (!claims?.exp) return;
+    const lifetime = (claims.exp - (claims.iat ?? claims.exp)) * 1000;
+    const ahead = Math.min(600_000, lifetime / 5);
+    const wait = fresh ? lifetime - ahead : claims.exp * 1000 - ahead - Date.now();
+    this.timer = setTimeout(() => this.renew(), Math.min(Math.max(wait, 1000), 2 ** 31 - 1));
+  }
+
+  renew() {
+    this.renewing ??= this.renewOnce().finally(() => { this.renewing = null; });
+    return this.renewing;
+  }
+
+  async renewOnce() {
+    if (!this.token) return false;
+    let issued = null;
+    try {
+      issued = await api("POST", "/api/tokens/renew", { token: this.token });
+    } catch (error) {
+      if (!error.status || error.status >= 500) {  // offline or a server hiccup: again soon
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => this.renew(), 15_000);
+        return false;
+      }
+      issued = this.fallback ? await this.fallback().catch(() => null) : null;
+    }
+    if (!issued) return false;
+    this.token = issued.token;
+    this.onRenewed(issued);
+    this.schedule(true);
+    return true;
+  }
+}
+
+// The live socket: reconnects with the last event id it saw, so nothing is missed. When the
+// server closes it because the token expired (4401), it renews the token and reconnects.
+export class LiveSocket {
+  constructor(credentials, onMessage, onStatus = () => {}) {
+    this.credentials = credentials;
     this.onMessage = onMessage;
     this.onStatus = onStatus;
     this.lastId = null;
@@ -71,16 +132,21 @@ export class LiveSocket {
 
   connect() {
     const params = new URLSearchParams();
-    if (this.token) params.set("token", this.token);
+    if (this.credentials?.token) params.set("token", this.credentials.token);
     if (this.lastId) params.set("last_id", this.lastId);
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     this.ws = new WebSocket(`${scheme}://${location.host}/live/${encodeURIComponent(showId)}?${params}`);
     this.ws.onopen = () => { this.retry = 0; this.onStatus("open"); };
     this.ws.onmessage = (event) => this.dispatch(JSON.parse(event.data));
-    this.ws.onclose = (event) => {
-      this.onStatus("closed", event.code);
+    this.ws.onclose = async (event) => {
       for (const { reject } of this.pending.values()) reject(Object.assign(new Error("disconnected"), { code: "disconnected" }));
       this.pending.clear();
+      if (!this.closed && event.code === 4401 && this.credentials && await this.credentials.renew()) {
+        this.onStatus("closed", 1000);
+        this.connect();
+        return;
+      }
+      this.onStatus("closed", event.code);
       if (this.closed || event.code === 4401 || event.code === 4403) return;
       const delay = Math.min(5000, 250 * 2 ** this.retry++) * (0.5 + Math.random());
       setTimeout(() => this.connect(), delay);

@@ -1,9 +1,9 @@
 // Moderator console: the Q&A queue (approve, answer with canned replies, pin, dismiss), chat
 // moderation (delete, mute, ban, shadow-ban, slow mode, blocked words), a viewer's orders.
-import { el, hashParams, LiveSocket, money } from "/static/common.js";
+import { Credentials, el, hashParams, LiveSocket, money } from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
-const token = hashParams().get("token");
+const credentials = new Credentials(hashParams().get("token"));
 const state = { questions: new Map(), canned: {} };
 let live;
 
@@ -88,7 +88,7 @@ async function refreshQueue() {
 }
 
 function main() {
-  live = new LiveSocket(token, onMessage);
+  live = new LiveSocket(credentials, onMessage);
   $("canned-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const text = $("canned-text").value.trim();

@@ -1,14 +1,17 @@
 // Host studio: camera preview and "Go live" over WHIP, products with pin and deal controls,
 // live stats, polls and the approved questions.
-import { api, el, hangUp, hashParams, LiveSocket, money, negotiate, showId } from "/static/common.js";
+import { api, Credentials, el, hangUp, hashParams, LiveSocket, money, negotiate, showId } from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
-const token = hashParams().get("token");
+const credentials = new Credentials(hashParams().get("token"), {
+  onRenewed: (issued) => { $("whip-token").textContent = issued.token; },
+});
 const whipUrl = new URL(`/whip/${encodeURIComponent(showId)}`, location.href).toString();
 const state = { pinned: new Set(), deals: new Map(), questions: new Map(), poll: null };
 let live;
 let pc = null;
 let whipLocation = null;
+let whipToken = null;  // the session is ended with the token that opened it
 let camera = null;
 
 function say(text) { $("publish-msg").textContent = text; }
@@ -37,7 +40,8 @@ async function goLive() {
     if (s === "failed") { say("Connection lost, reconnecting…"); reconnect(); }
   };
   try {
-    whipLocation = await negotiate(pc, whipUrl, token);
+    whipToken = credentials.token;
+    whipLocation = await negotiate(pc, whipUrl, whipToken);
     $("stop").disabled = false;
   } catch (error) {
     say(`Could not go live: ${error.message}`);
@@ -53,7 +57,7 @@ async function reconnect() {
 }
 
 async function stop() {
-  await hangUp(whipLocation, token);
+  await hangUp(whipLocation, whipToken);
   whipLocation = null;
   pc?.close(); pc = null;
   $("stop").disabled = true;
@@ -156,8 +160,8 @@ async function refreshStats() {
 
 function main() {
   $("whip-url").textContent = whipUrl;
-  $("whip-token").textContent = token || "(open this page from the link liveshop printed)";
-  live = new LiveSocket(token, onMessage, (status, code) => {
+  $("whip-token").textContent = credentials.token || "(open this page from the link liveshop printed)";
+  live = new LiveSocket(credentials, onMessage, (status, code) => {
     if (code === 4401 || code === 4403) say("This link's token is not valid for this show.");
   });
   preview();

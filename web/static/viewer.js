@@ -1,28 +1,38 @@
 // Viewer page: the video fills the screen, cards and chat float over it, buying never
 // leaves the stream. All user text goes through textContent (see common.js `el`).
-import { api, el, hangUp, hashParams, LiveSocket, money, negotiate, newKey, showId } from "/static/common.js";
+import { api, Credentials, el, hangUp, hashParams, LiveSocket, money, negotiate, newKey, showId } from "/static/common.js";
 
 const PAYMENT_METHOD = "pm_card_ok"; // the saved test card
 const $ = (id) => document.getElementById(id);
 const state = { cards: new Map(), deals: new Map(), questions: new Map(), poll: null, me: null, stream: "offline" };
 
+// The viewer's identity: a token from the link, or a guest identity kept on this device.
+// Either renews itself; a guest whose token could not be renewed in time (the phone slept
+// past its expiry) gets a new guest identity rather than losing the live channel.
+const SAVED = "liveshop.viewer";
+
+async function newGuest(name) {
+  const issued = await api("POST", "/api/viewers", { body: { name: name || `Guest ${Math.floor(1000 + Math.random() * 9000)}` } });
+  localStorage.setItem(SAVED, JSON.stringify(issued));
+  return issued;
+}
+
 async function identity() {
   const fromHash = hashParams().get("token");
-  if (fromHash) return fromHash;
-  const saved = localStorage.getItem("liveshop.viewer");
-  if (saved) {
-    const { token, expires_at } = JSON.parse(saved);
-    if (expires_at * 1000 > Date.now() + 60_000) return token;
-  }
-  const name = `Guest ${Math.floor(1000 + Math.random() * 9000)}`;
-  const issued = await api("POST", "/api/viewers", { body: { name } });
-  localStorage.setItem("liveshop.viewer", JSON.stringify(issued));
-  return issued.token;
+  if (fromHash) return new Credentials(fromHash);
+  let issued = null;
+  try { issued = JSON.parse(localStorage.getItem(SAVED)); } catch {}
+  if (!issued?.token || issued.expires_at * 1000 <= Date.now() + 60_000) issued = await newGuest(issued?.name);
+  return new Credentials(issued.token, {
+    onRenewed: (fresh) => localStorage.setItem(SAVED, JSON.stringify(fresh)),
+    fallback: () => newGuest(issued.name),
+  });
 }
 
 // ---- video (WHEP) ----
 let pc = null;
 let whepLocation = null;
+let whepToken = null;
 function setStreamMessage() {
   const video = $("video");
   const msg = $("stream-msg");
@@ -47,7 +57,8 @@ async function watch() {
     if (["failed", "closed"].includes(pc?.connectionState)) restartVideo();
   };
   try {
-    whepLocation = await negotiate(pc, `/whep/${encodeURIComponent(showId)}`, viewerToken);
+    whepToken = credentials.token;  // the session is ended with the token that opened it
+    whepLocation = await negotiate(pc, `/whep/${encodeURIComponent(showId)}`, whepToken);
   } catch (error) {
     pc.close();
     pc = null;
@@ -58,7 +69,7 @@ async function watch() {
 function restartVideo() {
   if (pc) pc.close();
   pc = null;
-  hangUp(whepLocation, viewerToken);
+  hangUp(whepLocation, whepToken);
   whepLocation = null;
   setTimeout(watch, 1000);
 }
@@ -301,11 +312,11 @@ function onMessage(msg) {
 }
 
 let live;
-let viewerToken;
+let credentials;
 
 async function main() {
-  viewerToken = await identity();
-  live = new LiveSocket(viewerToken, onMessage);
+  credentials = await identity();
+  live = new LiveSocket(credentials, onMessage);
   watch();
   const video = $("video");
   for (const name of ["playing", "resize", "pause", "emptied"]) video.addEventListener(name, setStreamMessage);
