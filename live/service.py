@@ -88,6 +88,11 @@ class Bucket:
         self.tokens -= 1
         return True
 
+    def until_full_s(self) -> float:
+        """Seconds until the bucket is full again (0: it is)."""
+        missing = self.burst - self.tokens - (time.monotonic() - self.at) * self.rate
+        return max(0.0, missing / self.rate) if self.rate > 0 else 0.0
+
 
 class Room:
     """One show in this process: its hub and its features."""
@@ -116,6 +121,18 @@ class Room:
             rules = self._service.rate_limits.rules
             self.buckets[user_id] = {name: Bucket(r, b) for name, (r, b) in rules.items()}
         return self.buckets[user_id]
+
+    def release_buckets(self, user_id: str) -> None:
+        """The viewer's last socket here left: forget their buckets once they are full
+        again, not before (reconnecting must not give a fresh burst)."""
+        buckets = self.buckets.get(user_id)
+        if buckets is None or self.hub.members_of(user_id):
+            return
+        wait = max((bucket.until_full_s() for bucket in buckets.values()), default=0.0)
+        if wait <= 0:
+            del self.buckets[user_id]
+        else:
+            asyncio.get_running_loop().call_later(wait, self.release_buckets, user_id)
 
     async def snapshot(self, member: Member) -> tuple[str, dict[str, Any]]:
         """(the stream id it is current to, the snapshot) for ``member``.
@@ -287,8 +304,7 @@ class LiveService:
         finally:
             room.active -= 1
             room.hub.leave(member)
-            if not room.hub.members_of(member.user_id):
-                room.buckets.pop(member.user_id, None)
+            room.release_buckets(member.user_id)
             if room.active == 0:
                 self._collect_later(show_id, room)
             await outlet.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -101,3 +102,24 @@ async def test_rate_limits(live: LiveServer) -> None:
     ]
     assert taps == ["ok", "ok", "error"]
     await client.close()
+    # leaving and coming back gives no fresh burst: the buckets stay until they refill
+    room = live.app.state.live.rooms[seeded.show_id]
+    async with asyncio.timeout(5):
+        while room.hub.members_of(live.app.state.tokens.verify(token).user_id):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    again = await Client.open(live.url, seeded.show_id, token)
+    assert (await again.request("chat", text="back again"))["code"] == "rate_limited"
+    await again.close()
+
+
+async def test_rate_limit_buckets_are_forgotten_once_full(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    live.app.state.live.rate_limits = RateLimits({"chat": (20.0, 2)})
+    token = live.token(Role.VIEWER, "Vera")
+    client = await Client.open(live.url, seeded.show_id, token)
+    assert (await client.request("chat", text="one"))["type"] == "ok"
+    await client.close()
+    room = live.app.state.live.rooms[seeded.show_id]
+    async with asyncio.timeout(5):  # full again 50 ms after the chat, then forgotten
+        while room.buckets:  # noqa: ASYNC110 - polls the room's table
+            await asyncio.sleep(0.01)
