@@ -22,6 +22,7 @@ ERROR_STATUS: dict[str, int] = {
     "unsupported_media_type": 415,
     "not_implemented": 501,
     "service_closed": 503,
+    "video_unavailable": 503,
 }
 
 

@@ -94,6 +94,10 @@ class SignalingService:
             ),
         ]
 
+    def shows_in_use(self) -> set[str]:
+        """The shows this service has peers or a relay for."""
+        return {session.show_id for session in self._sessions.values()} | set(self._relays)
+
     def stats(self) -> dict[str, int]:
         """Counts of what the service owns, and its viewers' video queues."""
         viewers = sum(1 for s in self._sessions.values() if s.role is Role.VIEWER)

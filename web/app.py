@@ -29,6 +29,7 @@ from web.migrate import upgrade
 from web.observability import Metrics, MetricsMiddleware
 from web.resources import Resources
 from web.video_gate import VideoGate
+from web.video_placement import VideoPlacement
 
 log = logging.getLogger("liveshop.app")
 
@@ -56,6 +57,7 @@ def create_app(
         ),
         VideoGate(tokens, state),
     )
+    placement = VideoPlacement(video)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -77,6 +79,7 @@ def create_app(
             app.state.hooks.status_listeners.append(app.state.live.show_status_changed)
             app.state.hooks.catalog_listeners.append(app.state.live.catalog_changed)
             app.state.hooks.stream_listeners.append(app.state.live.stream_state_changed)
+            placement.start(resources.redis)
             log.info("liveshop started", extra={"redis": resources.redis_url.split("@")[-1]})
             if server_process:
                 tune_gc()
@@ -84,7 +87,7 @@ def create_app(
         finally:
             # Each part is closed even when one before it fails; Redis, the database and
             # the embedded server last, since the others still use them while closing.
-            closers = [video.close]
+            closers = [placement.close, video.close]
             for name in ("live", "checkout"):
                 part = getattr(app.state, name, None)
                 if part is not None:
@@ -105,7 +108,7 @@ def create_app(
             *checkout_api.routes(),  # first: a tap is the hottest request of a drop
             *api.routes(),
             *live_ws.routes(),
-            *video.routes(),
+            *placement.routes(),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             *pages.routes(),
         ],
@@ -127,6 +130,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.tokens = tokens
     app.state.video = video
+    app.state.video_placement = placement
     return app
 
 

@@ -1,0 +1,121 @@
+"""Two processes on one Redis serve one relay per show: a WHIP or WHEP request that lands
+on the process which does not serve the show is answered by the one that does."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+
+from checkout.models import Role
+from config import Settings
+from signaling.synthetic import PatternTrack
+from tests.conftest import make_settings
+from tests.live.conftest import seed_show
+from tests.signaling.support import end, offer_whip, play, publish
+from web.app import create_app
+from web.benches.fanout import server_processes
+from web.video_placement import VideoPlacement
+
+
+@contextlib.asynccontextmanager
+async def process(settings: Settings) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
+    """One app (as one worker process would run it) and an HTTP client to it."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            yield app, http
+
+
+async def test_a_show_is_served_by_one_process_whichever_gets_the_request(
+    tmp_path: Path, db_url: str, redis_url: str, redis_client: aioredis.Redis
+) -> None:
+    settings = make_settings(tmp_path, db_url, redis_url, ice_host_addresses=["127.0.0.1"])
+    async with process(settings) as (one, http_one), process(settings) as (two, http_two):
+        seeded = await seed_show(one)
+        show = seeded.show_id
+        host_token = one.state.tokens.issue(Role.HOST, name="H", show_id=show)
+        host = await publish(http_one, PatternTrack(), show=show, token=host_token)
+        # the viewer's request reaches process two, which does not serve this show
+        viewer = await play(http_two, show=show, token=None)
+        await viewer.wait_frames(20)
+        served: VideoPlacement = one.state.video_placement
+        forwarding: VideoPlacement = two.state.video_placement
+        assert one.state.video.stats()["viewers"] == 1
+        assert one.state.video.stats()["publishers"] == 1
+        assert two.state.video.stats()["peer_connections"] == 0
+        assert forwarding.forwarded >= 1 and served.served_for_others >= 1
+        owner = await redis_client.get(f"liveshop:video:owner:{show}")
+        assert owner == served.process_id
+        # one publisher per show, whichever process is asked
+        other = one.state.tokens.issue(Role.HOST, name="H2", show_id=show)
+        refused = await offer_whip(http_two, other, show=show)
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "publisher_conflict"
+        # ending the viewer's session through process two ends it where it lives
+        assert (await end(http_two, viewer)).status_code == 200
+        assert one.state.video.stats()["viewers"] == 0
+        await viewer.close()
+        assert (await end(http_two, host)).status_code == 200
+        await host.close()
+        assert one.state.video.stats()["publishers"] == 0
+        # with nothing left to serve, the claim is given up at the next renewal
+        await served.renew_once()
+        assert await redis_client.get(f"liveshop:video:owner:{show}") is None
+
+
+async def test_an_owner_that_does_not_answer_gives_503_and_leaves_nothing(
+    tmp_path: Path,
+    db_url: str,
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("web.video_placement.FORWARD_TIMEOUT_S", 0.5)
+    settings = make_settings(tmp_path, db_url, redis_url, ice_host_addresses=["127.0.0.1"])
+    async with process(settings) as (app, http):
+        show = (await seed_show(app)).show_id
+        # a process that claimed the show and then died (its claim has not run out yet)
+        await redis_client.set(f"liveshop:video:owner:{show}", "gone", ex=15)
+        refused = await offer_whip(
+            http, app.state.tokens.issue(Role.HOST, name="H", show_id=show), show=show
+        )
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "video_unavailable"
+        assert app.state.video.stats()["peer_connections"] == 0
+
+
+async def test_two_server_processes_serve_one_relay(
+    app: Starlette, settings: Settings, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": str(settings.database_url),
+        "REDIS_URL": str(settings.redis_url),
+        "LIVESHOP_SECRET_KEY": str(settings.secret_key),
+        "LIVESHOP_DATA_DIR": str(tmp_path / "data"),
+        "LIVESHOP_ICE_HOST_ADDRESSES": "127.0.0.1",
+        "LIVESHOP_LOG_LEVEL": "warning",
+    }
+    show = (await seed_show(app)).show_id
+    host_token = app.state.tokens.issue(Role.HOST, name="H", show_id=show)
+    with server_processes(2, env, tmp_path) as servers:
+        (port_one, _), (port_two, _) = servers
+        async with (
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_one}", timeout=30) as one,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_two}", timeout=30) as two,
+        ):
+            host = await publish(one, PatternTrack(), show=show, token=host_token)
+            viewers = [await play(http, show=show, token=None) for http in (two, one, two)]
+            for viewer in viewers:
+                await viewer.wait_frames(20)
+            for client in (*viewers, host):
+                assert (await end(two, client)).status_code == 200
+                await client.close()

@@ -1,0 +1,272 @@
+"""One relay per show, whichever process a WHIP or WHEP request reaches.
+
+The host and every viewer of a show must reach the same ``SignalingService``: the relay
+holds the host's peer connection and fans its packets out in that process. With several
+worker processes behind one port (``liveshop serve --workers N``), or several machines
+sharing one Redis, a request may land on any of them. So the first process asked to
+publish or play a show claims it in Redis (``SET NX`` with a TTL that it renews while it
+has peers or a relay for the show) and serves it; another process hands the request,
+unchanged, to the owner through a Redis list and returns the owner's answer. The media
+then flows between the peer and the owner directly (its ICE candidates are the owner's).
+
+Only the SDP exchanges travel this way (a few KB, a millisecond or two through Redis),
+never media. If the owner dies, its claim runs out within ``CLAIM_TTL_S`` and the next
+request (the host reconnecting, a viewer's retry) makes a new owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from checkout.aio import stop_tasks
+from signaling import SignalingService
+from signaling.errors import SignalingError, error_response
+
+log = logging.getLogger("liveshop.video")
+
+CLAIM_TTL_S = 15
+RENEW_EVERY_S = 5.0
+FORWARD_TIMEOUT_S = 15.0  # a WHEP answer under load takes well under a second
+# (a request to forward is dropped by the owner when it is this old: its sender gave up)
+
+_OWNER = "liveshop:video:owner:"
+_INBOX = "liveshop:video:inbox:"
+_REPLY = "liveshop:video:reply:"
+
+# Renew or release a claim only while it is still ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# Request headers handed to the owner (hop-by-hop ones and Host stay behind).
+_SKIP_REQUEST = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
+_SKIP_RESPONSE = {"content-length", "connection", "transfer-encoding", "date", "server"}
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class VideoPlacement:
+    """Made with the app; ``start(redis)`` once Redis is open (until then, and after
+    ``close``, every request is served by this process)."""
+
+    def __init__(self, video: SignalingService) -> None:
+        self.redis: aioredis.Redis | None = None
+        self.video = video
+        self.process_id = secrets.token_hex(8)
+        self.forwarded = 0  # requests this process handed to another owner
+        self.served_for_others = 0
+        self._owned: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._handlers: set[asyncio.Task[None]] = set()
+        # The owner answers forwarded requests by calling its own signaling routes.
+        self._local = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=Starlette(routes=video.routes())),
+            base_url="http://video.local",
+        )
+
+    # -- routes ------------------------------------------------------------------------------
+
+    def routes(self) -> list[BaseRoute]:
+        """The signaling routes, each first asking who serves the show."""
+        routes: list[BaseRoute] = []
+        for route in self.video.routes():
+            assert isinstance(route, Route)
+            routes.append(
+                Route(route.path, self._placed(route.endpoint), methods=list(route.methods or ()))
+            )
+        return routes
+
+    def _placed(self, endpoint: Endpoint) -> Endpoint:
+        async def placed(request: Request) -> Response:
+            if request.method == "OPTIONS":  # the same answer everywhere
+                return await endpoint(request)
+            show_id = request.path_params["show_id"]
+            claim = request.method == "POST"  # publishing or playing picks the owner
+            try:
+                owner = None if self.redis is None else await self.owner(show_id, claim=claim)
+            except Exception as exc:  # Redis is down: serve here rather than not at all
+                log.warning("video placement unavailable: %r", exc, extra={"show": show_id})
+                owner = None
+            if owner is None:
+                return await endpoint(request)
+            return await self.forward(owner, request)
+
+        return placed
+
+    # -- ownership ---------------------------------------------------------------------------
+
+    async def owner(self, show_id: str, *, claim: bool) -> str | None:
+        """The process that serves ``show_id``'s video; None for this one (also when no
+        process does and ``claim`` is false)."""
+        assert self.redis is not None
+        key = _OWNER + show_id
+        current = await self.redis.get(key)
+        if current is None and claim:
+            if await self.redis.set(key, self.process_id, nx=True, ex=CLAIM_TTL_S):
+                self._owned.add(show_id)
+                return None
+            current = await self.redis.get(key)
+        if current is None or current == self.process_id:
+            return None
+        return str(current)
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY_S)
+            try:
+                await self.renew_once()
+            except Exception as exc:
+                log.warning("video claims not renewed: %r", exc)
+
+    async def renew_once(self) -> None:
+        """Keep the claims of shows this process still serves; give up the others."""
+        assert self.redis is not None
+        in_use = self.video.shows_in_use()
+        for show_id in list(self._owned):
+            key = _OWNER + show_id
+            if show_id in in_use:
+                await self.redis.eval(_RENEW, 1, key, self.process_id, CLAIM_TTL_S * 1000)
+            else:
+                await self.redis.eval(_RELEASE, 1, key, self.process_id)
+                self._owned.discard(show_id)
+
+    # -- forwarding ----------------------------------------------------------------------------
+
+    async def forward(self, owner: str, request: Request) -> Response:
+        """Hand ``request`` to ``owner`` and return its answer."""
+        assert self.redis is not None
+        request_id = secrets.token_hex(12)
+        message = {
+            "id": request_id,
+            "sent": time.time(),
+            "method": request.method,
+            "path": request.url.path,
+            "headers": [
+                [name, value]
+                for name, value in request.headers.items()
+                if name.lower() not in _SKIP_REQUEST
+            ],
+            "body": base64.b64encode(await request.body()).decode(),
+        }
+        inbox = _INBOX + owner
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(inbox, json.dumps(message))
+            pipe.expire(inbox, int(FORWARD_TIMEOUT_S) + 5)
+            await pipe.execute()
+        self.forwarded += 1
+        reply = await self.redis.blpop([_REPLY + request_id], timeout=FORWARD_TIMEOUT_S)
+        if reply is None:
+            return error_response(
+                SignalingError(
+                    "video_unavailable",
+                    message="The process serving this show's video did not answer; try again.",
+                    http_status=503,
+                )
+            )
+        answer = json.loads(reply[1])
+        return Response(
+            base64.b64decode(answer["body"]),
+            status_code=answer["status"],
+            headers={
+                name: value
+                for name, value in answer["headers"]
+                if name.lower() not in _SKIP_RESPONSE
+            },
+        )
+
+    async def _serve_inbox(self) -> None:
+        """Answer requests other processes forwarded to this one."""
+        assert self.redis is not None
+        inbox = _INBOX + self.process_id
+        while True:
+            try:
+                item = await self.redis.blpop([inbox], timeout=5)
+            except Exception as exc:
+                log.warning("video inbox unreachable: %r", exc)
+                await asyncio.sleep(1)
+                continue
+            if item is None:
+                continue
+            message = json.loads(item[1])
+            if time.time() - message["sent"] > FORWARD_TIMEOUT_S:
+                continue  # its sender has given up: answering would leave a peer behind
+            task = asyncio.get_running_loop().create_task(self._answer(message))
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+
+    async def _answer(self, message: dict[str, Any]) -> None:
+        assert self.redis is not None
+        try:
+            response = await self._local.request(
+                message["method"],
+                message["path"],
+                headers=[(name, value) for name, value in message["headers"]],
+                content=base64.b64decode(message["body"]),
+                timeout=FORWARD_TIMEOUT_S,
+            )
+            answer = {
+                "status": response.status_code,
+                "headers": list(response.headers.multi_items()),
+                "body": base64.b64encode(response.content).decode(),
+            }
+        except Exception as exc:
+            log.exception("forwarded video request failed")
+            error = SignalingError("video_unavailable", message=str(exc), http_status=503)
+            failed = error_response(error)
+            answer = {
+                "status": failed.status_code,
+                "headers": list(failed.headers.items()),
+                "body": base64.b64encode(bytes(failed.body)).decode(),
+            }
+        self.served_for_others += 1
+        key = _REPLY + message["id"]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(key, json.dumps(answer))
+            pipe.expire(key, int(FORWARD_TIMEOUT_S) + 5)
+            await pipe.execute()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._serve_inbox(), name="video-inbox"),
+            loop.create_task(self._renew(), name="video-claims"),
+        ]
+
+    async def close(self) -> None:
+        await stop_tasks(self._tasks)
+        await stop_tasks(list(self._handlers))
+        self._tasks = []
+        redis, self.redis = self.redis, None
+        if redis is not None:
+            with contextlib.suppress(Exception):
+                for show_id in list(self._owned):
+                    await redis.eval(_RELEASE, 1, _OWNER + show_id, self.process_id)
+        self._owned.clear()
+        await self._local.aclose()
