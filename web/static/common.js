@@ -132,7 +132,8 @@ export class LiveSocket {
 
   connect() {
     const params = new URLSearchParams();
-    if (this.credentials?.token) params.set("token", this.credentials.token);
+    this.openedWith = this.credentials?.token;
+    if (this.openedWith) params.set("token", this.openedWith);
     if (this.lastId) params.set("last_id", this.lastId);
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     this.ws = new WebSocket(`${scheme}://${location.host}/live/${encodeURIComponent(showId)}?${params}`);
@@ -141,7 +142,9 @@ export class LiveSocket {
     this.ws.onclose = async (event) => {
       for (const { reject } of this.pending.values()) reject(Object.assign(new Error("disconnected"), { code: "disconnected" }));
       this.pending.clear();
-      if (!this.closed && event.code === 4401 && this.credentials && await this.credentials.renew()) {
+      // (the token may have been renewed already, while this socket still ran on the old one)
+      const fresh = () => this.credentials.token !== this.openedWith || this.credentials.renew();
+      if (!this.closed && event.code === 4401 && this.credentials && await fresh()) {
         this.onStatus("closed", 1000);
         this.connect();
         return;
