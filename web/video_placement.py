@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from checkout.aio import stop_tasks
+from checkout.aio import cancel_requested, stop_tasks
 from signaling import SignalingService
 from signaling.errors import SignalingError, error_response
 
@@ -43,15 +43,23 @@ CLAIM_TTL_S = 15
 RENEW_EVERY_S = 5.0
 FORWARD_TIMEOUT_S = 15.0  # a WHEP answer under load takes well under a second
 # (a request to forward is dropped by the owner when it is this old: its sender gave up)
+FORWARD_CONCURRENCY = 32  # each waiting forward holds a Redis connection (BLPOP)
+INBOX_BLOCK_S = 1
 
 _OWNER = "liveshop:video:owner:"
 _INBOX = "liveshop:video:inbox:"
 _REPLY = "liveshop:video:reply:"
 
-# Renew or release a claim only while it is still ours.
+# Renew a claim while it is ours, or claim again when it ran out (the renewal came late):
+# 1 when the show is ours, 0 when another process took it meanwhile. Release only ours.
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+elseif not owner then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
 end
 return 0
 """
@@ -80,6 +88,8 @@ class VideoPlacement:
         self.forwarded = 0  # requests this process handed to another owner
         self.served_for_others = 0
         self._owned: set[str] = set()
+        self._closing = False
+        self._forwarding = asyncio.Semaphore(FORWARD_CONCURRENCY)
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: set[asyncio.Task[None]] = set()
         # The owner answers forwarded requests by calling its own signaling routes.
@@ -130,12 +140,14 @@ class VideoPlacement:
                 self._owned.add(show_id)
                 return None
             current = await self.redis.get(key)
+        if current == self.process_id:
+            self._owned.add(show_id)
         if current is None or current == self.process_id:
             return None
         return str(current)
 
     async def _renew(self) -> None:
-        while True:
+        while not self._closing and not cancel_requested():
             await asyncio.sleep(RENEW_EVERY_S)
             try:
                 await self.renew_once()
@@ -149,7 +161,10 @@ class VideoPlacement:
         for show_id in list(self._owned):
             key = _OWNER + show_id
             if show_id in in_use:
-                await self.redis.eval(_RENEW, 1, key, self.process_id, CLAIM_TTL_S * 1000)
+                ours = await self.redis.eval(_RENEW, 1, key, self.process_id, CLAIM_TTL_S * 1000)
+                if not ours:  # our claim ran out and another process took the show
+                    log.warning("video claim lost", extra={"show": show_id})
+                    self._owned.discard(show_id)
             else:
                 await self.redis.eval(_RELEASE, 1, key, self.process_id)
                 self._owned.discard(show_id)
@@ -173,12 +188,13 @@ class VideoPlacement:
             "body": base64.b64encode(await request.body()).decode(),
         }
         inbox = _INBOX + owner
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.rpush(inbox, json.dumps(message))
-            pipe.expire(inbox, int(FORWARD_TIMEOUT_S) + 5)
-            await pipe.execute()
-        self.forwarded += 1
-        reply = await self.redis.blpop([_REPLY + request_id], timeout=FORWARD_TIMEOUT_S)
+        async with self._forwarding:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.rpush(inbox, json.dumps(message))
+                pipe.expire(inbox, int(FORWARD_TIMEOUT_S) + 5)
+                await pipe.execute()
+            self.forwarded += 1
+            reply = await self.redis.blpop([_REPLY + request_id], timeout=FORWARD_TIMEOUT_S)
         if reply is None:
             return error_response(
                 SignalingError(
@@ -202,9 +218,10 @@ class VideoPlacement:
         """Answer requests other processes forwarded to this one."""
         assert self.redis is not None
         inbox = _INBOX + self.process_id
-        while True:
+        # (a cancellation inside BLPOP can be swallowed: checkout.aio.cancel_requested)
+        while not self._closing and not cancel_requested():
             try:
-                item = await self.redis.blpop([inbox], timeout=5)
+                item = await self.redis.blpop([inbox], timeout=INBOX_BLOCK_S)
             except Exception as exc:
                 log.warning("video inbox unreachable: %r", exc)
                 await asyncio.sleep(1)
@@ -260,6 +277,7 @@ class VideoPlacement:
         ]
 
     async def close(self) -> None:
+        self._closing = True
         await stop_tasks(self._tasks)
         await stop_tasks(list(self._handlers))
         self._tasks = []

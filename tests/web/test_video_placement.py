@@ -52,8 +52,13 @@ async def test_a_show_is_served_by_one_process_whichever_gets_the_request(
         assert one.state.video.stats()["publishers"] == 1
         assert two.state.video.stats()["peer_connections"] == 0
         assert forwarding.forwarded >= 1 and served.served_for_others >= 1
-        owner = await redis_client.get(f"liveshop:video:owner:{show}")
-        assert owner == served.process_id
+        claim = f"liveshop:video:owner:{show}"
+        assert await redis_client.get(claim) == served.process_id
+        # a claim that ran out (a late renewal) is taken again while the show is served
+        await redis_client.delete(claim)
+        await served.renew_once()
+        assert await redis_client.get(claim) == served.process_id
+        assert 0 < await redis_client.ttl(claim) <= 15
         # one publisher per show, whichever process is asked
         other = one.state.tokens.issue(Role.HOST, name="H2", show_id=show)
         refused = await offer_whip(http_two, other, show=show)
