@@ -74,7 +74,9 @@ class Settings(BaseSettings):
             raise ValueError("expected a sqlite:/// or postgresql:// URL")
         if value.startswith("sqlite"):
             url = make_url(value)
-            if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
+            mode = url.query.get("mode")
+            modes = [mode] if isinstance(mode, str) else list(mode or ())
+            if not url.database or ":memory:" in url.database or "memory" in modes:
                 # every worker process and the order writer's own connection would each
                 # get a database of their own: confirmed orders would not be where reads go
                 raise ValueError("an in-memory SQLite database cannot be shared; give a file")

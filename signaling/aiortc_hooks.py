@@ -287,6 +287,8 @@ class FastRtpSender:
 
     def _srtp(self) -> _SrtpSender:
         dtls = self._sender.transport
+        if dtls._state is not DtlsState.CONNECTED:  # (no SRTP session before, or after)
+            raise ConnectionError("Cannot send encrypted RTP, not connected")
         if self._out is None or self._out.dtls is not dtls:
             self._out = _SrtpSender(dtls)
         return self._out

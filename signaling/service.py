@@ -94,6 +94,20 @@ class SignalingService:
             ),
         ]
 
+    async def close_show(self, show_id: str) -> None:
+        """End every peer of ``show_id`` here, without announcing a stream state: another
+        process serves the show now, and the clients' retries reach it there."""
+        grace = self._grace.pop(show_id, None)
+        if grace is not None:
+            grace.cancel()
+        if show_id in self._publishers:
+            publisher = self._publishers.pop(show_id)
+            self._relay(show_id).detach_source(publisher)
+        self._stream.pop(show_id, None)
+        for session in [s for s in self._sessions.values() if s.show_id == show_id]:
+            await self._close_session(session)
+        self._drop_relay_if_idle(show_id)
+
     def shows_in_use(self) -> set[str]:
         """The shows this service has peers or a relay for."""
         return {session.show_id for session in self._sessions.values()} | set(self._relays)

@@ -46,6 +46,7 @@ class Principal:
     show_id: str | None = None
     expires_at: int = 0
     auth_time: int = 0  # when the first token of a renewed line was issued
+    issued_at: int = 0
 
     def can_act_on(self, show_id: str) -> bool:
         return self.role is Role.VIEWER or self.show_id == show_id
@@ -144,15 +145,17 @@ class TokenIssuer:
                 show_id=claims.get("show"),
                 expires_at=int(claims["exp"]),
                 auth_time=int(claims.get("auth_time") or claims.get("iat") or 0),
+                issued_at=int(claims.get("iat") or 0),
             )
         except (KeyError, ValueError):
             raise AuthError("auth_invalid", "the token is not valid", 401) from None
 
     def renew(self, token: str | None) -> str:
-        """A fresh token for the same person, role and show, while ``token`` is still valid
-        and its line was first issued less than ``RENEWAL_LIMIT_S`` ago (so a leaked host
-        token cannot be kept alive for ever)."""
+        """A fresh token for the same person, role, show and lifetime (at most the default
+        one), while ``token`` is still valid and its line was first issued less than
+        ``RENEWAL_LIMIT_S`` ago (so a leaked host token cannot be kept alive for ever)."""
         principal = self.verify(token)
+        lifetime = principal.expires_at - principal.issued_at
         if time.time() - principal.auth_time > RENEWAL_LIMIT_S:
             raise AuthError(
                 "renewal_limit", "this sign-in is too old to renew; ask for a new token", 403
@@ -162,6 +165,7 @@ class TokenIssuer:
             name=principal.name,
             show_id=principal.show_id,
             user_id=principal.user_id,
+            ttl_s=min(lifetime, self._default_ttl_s) if lifetime > 0 else None,
             auth_time=principal.auth_time,
         )
 

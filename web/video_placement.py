@@ -23,8 +23,9 @@ import json
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import redis.asyncio as aioredis
@@ -36,13 +37,13 @@ from starlette.routing import BaseRoute, Route
 from checkout.aio import cancel_requested, stop_tasks
 from signaling import SignalingService
 from signaling.errors import SignalingError, error_response
+from signaling.http import CORS_HEADERS, read_sdp
 
 log = logging.getLogger("liveshop.video")
 
 CLAIM_TTL_S = 15
 RENEW_EVERY_S = 5.0
 FORWARD_TIMEOUT_S = 15.0  # a WHEP answer under load takes well under a second
-# (a request to forward is dropped by the owner when it is this old: its sender gave up)
 FORWARD_CONCURRENCY = 32  # each waiting forward holds a Redis connection (BLPOP)
 INBOX_BLOCK_S = 1
 
@@ -75,6 +76,12 @@ _SKIP_REQUEST = {"host", "content-length", "connection", "transfer-encoding", "k
 _SKIP_RESPONSE = {"content-length", "connection", "transfer-encoding", "date", "server"}
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
+
+
+def _unavailable(message: str) -> Response:
+    error = SignalingError("video_unavailable", message=message, http_status=503)
+    return error_response(error, headers=CORS_HEADERS)
 
 
 class VideoPlacement:
@@ -87,7 +94,8 @@ class VideoPlacement:
         self.process_id = secrets.token_hex(8)
         self.forwarded = 0  # requests this process handed to another owner
         self.served_for_others = 0
-        self._owned: set[str] = set()
+        self._owned: set[str] = set()  # shows claimed by this process
+        self._in_flight: Counter[str] = Counter()  # requests being served here, by show
         self._closing = False
         self._forwarding = asyncio.Semaphore(FORWARD_CONCURRENCY)
         self._tasks: list[asyncio.Task[None]] = []
@@ -112,20 +120,37 @@ class VideoPlacement:
 
     def _placed(self, endpoint: Endpoint) -> Endpoint:
         async def placed(request: Request) -> Response:
-            if request.method == "OPTIONS":  # the same answer everywhere
-                return await endpoint(request)
             show_id = request.path_params["show_id"]
+            if request.method == "OPTIONS" or self.redis is None:  # (OPTIONS: same everywhere)
+                return await self._serve(show_id, endpoint(request))
             claim = request.method == "POST"  # publishing or playing picks the owner
             try:
-                owner = None if self.redis is None else await self.owner(show_id, claim=claim)
-            except Exception as exc:  # Redis is down: serve here rather than not at all
+                owner = await self.owner(show_id, claim=claim)
+            except Exception as exc:
                 log.warning("video placement unavailable: %r", exc, extra={"show": show_id})
+                if show_id not in self.video.shows_in_use():
+                    # Not knowing who serves the show, serving it here could split it.
+                    return _unavailable("The video service is busy; try again.")
                 owner = None
             if owner is None:
-                return await endpoint(request)
-            return await self.forward(owner, request)
+                return await self._serve(show_id, endpoint(request))
+            try:
+                body = await read_sdp(request) if request.method == "POST" else b""
+            except SignalingError as exc:
+                return error_response(exc, headers=CORS_HEADERS)
+            return await self.forward(owner, request, body)
 
         return placed
+
+    async def _serve(self, show_id: str, answer: Awaitable[T]) -> T:
+        """Serve a request here; the show counts as served (its claim is kept) meanwhile."""
+        self._in_flight[show_id] += 1
+        try:
+            return await answer
+        finally:
+            self._in_flight[show_id] -= 1
+            if self._in_flight[show_id] <= 0:
+                del self._in_flight[show_id]
 
     # -- ownership ---------------------------------------------------------------------------
 
@@ -155,64 +180,70 @@ class VideoPlacement:
                 log.warning("video claims not renewed: %r", exc)
 
     async def renew_once(self) -> None:
-        """Keep the claims of shows this process still serves; give up the others."""
+        """Keep (or take again) the claim of every show served here, requests being
+        answered included; give up the others. A show that another process took
+        meanwhile is ended here, so that its clients reconnect to that process."""
         assert self.redis is not None
-        in_use = self.video.shows_in_use()
-        for show_id in list(self._owned):
+        serving = self.video.shows_in_use() | set(self._in_flight)
+        for show_id in serving | self._owned:
             key = _OWNER + show_id
-            if show_id in in_use:
-                ours = await self.redis.eval(_RENEW, 1, key, self.process_id, CLAIM_TTL_S * 1000)
-                if not ours:  # our claim ran out and another process took the show
-                    log.warning("video claim lost", extra={"show": show_id})
-                    self._owned.discard(show_id)
-            else:
+            if show_id not in serving:
                 await self.redis.eval(_RELEASE, 1, key, self.process_id)
                 self._owned.discard(show_id)
+            elif await self.redis.eval(_RENEW, 1, key, self.process_id, CLAIM_TTL_S * 1000):
+                self._owned.add(show_id)
+            else:
+                log.warning(
+                    "video of a show served by another process too; ending it here",
+                    extra={"show": show_id},
+                )
+                self._owned.discard(show_id)
+                await self.video.close_show(show_id)
 
     # -- forwarding ----------------------------------------------------------------------------
 
-    async def forward(self, owner: str, request: Request) -> Response:
-        """Hand ``request`` to ``owner`` and return its answer."""
+    async def forward(self, owner: str, request: Request, body: bytes) -> Response:
+        """Hand ``request`` (its ``body`` read already) to ``owner``; return its answer."""
         assert self.redis is not None
         request_id = secrets.token_hex(12)
-        message = {
-            "id": request_id,
-            "sent": time.time(),
-            "method": request.method,
-            "path": request.url.path,
-            "headers": [
-                [name, value]
-                for name, value in request.headers.items()
-                if name.lower() not in _SKIP_REQUEST
-            ],
-            "body": base64.b64encode(await request.body()).decode(),
-        }
         inbox = _INBOX + owner
-        async with self._forwarding:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.rpush(inbox, json.dumps(message))
-                pipe.expire(inbox, int(FORWARD_TIMEOUT_S) + 5)
-                await pipe.execute()
-            self.forwarded += 1
-            reply = await self.redis.blpop([_REPLY + request_id], timeout=FORWARD_TIMEOUT_S)
+        try:
+            async with self._forwarding:
+                message = {
+                    "id": request_id,
+                    "deadline": time.time() + FORWARD_TIMEOUT_S,  # (clocks kept by NTP)
+                    "method": request.method,
+                    "path": request.url.path,
+                    "headers": [
+                        [name, value]
+                        for name, value in request.headers.items()
+                        if name.lower() not in _SKIP_REQUEST
+                    ],
+                    "body": base64.b64encode(body).decode(),
+                }
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.rpush(inbox, json.dumps(message))
+                    pipe.expire(inbox, int(FORWARD_TIMEOUT_S) + 5)
+                    await pipe.execute()
+                self.forwarded += 1
+                # A little longer than the owner may take, so that its answer is not lost;
+                # in short BLPOPs (a blocking read longer than the client's socket timeout
+                # would fail).
+                reply = None
+                waited_until = time.monotonic() + FORWARD_TIMEOUT_S + 2
+                while reply is None and time.monotonic() < waited_until:
+                    reply = await self.redis.blpop([_REPLY + request_id], timeout=INBOX_BLOCK_S)
+        except Exception as exc:
+            log.warning("video request not forwarded: %r", exc, extra={"owner": owner})
+            return _unavailable("The video service is busy; try again.")
         if reply is None:
-            return error_response(
-                SignalingError(
-                    "video_unavailable",
-                    message="The process serving this show's video did not answer; try again.",
-                    http_status=503,
-                )
-            )
+            return _unavailable("The process serving this show's video did not answer; try again.")
         answer = json.loads(reply[1])
-        return Response(
-            base64.b64decode(answer["body"]),
-            status_code=answer["status"],
-            headers={
-                name: value
-                for name, value in answer["headers"]
-                if name.lower() not in _SKIP_RESPONSE
-            },
-        )
+        response = Response(base64.b64decode(answer["body"]), status_code=answer["status"])
+        for name, value in answer["headers"]:  # several Link headers stay several
+            if name.lower() not in _SKIP_RESPONSE:
+                response.headers.append(name, value)
+        return response
 
     async def _serve_inbox(self) -> None:
         """Answer requests other processes forwarded to this one."""
@@ -229,31 +260,35 @@ class VideoPlacement:
             if item is None:
                 continue
             message = json.loads(item[1])
-            if time.time() - message["sent"] > FORWARD_TIMEOUT_S:
+            left_s = message["deadline"] - time.time()
+            if left_s <= 0:
                 continue  # its sender has given up: answering would leave a peer behind
-            task = asyncio.get_running_loop().create_task(self._answer(message))
+            task = asyncio.get_running_loop().create_task(self._answer(message, left_s))
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
 
-    async def _answer(self, message: dict[str, Any]) -> None:
+    async def _answer(self, message: dict[str, Any], left_s: float) -> None:
         assert self.redis is not None
+        show_id = message["path"].split("/")[2]
         try:
-            response = await self._local.request(
-                message["method"],
-                message["path"],
-                headers=[(name, value) for name, value in message["headers"]],
-                content=base64.b64decode(message["body"]),
-                timeout=FORWARD_TIMEOUT_S,
+            response = await self._serve(
+                show_id,
+                self._local.request(
+                    message["method"],
+                    message["path"],
+                    headers=[(name, value) for name, value in message["headers"]],
+                    content=base64.b64decode(message["body"]),
+                    timeout=left_s,
+                ),
             )
             answer = {
                 "status": response.status_code,
                 "headers": list(response.headers.multi_items()),
                 "body": base64.b64encode(response.content).decode(),
             }
-        except Exception as exc:
+        except Exception:
             log.exception("forwarded video request failed")
-            error = SignalingError("video_unavailable", message=str(exc), http_status=503)
-            failed = error_response(error)
+            failed = _unavailable("The video service failed to answer; try again.")
             answer = {
                 "status": failed.status_code,
                 "headers": list(failed.headers.items()),

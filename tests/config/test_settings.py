@@ -36,6 +36,8 @@ def test_urls_are_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
         ("DATABASE_URL", "sqlite://", "in-memory SQLite"),
         ("DATABASE_URL", "sqlite:///:memory:", "in-memory SQLite"),
         ("DATABASE_URL", "sqlite:///file:shop?mode=memory&uri=true", "in-memory SQLite"),
+        ("DATABASE_URL", "sqlite:///file::memory:?uri=true", "in-memory SQLite"),
+        ("DATABASE_URL", "sqlite:///f?mode=ro&mode=memory&uri=true", "in-memory SQLite"),
         ("REDIS_URL", "http://x", "expected a redis://, rediss:// or unix:// URL"),
         ("LIVESHOP_PORT", "eighty", "valid integer"),
         ("LIVESHOP_CART_HOLD_S", "1", "greater than or equal to 10"),

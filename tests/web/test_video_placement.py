@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 
 from checkout.models import Role
 from config import Settings
+from signaling.ice import IcePolicy, IceServer
 from signaling.synthetic import PatternTrack
 from tests.conftest import make_settings
 from tests.live.conftest import seed_show
@@ -59,6 +60,26 @@ async def test_a_show_is_served_by_one_process_whichever_gets_the_request(
         await served.renew_once()
         assert await redis_client.get(claim) == served.process_id
         assert 0 < await redis_client.ttl(claim) <= 15
+        # the owner's answer comes back whole: status, Location, every Link header
+        links = [IceServer("stun:127.0.0.1:3478"), IceServer("stun:127.0.0.1:3479")]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(IcePolicy, "servers", lambda self, session, now=None: links)
+            second = await play(http_two, show=show, token=None)
+        assert second.response.headers.get_list("link") == [
+            '<stun:127.0.0.1:3478>; rel="ice-server"',
+            '<stun:127.0.0.1:3479>; rel="ice-server"',
+        ]
+        assert second.location.startswith(f"/whep/{show}/")
+        await second.wait_frames(5)
+        assert (await end(http_two, second)).status_code == 200
+        await second.close()
+        # an offer too large is refused where it lands, before it is handed on
+        huge = await http_two.post(
+            f"/whep/{show}",
+            content=b"v=0\r\n" * 20_000,
+            headers={"Content-Type": "application/sdp"},
+        )
+        assert (huge.status_code, huge.json()["error"]["code"]) == (413, "body_too_large")
         # one publisher per show, whichever process is asked
         other = one.state.tokens.issue(Role.HOST, name="H2", show_id=show)
         refused = await offer_whip(http_two, other, show=show)
@@ -94,6 +115,7 @@ async def test_an_owner_that_does_not_answer_gives_503_and_leaves_nothing(
         )
         assert refused.status_code == 503
         assert refused.json()["error"]["code"] == "video_unavailable"
+        assert refused.headers["access-control-allow-origin"] == "*"
         assert app.state.video.stats()["peer_connections"] == 0
 
 
@@ -124,3 +146,24 @@ async def test_two_server_processes_serve_one_relay(
             for client in (*viewers, host):
                 assert (await end(two, client)).status_code == 200
                 await client.close()
+
+
+async def test_a_process_that_lost_its_show_to_another_ends_its_peers_there(
+    tmp_path: Path, db_url: str, redis_url: str, redis_client: aioredis.Redis
+) -> None:
+    settings = make_settings(tmp_path, db_url, redis_url, ice_host_addresses=["127.0.0.1"])
+    async with process(settings) as (app, http):
+        show = (await seed_show(app)).show_id
+        token = app.state.tokens.issue(Role.HOST, name="H", show_id=show)
+        host = await publish(http, PatternTrack(), show=show, token=token)
+        viewer = await play(http, show=show, token=None)
+        await viewer.wait_frames(5)
+        placement: VideoPlacement = app.state.video_placement
+        # the claim ran out and another process claimed the show (two relays for one show)
+        await redis_client.set(f"liveshop:video:owner:{show}", "other", ex=15)
+        await placement.renew_once()
+        stats = app.state.video.stats()
+        assert (stats["publishers"], stats["viewers"], stats["peer_connections"]) == (0, 0, 0)
+        assert await redis_client.get(f"liveshop:video:owner:{show}") == "other"
+        await viewer.close()
+        await host.close()

@@ -57,16 +57,21 @@ export function newKey() {
 
 // A token that renews itself before it expires (POST /api/tokens/renew, same person, role
 // and show), so that a long show signs nobody out. `onRenewed(issued)` hears of each new
-// token; `fallback()` may give a token of its own when the server refuses to renew.
+// token; `fallback()` may give a token of its own when the server refuses to renew;
+// `inHash`: the token came in the page's #token=, which then holds the newest (a reload
+// keeps working).
 export class Credentials {
-  constructor(token, { onRenewed = () => {}, fallback = null } = {}) {
+  constructor(token, { onRenewed = () => {}, fallback = null, inHash = false } = {}) {
     this.token = token;
-    this.onRenewed = onRenewed;
+    this.listeners = [onRenewed];
     this.fallback = fallback;
+    this.inHash = inHash;
     this.timer = null;
     this.renewing = null;
     this.schedule(false);
   }
+
+  subscribe(listener) { this.listeners.push(listener); }
 
   claims() {
     try {
@@ -109,8 +114,13 @@ export class Credentials {
     }
     if (!issued) return false;
     this.token = issued.token;
-    this.onRenewed(issued);
+    if (this.inHash) {
+      const params = hashParams();
+      params.set("token", issued.token);
+      history.replaceState(null, "", `${location.pathname}${location.search}#${params}`);
+    }
     this.schedule(true);
+    for (const listener of this.listeners) listener(issued);
     return true;
   }
 }
@@ -120,6 +130,12 @@ export class Credentials {
 export class LiveSocket {
   constructor(credentials, onMessage, onStatus = () => {}) {
     this.credentials = credentials;
+    // A socket that closed for its token (4401) while it could not be renewed (offline)
+    // reconnects once a later renewal works.
+    this.awaitingToken = false;
+    credentials?.subscribe(() => {
+      if (this.awaitingToken && !this.closed) { this.awaitingToken = false; this.connect(); }
+    });
     this.onMessage = onMessage;
     this.onStatus = onStatus;
     this.lastId = null;
@@ -144,10 +160,12 @@ export class LiveSocket {
       this.pending.clear();
       // (the token may have been renewed already, while this socket still ran on the old one)
       const fresh = () => this.credentials.token !== this.openedWith || this.credentials.renew();
-      if (!this.closed && event.code === 4401 && this.credentials && await fresh()) {
-        this.onStatus("closed", 1000);
-        this.connect();
-        return;
+      if (!this.closed && event.code === 4401 && this.credentials) {
+        if (await fresh()) {
+          if (!this.closed) this.connect();
+          return;
+        }
+        this.awaitingToken = true;
       }
       this.onStatus("closed", event.code);
       if (this.closed || event.code === 4401 || event.code === 4403) return;

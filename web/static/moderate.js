@@ -3,7 +3,7 @@
 import { Credentials, el, hashParams, LiveSocket, money } from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
-const credentials = new Credentials(hashParams().get("token"));
+const credentials = new Credentials(hashParams().get("token"), { inHash: true });
 const state = { questions: new Map(), canned: {} };
 let live;
 

@@ -5,6 +5,7 @@ import { api, Credentials, el, hangUp, hashParams, LiveSocket, money, negotiate,
 const $ = (id) => document.getElementById(id);
 const credentials = new Credentials(hashParams().get("token"), {
   onRenewed: (issued) => { $("whip-token").textContent = issued.token; },
+  inHash: true,
 });
 const whipUrl = new URL(`/whip/${encodeURIComponent(showId)}`, location.href).toString();
 const state = { pinned: new Set(), deals: new Map(), questions: new Map(), poll: null };

@@ -19,7 +19,7 @@ async function newGuest(name) {
 
 async function identity() {
   const fromHash = hashParams().get("token");
-  if (fromHash) return new Credentials(fromHash);
+  if (fromHash) return new Credentials(fromHash, { inHash: true });
   let issued = null;
   try { issued = JSON.parse(localStorage.getItem(SAVED)); } catch {}
   if (!issued?.token || issued.expires_at * 1000 <= Date.now() + 60_000) issued = await newGuest(issued?.name);
