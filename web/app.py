@@ -26,7 +26,7 @@ from web.auth import AuthError, TokenIssuer
 from web.errors import ApiError, handle_coded, handle_http, handle_unexpected, ws_error
 from web.hooks import AppHooks
 from web.migrate import upgrade
-from web.observability import Metrics, MetricsMiddleware
+from web.observability import Metrics, MetricsMiddleware, StateCollector
 from web.resources import Resources
 from web.video_gate import VideoGate
 from web.video_placement import VideoPlacement
@@ -126,6 +126,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state = state
+    metrics.registry.register(
+        StateCollector(lambda: state if getattr(state, "live", None) is not None else None)
+    )
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.tokens = tokens

@@ -6,10 +6,13 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -59,6 +62,53 @@ class Metrics:
             "HTTP request latency",
             ["method", "route"],
             registry=self.registry,
+        )
+
+
+class StateCollector(Collector):
+    """Gauges and counters read from the app's parts when Prometheus scrapes (this process).
+
+    ``read()`` returns the app's state, or None before the lifespan has started."""
+
+    def __init__(self, read: Callable[[], Any]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._read()
+        if state is None:
+            return
+        video = state.video.stats()
+        gauges = {
+            "liveshop_video_publishers": ("hosts publishing here", video["publishers"]),
+            "liveshop_video_viewers": ("WHEP viewers served here", video["viewers"]),
+            "liveshop_video_peer_connections": ("peer connections", video["peer_connections"]),
+            "liveshop_video_relays": ("shows relayed here", video["relays"]),
+            "liveshop_video_frames_queued": (
+                "frames waiting in viewers' queues",
+                video["viewer_frames_queued"],
+            ),
+            "liveshop_video_keyframe_skips": (
+                "skips to a keyframe of the viewers connected now (slow viewers)",
+                video["viewer_keyframe_skips"],
+            ),
+            "liveshop_live_sockets": (
+                "live websockets served here",
+                sum(room.active for room in state.live.rooms.values()),
+            ),
+            "liveshop_live_rooms": ("shows with a live room here", len(state.live.rooms)),
+        }
+        for name, (help_text, value) in gauges.items():
+            yield GaugeMetricFamily(name, help_text, value=value)
+        placement = state.video_placement
+        yield CounterMetricFamily(
+            "liveshop_video_forwarded",
+            "WHIP/WHEP requests handed to the process that serves the show",
+            value=placement.forwarded,
+        )
+        yield CounterMetricFamily(
+            "liveshop_video_served_for_others",
+            "WHIP/WHEP requests answered for another process",
+            value=placement.served_for_others,
         )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 
 from checkout.models import Role
@@ -123,3 +124,14 @@ async def test_rate_limit_buckets_are_forgotten_once_full(live: LiveServer) -> N
     async with asyncio.timeout(5):  # full again 50 ms after the chat, then forgotten
         while room.buckets:  # noqa: ASYNC110 - polls the room's table
             await asyncio.sleep(0.01)
+
+
+async def test_metrics_count_the_live_sockets_of_this_process(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    client = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Vera"))
+    await client.expect("snapshot")
+    async with httpx.AsyncClient(base_url=live.url.replace("ws://", "http://", 1)) as http:
+        text = (await http.get("/metrics")).text
+    assert "\nliveshop_live_sockets 1.0\n" in text
+    assert "\nliveshop_live_rooms 1.0\n" in text
+    await client.close()

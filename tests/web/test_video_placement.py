@@ -52,7 +52,20 @@ async def test_a_show_is_served_by_one_process_whichever_gets_the_request(
         assert one.state.video.stats()["viewers"] == 1
         assert one.state.video.stats()["publishers"] == 1
         assert two.state.video.stats()["peer_connections"] == 0
-        assert forwarding.forwarded >= 1 and served.served_for_others >= 1
+        assert forwarding.forwarded == 1 and served.served_for_others == 1
+        # what each process tells Prometheus
+        scraped_one = (await http_one.get("/metrics")).text
+        for line in (
+            "liveshop_video_publishers 1.0",
+            "liveshop_video_viewers 1.0",
+            "liveshop_video_relays 1.0",
+            "liveshop_video_served_for_others_total 1.0",
+            "liveshop_video_forwarded_total 0.0",
+        ):
+            assert f"\n{line}\n" in scraped_one, line
+        scraped_two = (await http_two.get("/metrics")).text
+        assert "\nliveshop_video_viewers 0.0\n" in scraped_two
+        assert "\nliveshop_video_forwarded_total 1.0\n" in scraped_two
         claim = f"liveshop:video:owner:{show}"
         assert await redis_client.get(claim) == served.process_id
         # a claim that ran out (a late renewal) is taken again while the show is served
