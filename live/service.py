@@ -34,6 +34,7 @@ from live.polls import Polls
 from live.ports import CheckoutPort
 from live.protocol import REQUESTS, Delivery, ProtocolError, clean_text, parse
 from live.questions import Questions
+from live.shared_limits import SHARED_KINDS, SharedLimits
 from live.streams import Entry, ShowStream, key, valid_id
 
 log = logging.getLogger("liveshop.live")
@@ -212,6 +213,7 @@ class LiveService:
         self.error_shape = error_shape
         self.limits = limits or Limits()
         self.rate_limits = rate_limits or RateLimits()
+        self.shared_limits = SharedLimits(redis)
         self.process_id = new_process_id()
         self.rooms: dict[str, Room] = {}
         self.idle_room_s = IDLE_ROOM_S
@@ -337,6 +339,20 @@ class _Session:
     def reply(self, ref: str | None, **fields: Any) -> None:
         self.member.send({"type": "ok", "ref": ref, **fields})
 
+    async def _within_limits(self, kind: str) -> bool:
+        """This process's bucket first (no Redis call for a message it refuses), then, for
+        what every viewer sees, the viewer's bucket over all processes."""
+        bucket = self.buckets.get(kind)
+        if bucket is None:
+            return True
+        if not bucket.take():
+            return False
+        if kind not in SHARED_KINDS or self.who is None:
+            return True
+        return await self.service.shared_limits.allow(
+            self.room.show_id, self.who.user_id, kind, bucket.rate, bucket.burst
+        )
+
     def error(self, ref: str | None, code: str, message: str, fields: dict[str, str]) -> None:
         self.member.send(self.service.error_shape(code, message, ref, fields))
 
@@ -349,8 +365,7 @@ class _Session:
                 raise ProtocolError("auth_required", "sign in (a viewer token) to take part")
             if self.who.role not in spec.roles:
                 raise ProtocolError("forbidden_role", f"a {self.who.role} may not {kind}")
-            bucket = self.buckets.get(kind)
-            if bucket is not None and not bucket.take():
+            if not await self._within_limits(kind):
                 raise ProtocolError("rate_limited", f"too many {kind} messages; slow down")
             async with self.service.busy:
                 result = await getattr(self, "do_" + kind)(**fields)

@@ -73,3 +73,20 @@ async def test_two_processes_are_one_show(app: Starlette, two_servers: list[str]
     assert all(e["type"] != "order" for e in events_of(vera.log))
     for client in (host, vera, back):
         await client.close()
+
+
+async def test_chat_limits_hold_across_processes(app: Starlette, two_servers: list[str]) -> None:
+    one, two = two_servers
+    seeded = await seed_show(app)
+    token = app.state.tokens.issue(Role.VIEWER, name="Vera")
+    first = await Client.open(one, seeded.show_id, token)
+    await first.expect("snapshot")
+    sent = [(await first.request("chat", text=f"m{n}"))["type"] for n in range(5)]
+    assert sent == ["ok"] * 5  # the burst (5), from process one
+    # process two has never seen this viewer, yet the burst is spent
+    second = await Client.open(two, seeded.show_id, token)
+    await second.expect("snapshot")
+    refused = await second.request("chat", text="from two")
+    assert refused["type"] == "error" and refused["code"] == "rate_limited"
+    for client in (first, second):
+        await client.close()
