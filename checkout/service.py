@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from checkout import catalog, orders
 from checkout.aio import SingleFlight, cancel_requested, stop_tasks
 from checkout.errors import (
-    CheckoutError,
     Conflict,
     IdempotencyError,
     InvalidInput,
@@ -48,16 +46,14 @@ from checkout.inventory import IDEM_TTL_MS, Inventory, Released, Replay, Reserve
 from checkout.models import Product, Show, Variant
 from checkout.orders import LineSpec
 from checkout.payments import Charge, PaymentProvider
+from checkout.requests import MAX_QUANTITY, check_key, check_method, check_quantity, failure
 from checkout.show_state import ShowStatus
 from checkout.views import CartLine, CartView, DealView, OrderResult, OrderSummary, from_ms
 
 log = logging.getLogger("liveshop.checkout")
 
-MAX_QUANTITY = 10
 MAX_PRICE_MINOR = 100_000_000  # as the catalog's prices: Lua numbers stay exact integers
 MAX_DEAL_UNITS = 10_000_000
-"""Most units of one variant in one tap or one cart line."""
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 SWEEP_INTERVAL_S = 0.25
 STOCK_EVENT_INTERVAL_S = 0.25
 """StockChanged is coalesced: at most one per variant per interval from each process."""
@@ -85,66 +81,6 @@ class HeldLine:
     hold_id: str
     epoch: str
     idem: str = ""
-
-
-def _check_quantity(quantity: object, *, allow_zero: bool = False) -> int:
-    if not isinstance(quantity, int) or isinstance(quantity, bool):
-        raise InvalidInput(
-            "quantity must be an integer",
-            code="invalid_quantity",
-            fields={"quantity": "an integer"},
-        )
-    low = 0 if allow_zero else 1
-    if quantity < low:
-        raise InvalidInput(
-            f"quantity must be at least {low}",
-            code="invalid_quantity",
-            fields={"quantity": f">= {low}"},
-        )
-    if quantity > MAX_QUANTITY:
-        raise InvalidInput(
-            f"at most {MAX_QUANTITY} units at once",
-            code="quantity_above_limit",
-            fields={"quantity": f"<= {MAX_QUANTITY}"},
-        )
-    return quantity
-
-
-def _check_key(key: object) -> str:
-    if not isinstance(key, str) or not key:
-        raise InvalidInput(
-            "an idempotency key is required",
-            code="idempotency_key_missing",
-            fields={"idempotency_key": "required"},
-        )
-    if not KEY_PATTERN.match(key):
-        raise InvalidInput(
-            "the idempotency key must be 1-100 of A-Z a-z 0-9 . _ -",
-            code="idempotency_key_invalid",
-            fields={"idempotency_key": "1-100 of A-Z a-z 0-9 . _ -"},
-        )
-    return key
-
-
-def _check_method(method: object) -> str:
-    if not isinstance(method, str) or not method or len(method) > 100:
-        raise InvalidInput(
-            "a payment method is required",
-            code="payment_method_invalid",
-            fields={"payment_method": "required"},
-        )
-    return method
-
-
-def _failure(reason: str) -> CheckoutError:
-    """The coded error a failed request answers, also when it is replayed."""
-    if reason.startswith("payment_"):
-        return PaymentFailed(f"the payment failed: {reason}", code=reason)
-    if reason in ("out_of_stock", "sold_out"):
-        return OutOfStock("not enough units", code=reason)
-    if reason == IdempotencyError.code:
-        return IdempotencyError("this idempotency key was used for a different request")
-    return CheckoutError(f"the request failed: {reason}", code=reason, http_status=409)
 
 
 class CheckoutService:
@@ -419,9 +355,9 @@ class CheckoutService:
         idempotency_key: str,
         payment_method: str,
     ) -> OrderResult:
-        _check_key(idempotency_key)
-        _check_quantity(quantity)
-        _check_method(payment_method)
+        check_key(idempotency_key)
+        check_quantity(quantity)
+        check_method(payment_method)
         info = await self._variant(show_id, variant_id)
         hold_id = f"b:{buyer_id}:{idempotency_key}"
         fingerprint = f"{show_id}|{variant_id}|{quantity}"
@@ -453,7 +389,7 @@ class CheckoutService:
             await asyncio.sleep(0.05)
             state, reason = await poll()
         if state == "failed":
-            raise _failure(reason)
+            raise failure(reason)
         async with self.sessions() as session:
             order = await orders.find_order(session, buyer_id, key)
         if order is not None:
@@ -496,7 +432,7 @@ class CheckoutService:
             await self._publish(
                 OrderUpdate(show_id, buyer_id, "failed", idempotency_key=key, reason=reason)
             )
-            raise _failure(reason)
+            raise failure(reason)
         draft = orders.OrderDraft(show_id, buyer_id, key, currency, tuple(lines), charge.ref)
         try:
             result = await self.writer.write(draft)
@@ -577,7 +513,7 @@ class CheckoutService:
             raise Unavailable("the order could not be written, try again")
         if order.show_id != show_id or not orders.same_lines(order, [h.line for h in held]):
             await self._release_all(show_id, held, IdempotencyError.code)
-            raise _failure(IdempotencyError.code)
+            raise failure(IdempotencyError.code)
         await self._release_all(show_id, held, "")
         for h in held:
             if h.idem:
@@ -609,17 +545,17 @@ class CheckoutService:
     async def add_to_cart(
         self, show_id: str, buyer_id: str, variant_id: str, quantity: int
     ) -> CartView:
-        _check_quantity(quantity)
+        check_quantity(quantity)
         await self._variant(show_id, variant_id)
         current = await self.redis.hget(self._cart_key(show_id, buyer_id), variant_id)
         held = await self._cart_line_alive(show_id, buyer_id, variant_id) if current else False
         base = int(current) if held and current else 0
-        return await self._set_line(show_id, buyer_id, variant_id, _check_quantity(base + quantity))
+        return await self._set_line(show_id, buyer_id, variant_id, check_quantity(base + quantity))
 
     async def set_cart_quantity(
         self, show_id: str, buyer_id: str, variant_id: str, quantity: int
     ) -> CartView:
-        _check_quantity(quantity, allow_zero=True)
+        check_quantity(quantity, allow_zero=True)
         if quantity == 0:
             return await self.remove_from_cart(show_id, buyer_id, variant_id)
         await self._variant(show_id, variant_id)
@@ -700,20 +636,20 @@ class CheckoutService:
     async def checkout_cart(
         self, show_id: str, buyer_id: str, idempotency_key: str, payment_method: str
     ) -> OrderResult:
-        _check_key(idempotency_key)
-        _check_method(payment_method)
+        check_key(idempotency_key)
+        check_method(payment_method)
         await self._require_live(show_id)
         async with self.sessions() as session:
             existing = await orders.find_order(session, buyer_id, idempotency_key)
         if existing is not None:
             if existing.show_id != show_id:
-                raise _failure(IdempotencyError.code)
+                raise failure(IdempotencyError.code)
             return orders.order_result(existing, replayed=True)
         claim = f"chk:{buyer_id}:{idempotency_key}"
         if not await self.redis.set(claim, f"{show_id}|pending|", nx=True, ex=CLAIM_TTL_S):
             value = str(await self.redis.get(claim) or "")
             if value.split("|")[0] != show_id:
-                raise _failure(IdempotencyError.code)
+                raise failure(IdempotencyError.code)
             return await self._replay(
                 Replay("pending", "", ""), buyer_id, idempotency_key, self._claim_poll(claim)
             )
