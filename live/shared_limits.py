@@ -47,6 +47,8 @@ class SharedLimits:
         """True when the viewer may send one more ``kind`` message to this show now.
         Without Redis it says yes: the process's own limit still holds, and the message
         cannot be delivered anyway."""
+        if rate <= 0:  # a burst that never refills: the process's bucket is the limit
+            return True
         interval_ms = max(1, round(1000 / rate))
         try:
             allowed = await self._script(

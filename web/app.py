@@ -57,7 +57,9 @@ def create_app(
         ),
         VideoGate(tokens, state),
     )
-    placement = VideoPlacement(video)
+    # Each forward waiting on another process holds a Redis connection: a quarter of the
+    # pool at most.
+    placement = VideoPlacement(video, max_forwards=max(1, settings.redis_max_connections // 4))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

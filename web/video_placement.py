@@ -88,7 +88,7 @@ class VideoPlacement:
     """Made with the app; ``start(redis)`` once Redis is open (until then, and after
     ``close``, every request is served by this process)."""
 
-    def __init__(self, video: SignalingService) -> None:
+    def __init__(self, video: SignalingService, max_forwards: int = FORWARD_CONCURRENCY) -> None:
         self.redis: aioredis.Redis | None = None
         self.video = video
         self.process_id = secrets.token_hex(8)
@@ -97,7 +97,7 @@ class VideoPlacement:
         self._owned: set[str] = set()  # shows claimed by this process
         self._in_flight: Counter[str] = Counter()  # requests being served here, by show
         self._closing = False
-        self._forwarding = asyncio.Semaphore(FORWARD_CONCURRENCY)
+        self._forwarding = asyncio.Semaphore(max_forwards)
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: set[asyncio.Task[None]] = set()
         # The owner answers forwarded requests by calling its own signaling routes.
@@ -123,19 +123,23 @@ class VideoPlacement:
             if request.method == "OPTIONS":  # the same answer everywhere
                 return await endpoint(request)
             show_id = request.path_params["show_id"]
-            if self.redis is None:
-                return await self._serve(show_id, endpoint(request))
-            claim = request.method == "POST"  # publishing or playing picks the owner
+            # Counted as served here from before the owner is looked up, so that a renewal
+            # running meanwhile cannot give up the claim this request relies on.
+            self._in_flight[show_id] += 1
             try:
-                owner = await self.owner(show_id, claim=claim)
-            except Exception as exc:
-                log.warning("video placement unavailable: %r", exc, extra={"show": show_id})
-                if show_id not in self.video.shows_in_use():
-                    # Not knowing who serves the show, serving it here could split it.
-                    return _unavailable("The video service is busy; try again.")
                 owner = None
-            if owner is None:
-                return await self._serve(show_id, endpoint(request))
+                if self.redis is not None:
+                    try:
+                        owner = await self.owner(show_id, claim=request.method == "POST")
+                    except Exception as exc:
+                        log.warning("video placement unavailable: %r", exc, extra={"show": show_id})
+                        if show_id not in self.video.shows_in_use():
+                            # Not knowing who serves the show, serving it here could split it.
+                            return _unavailable("The video service is busy; try again.")
+                if owner is None:
+                    return await endpoint(request)
+            finally:
+                self._done(show_id)
             try:
                 body = await read_sdp(request) if request.method == "POST" else b""
             except SignalingError as exc:
@@ -150,9 +154,15 @@ class VideoPlacement:
         try:
             return await answer
         finally:
-            self._in_flight[show_id] -= 1
-            if self._in_flight[show_id] <= 0:
-                del self._in_flight[show_id]
+            self._done(show_id)
+
+    def _done(self, show_id: str) -> None:
+        self._in_flight[show_id] -= 1
+        if self._in_flight[show_id] <= 0:
+            del self._in_flight[show_id]
+
+    def _serving(self) -> set[str]:
+        return self.video.shows_in_use() | set(self._in_flight)
 
     # -- ownership ---------------------------------------------------------------------------
 
@@ -186,10 +196,10 @@ class VideoPlacement:
         answered included; give up the others. A show that another process took
         meanwhile is ended here, so that its clients reconnect to that process."""
         assert self.redis is not None
-        serving = self.video.shows_in_use() | set(self._in_flight)
+        serving = self._serving()
         for show_id in serving | self._owned:
             key = _OWNER + show_id
-            if show_id not in serving:
+            if show_id not in serving and show_id not in self._serving():  # (looked again)
                 await self.redis.eval(_RELEASE, 1, key, self.process_id)
                 self._owned.discard(show_id)
             elif await self.redis.eval(_RENEW, 1, key, self.process_id, CLAIM_TTL_S * 1000):
@@ -210,34 +220,40 @@ class VideoPlacement:
         request_id = secrets.token_hex(12)
         inbox = _INBOX + owner
         try:
-            async with self._forwarding:
-                message = {
-                    "id": request_id,
-                    "deadline": time.time() + FORWARD_TIMEOUT_S,  # (clocks kept by NTP)
-                    "method": request.method,
-                    "path": request.url.path,
-                    "headers": [
-                        [name, value]
-                        for name, value in request.headers.items()
-                        if name.lower() not in _SKIP_REQUEST
-                    ],
-                    "body": base64.b64encode(body).decode(),
-                }
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.rpush(inbox, json.dumps(message))
-                    pipe.expire(inbox, int(FORWARD_TIMEOUT_S) + 5)
-                    await pipe.execute()
-                self.forwarded += 1
-                # A little longer than the owner may take, so that its answer is not lost;
-                # in short BLPOPs (a blocking read longer than the client's socket timeout
-                # would fail).
-                reply = None
-                waited_until = time.monotonic() + FORWARD_TIMEOUT_S + 2
-                while reply is None and time.monotonic() < waited_until:
-                    reply = await self.redis.blpop([_REPLY + request_id], timeout=INBOX_BLOCK_S)
+            async with asyncio.timeout(FORWARD_TIMEOUT_S):
+                await self._forwarding.acquire()
+        except TimeoutError:
+            return _unavailable("The video service is busy; try again.")
+        try:
+            message = {
+                "id": request_id,
+                "deadline": time.time() + FORWARD_TIMEOUT_S,  # (clocks kept by NTP)
+                "method": request.method,
+                "path": request.url.path,
+                "headers": [
+                    [name, value]
+                    for name, value in request.headers.items()
+                    if name.lower() not in _SKIP_REQUEST
+                ],
+                "body": base64.b64encode(body).decode(),
+            }
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.rpush(inbox, json.dumps(message))
+                pipe.expire(inbox, int(FORWARD_TIMEOUT_S) + 5)
+                await pipe.execute()
+            self.forwarded += 1
+            # A little longer than the owner may take, so that its answer is not lost;
+            # in short BLPOPs (a blocking read longer than the client's socket timeout
+            # would fail).
+            reply = None
+            waited_until = time.monotonic() + FORWARD_TIMEOUT_S + 2
+            while reply is None and time.monotonic() < waited_until:
+                reply = await self.redis.blpop([_REPLY + request_id], timeout=INBOX_BLOCK_S)
         except Exception as exc:
             log.warning("video request not forwarded: %r", exc, extra={"owner": owner})
             return _unavailable("The video service is busy; try again.")
+        finally:
+            self._forwarding.release()
         if reply is None:
             return _unavailable("The process serving this show's video did not answer; try again.")
         answer = json.loads(reply[1])
@@ -261,8 +277,12 @@ class VideoPlacement:
                 continue
             if item is None:
                 continue
-            message = json.loads(item[1])
-            left_s = message["deadline"] - time.time()
+            try:
+                message = json.loads(item[1])
+                left_s = float(message["deadline"]) - time.time()
+            except (ValueError, KeyError, TypeError):
+                log.warning("unreadable forwarded video request dropped")
+                continue
             if left_s <= 0:
                 continue  # its sender has given up: answering would leave a peer behind
             task = asyncio.get_running_loop().create_task(self._answer(message, left_s))
@@ -271,18 +291,20 @@ class VideoPlacement:
 
     async def _answer(self, message: dict[str, Any], left_s: float) -> None:
         assert self.redis is not None
-        show_id = message["path"].split("/")[2]
         try:
-            response = await self._serve(
-                show_id,
-                self._local.request(
-                    message["method"],
-                    message["path"],
-                    headers=[(name, value) for name, value in message["headers"]],
-                    content=base64.b64decode(message["body"]),
-                    timeout=left_s,
-                ),
-            )
+            show_id = message["path"].split("/")[2]
+            # (the ASGI transport has no timeout of its own; a request cut short here is
+            # cleaned up by the signaling service, which closes its peer connection)
+            async with asyncio.timeout(left_s):
+                response = await self._serve(
+                    show_id,
+                    self._local.request(
+                        message["method"],
+                        message["path"],
+                        headers=[(name, value) for name, value in message["headers"]],
+                        content=base64.b64decode(message["body"]),
+                    ),
+                )
             answer = {
                 "status": response.status_code,
                 "headers": list(response.headers.multi_items()),
@@ -297,11 +319,14 @@ class VideoPlacement:
                 "body": base64.b64encode(bytes(failed.body)).decode(),
             }
         self.served_for_others += 1
-        key = _REPLY + message["id"]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.rpush(key, json.dumps(answer))
-            pipe.expire(key, int(FORWARD_TIMEOUT_S) + 5)
-            await pipe.execute()
+        key = _REPLY + str(message.get("id"))
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.rpush(key, json.dumps(answer))
+                pipe.expire(key, int(FORWARD_TIMEOUT_S) + 5)
+                await pipe.execute()
+        except Exception as exc:  # its sender will answer 503 when it stops waiting
+            log.warning("answer to a forwarded video request lost: %r", exc)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

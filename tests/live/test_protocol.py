@@ -113,6 +113,15 @@ async def test_rate_limits(live: LiveServer) -> None:
     await again.close()
 
 
+async def test_a_burst_that_never_refills(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    live.app.state.live.rate_limits = RateLimits({"chat": (0.0, 2)})
+    client = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Vera"))
+    codes = [(await client.request("chat", text=f"m{n}"))["type"] for n in range(3)]
+    assert codes == ["ok", "ok", "error"]
+    await client.close()
+
+
 async def test_rate_limit_buckets_are_forgotten_once_full(live: LiveServer) -> None:
     seeded = await seed_show(live.app)
     live.app.state.live.rate_limits = RateLimits({"chat": (20.0, 2)})

@@ -120,7 +120,9 @@ export class Credentials {
       history.replaceState(null, "", `${location.pathname}${location.search}#${params}`);
     }
     this.schedule(true);
-    for (const listener of this.listeners) listener(issued);
+    for (const listener of this.listeners) {
+      try { listener(issued); } catch (error) { console.warn("token listener failed", error); }
+    }
     return true;
   }
 }
@@ -161,8 +163,16 @@ export class LiveSocket {
       // (the token may have been renewed already, while this socket still ran on the old one)
       const fresh = () => this.credentials.token !== this.openedWith || this.credentials.renew();
       if (!this.closed && event.code === 4401 && this.credentials) {
-        if (await fresh()) {
-          if (!this.closed) this.connect();
+        let renewed = false;
+        try { renewed = await fresh(); } catch {}
+        if (renewed) {
+          // Closed for its token again soon after: the server refuses fresh tokens (a
+          // clock or key problem): back off instead of renewing in a tight loop.
+          const now = Date.now();
+          this.authCloses = now - (this.lastAuthClose || 0) < 10_000 ? (this.authCloses || 0) + 1 : 0;
+          this.lastAuthClose = now;
+          const delay = this.authCloses ? Math.min(30_000, 1000 * 2 ** this.authCloses) : 0;
+          setTimeout(() => { if (!this.closed) this.connect(); }, delay);
           return;
         }
         this.awaitingToken = true;

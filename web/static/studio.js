@@ -164,6 +164,7 @@ function main() {
   $("whip-token").textContent = credentials.token || "(open this page from the link liveshop printed)";
   live = new LiveSocket(credentials, onMessage, (status, code) => {
     if (code === 4401 || code === 4403) say("This link's token is not valid for this show.");
+    else if (status === "open" && $("publish-msg").textContent.startsWith("This link")) say("");
   });
   preview();
   $("go-live").addEventListener("click", goLive);
