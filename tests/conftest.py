@@ -27,6 +27,7 @@ from starlette.applications import Starlette
 from checkout.db import Base, make_engine
 from config import Settings, load_settings
 from web.app import create_app
+from web.benches.fanout import server_processes
 from web.embedded_redis import EmbeddedRedis
 from web.migrate import upgrade
 
@@ -174,6 +175,23 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+@pytest.fixture
+def two_server_ports(settings: Settings, tmp_path: Path) -> Iterator[list[int]]:
+    """Two real server processes (uvicorn, the app made from the environment) on the test's
+    database and Redis, ICE on 127.0.0.1 only: their ports. Both are stopped at the end."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": str(settings.database_url),
+        "REDIS_URL": str(settings.redis_url),
+        "LIVESHOP_SECRET_KEY": str(settings.secret_key),
+        "LIVESHOP_DATA_DIR": str(tmp_path / "data"),
+        "LIVESHOP_ICE_HOST_ADDRESSES": "127.0.0.1",
+        "LIVESHOP_LOG_LEVEL": "warning",
+    }
+    with server_processes(2, env, tmp_path) as servers:
+        yield [port for port, _ in servers]
 
 
 def admin_headers() -> dict[str, str]:

@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
 
 from checkout.events import OrderUpdate
 from checkout.models import Role
-from config import Settings
 from live.checkout_events import LiveEventSink
 from tests.live.conftest import Client, events_of, seed_show
-from web.benches.fanout import server_processes
 
 
 @pytest.fixture
-def two_servers(settings: Settings, tmp_path: Path) -> Iterator[list[str]]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": str(settings.database_url),
-        "REDIS_URL": str(settings.redis_url),
-        "LIVESHOP_SECRET_KEY": str(settings.secret_key),
-        "LIVESHOP_DATA_DIR": str(tmp_path / "data"),
-        "LIVESHOP_LOG_LEVEL": "warning",
-    }
-    with server_processes(2, env, tmp_path) as servers:
-        yield [f"ws://127.0.0.1:{port}" for port, _ in servers]
+def two_servers(two_server_ports: list[int]) -> list[str]:
+    return [f"ws://127.0.0.1:{port}" for port in two_server_ports]
 
 
 async def test_two_processes_are_one_show(app: Starlette, two_servers: list[str]) -> None:

@@ -4,7 +4,6 @@ on the process which does not serve the show is answered by the one that does.""
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from tests.conftest import make_settings
 from tests.live.conftest import seed_show
 from tests.signaling.support import end, offer_whip, play, publish
 from web.app import create_app
-from web.benches.fanout import server_processes
 from web.video_placement import VideoPlacement
 
 
@@ -136,32 +134,22 @@ async def test_an_owner_that_does_not_answer_gives_503_and_leaves_nothing(
 
 
 async def test_two_server_processes_serve_one_relay(
-    app: Starlette, settings: Settings, tmp_path: Path
+    app: Starlette, two_server_ports: list[int]
 ) -> None:
-    env = {
-        **os.environ,
-        "DATABASE_URL": str(settings.database_url),
-        "REDIS_URL": str(settings.redis_url),
-        "LIVESHOP_SECRET_KEY": str(settings.secret_key),
-        "LIVESHOP_DATA_DIR": str(tmp_path / "data"),
-        "LIVESHOP_ICE_HOST_ADDRESSES": "127.0.0.1",
-        "LIVESHOP_LOG_LEVEL": "warning",
-    }
     show = (await seed_show(app)).show_id
     host_token = app.state.tokens.issue(Role.HOST, name="H", show_id=show)
-    with server_processes(2, env, tmp_path) as servers:
-        (port_one, _), (port_two, _) = servers
-        async with (
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_one}", timeout=30) as one,
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_two}", timeout=30) as two,
-        ):
-            host = await publish(one, PatternTrack(), show=show, token=host_token)
-            viewers = [await play(http, show=show, token=None) for http in (two, one, two)]
-            for viewer in viewers:
-                await viewer.wait_frames(20)
-            for client in (*viewers, host):
-                assert (await end(two, client)).status_code == 200
-                await client.close()
+    port_one, port_two = two_server_ports
+    async with (
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_one}", timeout=30) as one,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_two}", timeout=30) as two,
+    ):
+        host = await publish(one, PatternTrack(), show=show, token=host_token)
+        viewers = [await play(http, show=show, token=None) for http in (two, one, two)]
+        for viewer in viewers:
+            await viewer.wait_frames(20)
+        for client in (*viewers, host):
+            assert (await end(two, client)).status_code == 200
+            await client.close()
 
 
 async def test_a_process_that_lost_its_show_to_another_ends_its_peers_there(
