@@ -162,7 +162,9 @@ class VideoPlacement:
             del self._in_flight[show_id]
 
     def _serving(self) -> set[str]:
-        return self.video.shows_in_use() | set(self._in_flight)
+        """Shows with peers or a relay here, and claimed shows with a request in progress
+        (a request on its way to another owner does not make this process claim its show)."""
+        return self.video.shows_in_use() | (set(self._in_flight) & self._owned)
 
     # -- ownership ---------------------------------------------------------------------------
 
