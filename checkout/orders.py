@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -199,6 +199,8 @@ class OrderWriter:
             try:
                 async with sessions.begin() as session:
                     outcomes.append(await _write_one(session, one))
+            except OutOfStock as short:  # its transaction rolled back: nothing of it stands
+                outcomes.append(short)
             except Exception as exc:
                 log.warning("order not written: %r", exc)
                 outcomes.append(None)
@@ -328,26 +330,18 @@ async def _write_together(
 
 
 async def _write_one(session: AsyncSession, m: _Made) -> OrderResult | Exception:
-    """One order on its own: all its lines, or none of its effects."""
+    """One order in its own transaction: all its lines, or OutOfStock raised (naming every
+    short line), which rolls the transaction back."""
     if not await _insert_orders(session, [m]):
         return DuplicateOrder(m.draft.idempotency_key)
-    taken: list[LineSpec] = []
     left: dict[str, int] = {}
     for line in m.lines:
-        if await _take(session, line.variant_id, line.quantity):
-            taken.append(line)
-        else:  # (an unknown variant counts as none left)
+        if not await _take(session, line.variant_id, line.quantity):
+            # (an unknown variant counts as none left)
             stock = await session.scalar(select(Variant.stock).where(Variant.id == line.variant_id))
             left[line.variant_id] = int(stock or 0)
     if left:
-        for line in taken:
-            await session.execute(
-                update(Variant)
-                .where(Variant.id == line.variant_id)
-                .values(stock=Variant.stock + line.quantity)
-            )
-        await session.execute(delete(Order).where(Order.id == m.order_id))
-        return OutOfStock(
+        raise OutOfStock(
             "not enough units for " + ", ".join(sorted(left)),
             fields={variant_id: f"{n} available" for variant_id, n in left.items()},
             extra={"available": left},
