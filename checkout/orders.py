@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -266,9 +266,7 @@ class _Made:
             total_minor=self.total,
             currency=d.currency,
             idempotency_key=d.idempotency_key,
-            lines=tuple(
-                OrderLineView(x.variant_id, x.quantity, x.unit_price_minor) for x in self.lines
-            ),
+            lines=line_views(self.lines),
             created_at=self.created,
         )
 
@@ -364,6 +362,24 @@ async def recent_orders(session: AsyncSession, since: datetime) -> list[Order]:
     return list((await session.scalars(query)).all())
 
 
+class _Line(Protocol):
+    @property
+    def variant_id(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def unit_price_minor(self) -> int: ...
+
+
+def line_views(lines: Iterable[_Line]) -> tuple[OrderLineView, ...]:
+    """An order's lines as the API shows them, by variant id (an order written here, or
+    read back from SQL)."""
+    return tuple(
+        OrderLineView(line.variant_id, line.quantity, line.unit_price_minor)
+        for line in sorted(lines, key=lambda line: line.variant_id)
+    )
+
+
 def order_result(order: Order, *, replayed: bool = False) -> OrderResult:
     return OrderResult(
         order_id=order.id,
@@ -373,10 +389,7 @@ def order_result(order: Order, *, replayed: bool = False) -> OrderResult:
         total_minor=order.total_minor,
         currency=order.currency,
         idempotency_key=order.idempotency_key,
-        lines=tuple(
-            OrderLineView(line.variant_id, line.quantity, line.unit_price_minor)
-            for line in sorted(order.lines, key=lambda line: line.variant_id)
-        ),
+        lines=line_views(order.lines),
         created_at=order.created_at,
         replayed=replayed,
     )
