@@ -9,6 +9,10 @@ from checkout.errors import CheckoutError, IdempotencyError, InvalidInput, OutOf
 
 MAX_QUANTITY = 10
 """Most units of one variant in one tap or one cart line."""
+MAX_PRICE_MINOR = 100_000_000
+"""Highest price in minor units (Lua numbers in Redis stay exact integers below it)."""
+MAX_UNITS = 10_000_000
+"""Most units of one variant in stock, or in a deal."""
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 

@@ -46,14 +46,20 @@ from checkout.inventory import IDEM_TTL_MS, Inventory, Released, Replay, Reserve
 from checkout.models import Product, Show, Variant
 from checkout.orders import LineSpec
 from checkout.payments import Charge, PaymentProvider
-from checkout.requests import MAX_QUANTITY, check_key, check_method, check_quantity, failure
+from checkout.requests import (
+    MAX_PRICE_MINOR,
+    MAX_QUANTITY,
+    MAX_UNITS,
+    check_key,
+    check_method,
+    check_quantity,
+    failure,
+)
 from checkout.show_state import ShowStatus
 from checkout.views import CartLine, CartView, DealView, OrderResult, OrderSummary, from_ms
 
 log = logging.getLogger("liveshop.checkout")
 
-MAX_PRICE_MINOR = 100_000_000  # as the catalog's prices: Lua numbers stay exact integers
-MAX_DEAL_UNITS = 10_000_000
 SWEEP_INTERVAL_S = 0.25
 STOCK_EVENT_INTERVAL_S = 0.25
 """StockChanged is coalesced: at most one per variant per interval from each process."""
@@ -748,7 +754,7 @@ class CheckoutService:
         fields: dict[str, str] = {}
         for name, value, low, high in (
             ("price_minor", price_minor, 0, MAX_PRICE_MINOR),
-            ("units", units, 1, MAX_DEAL_UNITS),
+            ("units", units, 1, MAX_UNITS),
             ("per_buyer_limit", per_buyer_limit, 1, MAX_QUANTITY),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from checkout.models import Role
+from checkout.requests import MAX_PRICE_MINOR, MAX_UNITS
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
@@ -24,14 +25,14 @@ class ShowIn(Strict):
 
 
 class PriceIn(Strict):
-    amount: int = Field(ge=0, le=100_000_000)
+    amount: int = Field(ge=0, le=MAX_PRICE_MINOR)
     currency: Currency
 
 
 class VariantIn(Strict):
     sku: Sku
     price: PriceIn
-    stock: int = Field(ge=0, le=10_000_000)
+    stock: int = Field(ge=0, le=MAX_UNITS)
     attributes: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=20)
 
 
@@ -43,7 +44,7 @@ class ProductIn(Strict):
 
 
 class StockIn(Strict):
-    stock: int = Field(ge=0, le=10_000_000)
+    stock: int = Field(ge=0, le=MAX_UNITS)
 
 
 class TokenIn(Strict):
