@@ -130,10 +130,10 @@ class TokenIssuer:
         except (ValueError, binascii.Error):  # (UnicodeError is a ValueError)
             raise invalid from None
         if not isinstance(claims, dict) or claims.get("iss") != ISSUER:
-            raise AuthError("auth_invalid", "the token is not valid", 401)
+            raise invalid
         exp = claims.get("exp")
         if not isinstance(exp, int) or isinstance(exp, bool) or not claims.get("sub"):
-            raise AuthError("auth_invalid", "the token is not valid", 401)
+            raise invalid
         if exp <= time.time():
             raise AuthError("auth_expired", "the token has expired", 401)
         try:
@@ -148,7 +148,7 @@ class TokenIssuer:
                 issued_at=int(claims.get("iat") or 0),
             )
         except (KeyError, ValueError):
-            raise AuthError("auth_invalid", "the token is not valid", 401) from None
+            raise invalid from None
 
     def renew(self, token: str | None) -> str:
         """A fresh token for the same person, role, show and lifetime (at most the default
