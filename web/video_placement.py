@@ -37,7 +37,7 @@ from starlette.routing import BaseRoute, Route
 from checkout.aio import cancel_requested, stop_tasks
 from signaling import SignalingService
 from signaling.errors import SignalingError, error_response
-from signaling.http import CORS_HEADERS, read_sdp
+from signaling.http import read_sdp, with_errors
 
 log = logging.getLogger("liveshop.video")
 
@@ -79,9 +79,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
 
 
-def _unavailable(message: str) -> Response:
-    error = SignalingError("video_unavailable", message=message, http_status=503)
-    return error_response(error, headers=CORS_HEADERS)
+def _unavailable(message: str) -> SignalingError:
+    return SignalingError("video_unavailable", message=message, http_status=503)
 
 
 class VideoPlacement:
@@ -135,18 +134,16 @@ class VideoPlacement:
                         log.warning("video placement unavailable: %r", exc, extra={"show": show_id})
                         if show_id not in self.video.shows_in_use():
                             # Not knowing who serves the show, serving it here could split it.
-                            return _unavailable("The video service is busy; try again.")
+                            raise _unavailable("The video service is busy; try again.") from None
                 if owner is None:
                     return await endpoint(request)
             finally:
                 self._done(show_id)
-            try:
-                body = await read_sdp(request) if request.method == "POST" else b""
-            except SignalingError as exc:
-                return error_response(exc, headers=CORS_HEADERS)
+            body = await read_sdp(request) if request.method == "POST" else b""
             return await self.forward(owner, request, body)
 
-        return placed
+        # (errors in signaling's one JSON shape, and CORS headers on every answer)
+        return with_errors(placed)
 
     async def _serve(self, show_id: str, answer: Awaitable[T]) -> T:
         """Serve a request here; the show counts as served (its claim is kept) meanwhile."""
@@ -225,7 +222,7 @@ class VideoPlacement:
             async with asyncio.timeout(FORWARD_TIMEOUT_S):
                 await self._forwarding.acquire()
         except TimeoutError:
-            return _unavailable("The video service is busy; try again.")
+            raise _unavailable("The video service is busy; try again.") from None
         try:
             message = {
                 "id": request_id,
@@ -253,11 +250,11 @@ class VideoPlacement:
                 reply = await self.redis.blpop([_REPLY + request_id], timeout=INBOX_BLOCK_S)
         except Exception as exc:
             log.warning("video request not forwarded: %r", exc, extra={"owner": owner})
-            return _unavailable("The video service is busy; try again.")
+            raise _unavailable("The video service is busy; try again.") from None
         finally:
             self._forwarding.release()
         if reply is None:
-            return _unavailable("The process serving this show's video did not answer; try again.")
+            raise _unavailable("The process serving this show's video did not answer; try again.")
         answer = json.loads(reply[1])
         response = Response(base64.b64decode(answer["body"]), status_code=answer["status"])
         for name, value in answer["headers"]:  # several Link headers stay several
@@ -314,7 +311,7 @@ class VideoPlacement:
             }
         except Exception:
             log.exception("forwarded video request failed")
-            failed = _unavailable("The video service failed to answer; try again.")
+            failed = error_response(_unavailable("The video service failed to answer; try again."))
             answer = {
                 "status": failed.status_code,
                 "headers": list(failed.headers.items()),
