@@ -12,10 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from checkout.db import utcnow
 from checkout.errors import Conflict, NotFound
 from checkout.models import Product, Show, Variant
-from checkout.show_state import IllegalTransition, ShowStatus, transition
+from checkout.show_state import ShowStatus, transition
+from core.db import utcnow
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ async def get_show(session: AsyncSession, show_id: str, *, for_update: bool = Fa
         query = query.with_for_update()
     show = await session.scalar(query)
     if show is None:
-        raise NotFound(f"no show {show_id!r}", code="show_not_found", fields={"show_id": "unknown"})
+        raise NotFound("show_not_found", f"no show {show_id!r}", fields={"show_id": "unknown"})
     return show
 
 
@@ -75,10 +75,7 @@ async def show_catalog(session: AsyncSession, show_id: str) -> list[Product]:
 
 async def change_status(session: AsyncSession, show_id: str, target: ShowStatus) -> Show:
     show = await get_show(session, show_id, for_update=True)
-    try:
-        show.status = transition(show.status, target)
-    except IllegalTransition as exc:
-        raise Conflict(str(exc), code="illegal_transition", fields={"status": str(exc)}) from None
+    show.status = transition(show.status, target)  # IllegalTransition: 409
     if target is ShowStatus.LIVE:
         show.started_at = utcnow()
     elif target is ShowStatus.ENDED:
@@ -90,7 +87,7 @@ async def change_status(session: AsyncSession, show_id: str, target: ShowStatus)
 async def add_product(session: AsyncSession, show_id: str, spec: ProductSpec) -> Product:
     show = await get_show(session, show_id)
     if show.status is ShowStatus.ENDED:
-        raise Conflict("the show has ended", code="show_ended")
+        raise Conflict("show_ended", "the show has ended")
     position = len(
         (await session.scalars(select(Product.id).where(Product.show_id == show_id))).all()
     )
@@ -135,7 +132,7 @@ async def _insert_variant(
             await session.flush()
     except IntegrityError:
         raise Conflict(
-            f"SKU {spec.sku!r} already exists", code="duplicate_sku", fields={"sku": "taken"}
+            "duplicate_sku", f"SKU {spec.sku!r} already exists", fields={"sku": "taken"}
         ) from None
     return variant
 
@@ -144,7 +141,7 @@ async def get_product(session: AsyncSession, product_id: str) -> Product:
     product = await session.get(Product, product_id)
     if product is None:
         raise NotFound(
-            f"no product {product_id!r}", code="product_not_found", fields={"product_id": "unknown"}
+            "product_not_found", f"no product {product_id!r}", fields={"product_id": "unknown"}
         )
     return product
 
@@ -158,7 +155,7 @@ async def get_variant(
     variant = await session.scalar(query)
     if variant is None:
         raise NotFound(
-            f"no variant {variant_id!r}", code="variant_not_found", fields={"variant_id": "unknown"}
+            "variant_not_found", f"no variant {variant_id!r}", fields={"variant_id": "unknown"}
         )
     return variant
 
@@ -172,7 +169,7 @@ async def variant_show_id(session: AsyncSession, variant_id: str) -> str:
     )
     if show_id is None:
         raise NotFound(
-            f"no variant {variant_id!r}", code="variant_not_found", fields={"variant_id": "unknown"}
+            "variant_not_found", f"no variant {variant_id!r}", fields={"variant_id": "unknown"}
         )
     return show_id
 
@@ -180,7 +177,7 @@ async def variant_show_id(session: AsyncSession, variant_id: str) -> str:
 async def set_stock(session: AsyncSession, variant_id: str, stock: int) -> Variant:
     """Set the SQL stock (units not yet sold) of a variant. Stock is never negative."""
     if stock < 0:
-        raise Conflict("stock cannot be negative", code="invalid_stock", fields={"stock": ">= 0"})
+        raise Conflict("invalid_stock", "stock cannot be negative", fields={"stock": ">= 0"})
     variant = await get_variant(session, variant_id, for_update=True)
     variant.stock = stock
     await session.flush()

@@ -1,8 +1,17 @@
-"""A hold's life: held -> paying -> committed | released. The allowed moves live here only."""
+"""A hold's life: held -> paying -> committed | released. The allowed moves live here only.
+
+The moves themselves happen inside the Lua scripts (``checkout/scripts.py``);
+``tests/checkout/test_hold_transitions.py`` drives every script path and checks each move
+it makes against this table.
+"""
 
 from __future__ import annotations
 
 import enum
+
+from core.transitions import IllegalTransition, Transitions
+
+__all__ = ["HOLD_TRANSITIONS", "HoldState", "IllegalTransition", "transition"]
 
 
 class HoldState(enum.StrEnum):
@@ -12,21 +21,17 @@ class HoldState(enum.StrEnum):
     RELEASED = "released"
 
 
-TRANSITIONS: dict[HoldState, frozenset[HoldState]] = {
-    HoldState.HELD: frozenset({HoldState.PAYING, HoldState.RELEASED}),
-    HoldState.PAYING: frozenset({HoldState.HELD, HoldState.COMMITTED, HoldState.RELEASED}),
-    HoldState.COMMITTED: frozenset(),
-    HoldState.RELEASED: frozenset(),
-}
-
-
-class IllegalHoldTransition(Exception):
-    def __init__(self, current: HoldState, target: HoldState) -> None:
-        super().__init__(f"a hold that is {current} cannot become {target}")
+HOLD_TRANSITIONS = Transitions(
+    "hold",
+    {
+        HoldState.HELD: frozenset({HoldState.PAYING, HoldState.RELEASED}),
+        HoldState.PAYING: frozenset({HoldState.HELD, HoldState.COMMITTED, HoldState.RELEASED}),
+        HoldState.COMMITTED: frozenset(),
+        HoldState.RELEASED: frozenset(),
+    },
+)
 
 
 def transition(current: HoldState, target: HoldState) -> HoldState:
     """Return ``target`` if a hold may move from ``current`` to it, else raise."""
-    if target not in TRANSITIONS[current]:
-        raise IllegalHoldTransition(current, target)
-    return target
+    return HOLD_TRANSITIONS.check(current, target)

@@ -17,10 +17,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from checkout import scripts
-from checkout.aio import SingleFlight
 from checkout.batching import ScriptBatcher
 from checkout.errors import CheckoutError, Conflict, IdempotencyError, OutOfStock, Unavailable
 from checkout.holds import HoldState
+from core.aio import SingleFlight
 
 EPOCH_KEY = "inv:epoch"
 INDEX_KEY = "inv:index"
@@ -124,7 +124,9 @@ class Inventory:
             return await self.batcher.call(self._scripts[name], keys, args)
         except RedisError as exc:
             raise Unavailable(
-                "the inventory is unreachable, try again", extra={"retry": True}
+                "inventory_unavailable",
+                "the inventory is unreachable, try again",
+                extra={"retry": True},
             ) from exc
 
     async def _gated(self, name: str, variant_id: str, keys: list[str], args: list[Any]) -> Any:
@@ -134,7 +136,9 @@ class Inventory:
             await self.load(variant_id)
             result = await self._call(name, keys, args)
             if isinstance(result, list) and result and result[0] == "noload":
-                raise Unavailable("the inventory is being rebuilt, try again")
+                raise Unavailable(
+                    "inventory_unavailable", "the inventory is being rebuilt, try again"
+                )
         return result
 
     # -- epoch and loading -------------------------------------------------------------
@@ -147,7 +151,9 @@ class Inventory:
                 await self.redis.set(EPOCH_KEY, secrets.token_hex(8), nx=True)
                 value = await self.redis.get(EPOCH_KEY)
         except RedisError as exc:
-            raise Unavailable("the inventory is unreachable, try again") from exc
+            raise Unavailable(
+                "inventory_unavailable", "the inventory is unreachable, try again"
+            ) from exc
         self.epoch = str(value)
         return self.epoch
 
@@ -166,7 +172,9 @@ class Inventory:
         try:
             await self.redis.sadd(INDEX_KEY, variant_id)
         except RedisError as exc:
-            raise Unavailable("the inventory is unreachable, try again") from exc
+            raise Unavailable(
+                "inventory_unavailable", "the inventory is unreachable, try again"
+            ) from exc
         return bool(loaded)
 
     async def known_variants(self) -> list[str]:
@@ -230,7 +238,7 @@ class Inventory:
         if r[0] == "gone":
             return None
         if r[0] == "state":
-            raise Conflict("this cart is already being checked out", code="checkout_in_progress")
+            raise Conflict("checkout_in_progress", "this cart is already being checked out")
         price = int(r[3])
         return Moved(int(r[1]), int(r[2]), None if price < 0 else price, str(r[4]))
 
@@ -278,8 +286,8 @@ class Inventory:
         r = await self._gated("RESTOCK", variant_id, [stock_key(variant_id)], [stock])
         if r[0] == "below_held":
             raise Conflict(
+                "stock_below_held",
                 f"{r[1]} units are held in carts or payments; stock cannot go below that",
-                code="stock_below_held",
                 fields={"stock": f">= {r[1]}"},
             )
         return int(r[1]), bool(int(r[2]))
@@ -305,7 +313,9 @@ class Inventory:
                     pipe.hget(stock_key(vid), "avail")
                 values = await pipe.execute()
         except RedisError as exc:
-            raise Unavailable("the inventory is unreachable, try again") from exc
+            raise Unavailable(
+                "inventory_unavailable", "the inventory is unreachable, try again"
+            ) from exc
         out: dict[str, int] = {}
         for vid, value in zip(variant_ids, values, strict=True):
             if value is None:
@@ -331,16 +341,17 @@ class Inventory:
         args = [secrets.token_hex(6), show_id, price_minor, units, ends_ms, per_buyer_limit]
         r = await self._gated("DEAL_START", variant_id, keys, args)
         if r[0] == "running":
-            raise Conflict("a deal is already running on this variant", code="deal_running")
+            raise Conflict("deal_running", "a deal is already running on this variant")
         if r[0] == "ended":
             raise CheckoutError(
+                "deal_expired",
                 "the deal would end in the past",
-                code="deal_expired",
                 http_status=422,
                 fields={"ends_at": "must be in the future"},
             )
         if r[0] == "short":
             raise OutOfStock(
+                "out_of_stock",
                 f"only {r[1]} units are available for the deal",
                 fields={"units": f"<= {r[1]}"},
                 extra={"available": {variant_id: int(r[1])}},
@@ -366,29 +377,30 @@ def _refusal(variant_id: str, tag: str, r: Sequence[Any]) -> CheckoutError:
     if tag == "short":
         left = int(r[1])
         return OutOfStock(
+            "sold_out" if left == 0 else "out_of_stock",
             "sold out" if left == 0 else f"only {left} left",
-            code="sold_out" if left == 0 else "out_of_stock",
             fields={variant_id: f"{left} available"},
             extra={"available": {variant_id: left}},
         )
     if tag == "deal_limit":
         room = max(0, int(r[1]))
         return Conflict(
+            "deal_limit_reached",
             f"the deal allows {room} more units for you",
-            code="deal_limit_reached",
             fields={"quantity": f"<= {room}"},
         )
     if tag == "deal_short":
         return OutOfStock(
+            "deal_sold_out",
             f"only {r[1]} deal units left",
-            code="deal_sold_out",
             fields={variant_id: f"{r[1]} deal units left"},
         )
     if tag == "paying":
-        return Conflict("this cart is already being checked out", code="checkout_in_progress")
+        return Conflict("checkout_in_progress", "this cart is already being checked out")
     if tag == "idem_mismatch":
         return IdempotencyError(
+            "idempotency_key_reused",
             "this idempotency key was used for a different request",
             fields={"idempotency_key": "used for a different request"},
         )
-    return CheckoutError(f"unexpected inventory answer {tag!r}", code="internal_error")
+    return CheckoutError("internal_error", f"unexpected inventory answer {tag!r}")

@@ -18,14 +18,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from checkout.db import Base, UTCDateTime, new_id, utcnow
 from checkout.show_state import ShowStatus
-
-
-class Role(enum.StrEnum):
-    HOST = "host"
-    MODERATOR = "moderator"
-    VIEWER = "viewer"
+from core.db import Base, UTCDateTime, new_id, utcnow
+from core.roles import Role
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:

@@ -16,10 +16,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from checkout.db import make_engine, new_id, utcnow
 from checkout.errors import NotFound, OutOfStock, Unavailable
 from checkout.models import Order, OrderLine, OrderStatus, Variant
-from checkout.views import OrderLineView, OrderResult, OrderSummary
+from checkout.results import OrderLineView, OrderResult, OrderSummary
+from core.db import make_engine, new_id, utcnow
 
 log = logging.getLogger("liveshop.checkout")
 T = TypeVar("T")
@@ -36,7 +36,7 @@ async def sql_stock(session: AsyncSession, variant_id: str) -> int:
     stock = await session.scalar(select(Variant.stock).where(Variant.id == variant_id))
     if stock is None:
         raise NotFound(
-            f"no variant {variant_id!r}", code="variant_not_found", fields={"variant_id": "unknown"}
+            "variant_not_found", f"no variant {variant_id!r}", fields={"variant_id": "unknown"}
         )
     return int(stock)
 
@@ -272,7 +272,7 @@ class _Made:
 
 
 def _unavailable() -> Unavailable:
-    return Unavailable("the order could not be written, try again", code="order_store_unavailable")
+    return Unavailable("order_store_unavailable", "the order could not be written, try again")
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -340,6 +340,7 @@ async def _write_one(session: AsyncSession, m: _Made) -> OrderResult | Exception
             left[line.variant_id] = int(stock or 0)
     if left:
         raise OutOfStock(
+            "out_of_stock",
             "not enough units for " + ", ".join(sorted(left)),
             fields={variant_id: f"{n} available" for variant_id, n in left.items()},
             extra={"available": left},

@@ -22,10 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from checkout import catalog, orders
-from checkout.aio import SingleFlight, cancel_requested, stop_tasks
+from checkout.error_codes import IDEMPOTENCY_KEY_REUSED
 from checkout.errors import (
     Conflict,
-    IdempotencyError,
     InvalidInput,
     NotFound,
     OutOfStock,
@@ -46,7 +45,18 @@ from checkout.inventory import IDEM_TTL_MS, Inventory, Released, Replay, Reserve
 from checkout.models import Product, Show, Variant
 from checkout.orders import LineSpec
 from checkout.payments import Charge, PaymentProvider
-from checkout.requests import (
+from checkout.results import (
+    CartLine,
+    CartView,
+    CatalogProduct,
+    CatalogVariant,
+    DealView,
+    OrderResult,
+    OrderSummary,
+    from_ms,
+)
+from checkout.show_state import ShowStatus
+from checkout.validation import (
     MAX_PRICE_MINOR,
     MAX_QUANTITY,
     MAX_UNITS,
@@ -55,8 +65,7 @@ from checkout.requests import (
     check_quantity,
     failure,
 )
-from checkout.show_state import ShowStatus
-from checkout.views import CartLine, CartView, DealView, OrderResult, OrderSummary, from_ms
+from core.aio import SingleFlight, cancel_requested, stop_tasks
 
 log = logging.getLogger("liveshop.checkout")
 
@@ -202,14 +211,12 @@ class CheckoutService:
         if info is not None:
             return info
         if not isinstance(variant_id, str) or not variant_id:
-            raise NotFound(
-                "no such variant", code="variant_not_found", fields={"variant_id": "unknown"}
-            )
+            raise NotFound("variant_not_found", "no such variant", fields={"variant_id": "unknown"})
         info = await self._reads.run(f"variant:{variant_id}", lambda: self._read_info(variant_id))
         if info is None:
             raise NotFound(
+                "variant_not_found",
                 f"no variant {variant_id!r}",
-                code="variant_not_found",
                 fields={"variant_id": "unknown"},
             )
         return info
@@ -238,9 +245,7 @@ class CheckoutService:
             return cached[0]
         status = await self._reads.run(f"show:{show_id}", lambda: self._read_show_status(show_id))
         if status is None:
-            raise NotFound(
-                f"no show {show_id!r}", code="show_not_found", fields={"show_id": "unknown"}
-            )
+            raise NotFound("show_not_found", f"no show {show_id!r}", fields={"show_id": "unknown"})
         return status
 
     async def _read_show_status(self, show_id: str) -> ShowStatus | None:
@@ -254,9 +259,7 @@ class CheckoutService:
 
     async def _require_live(self, show_id: str) -> None:
         if await self._show_status(show_id) is not ShowStatus.LIVE:
-            raise Conflict(
-                "the show is not live", code="show_not_live", fields={"show_id": "not live"}
-            )
+            raise Conflict("show_not_live", "the show is not live", fields={"show_id": "not live"})
 
     async def _variant(self, show_id: str, variant_id: str, *, live: bool = True) -> VariantInfo:
         """The variant if it is sold in this show and published (and the show is live)."""
@@ -267,14 +270,14 @@ class CheckoutService:
         info = await self._info(variant_id)
         if info.show_id != show_id:
             raise NotFound(
+                "variant_not_found",
                 "this variant is not sold in this show",
-                code="variant_not_found",
                 fields={"variant_id": "not in this show"},
             )
         if not info.published:
             raise NotFound(
+                "product_unpublished",
                 "this product is not published",
-                code="product_unpublished",
                 fields={"variant_id": "not published"},
             )
         return info
@@ -401,8 +404,8 @@ class CheckoutService:
         if order is not None:
             return orders.order_result(order, replayed=True)
         raise Conflict(
+            "request_in_progress",
             "a request with this key is still in progress, try again",
-            code="request_in_progress",
             extra={"retry": True},
         )
 
@@ -516,10 +519,10 @@ class CheckoutService:
             order = await orders.find_order(session, buyer_id, key)
         if order is None:
             await self._release_all(show_id, held, "")
-            raise Unavailable("the order could not be written, try again")
+            raise Unavailable("inventory_unavailable", "the order could not be written, try again")
         if order.show_id != show_id or not orders.same_lines(order, [h.line for h in held]):
-            await self._release_all(show_id, held, IdempotencyError.code)
-            raise failure(IdempotencyError.code)
+            await self._release_all(show_id, held, IDEMPOTENCY_KEY_REUSED)
+            raise failure(IDEMPOTENCY_KEY_REUSED)
         await self._release_all(show_id, held, "")
         for h in held:
             if h.idem:
@@ -572,8 +575,8 @@ class CheckoutService:
         key = self._cart_key(show_id, buyer_id)
         if await self.redis.hget(key, variant_id) is None:
             raise NotFound(
+                "not_in_cart",
                 "this variant is not in the cart",
-                code="not_in_cart",
                 fields={"variant_id": "not in the cart"},
             )
         avail, back, _ = await self.inventory.release(
@@ -649,13 +652,13 @@ class CheckoutService:
             existing = await orders.find_order(session, buyer_id, idempotency_key)
         if existing is not None:
             if existing.show_id != show_id:
-                raise failure(IdempotencyError.code)
+                raise failure(IDEMPOTENCY_KEY_REUSED)
             return orders.order_result(existing, replayed=True)
         claim = f"chk:{buyer_id}:{idempotency_key}"
         if not await self.redis.set(claim, f"{show_id}|pending|", nx=True, ex=CLAIM_TTL_S):
             value = str(await self.redis.get(claim) or "")
             if value.split("|")[0] != show_id:
-                raise failure(IdempotencyError.code)
+                raise failure(IDEMPOTENCY_KEY_REUSED)
             return await self._replay(
                 Replay("pending", "", ""), buyer_id, idempotency_key, self._claim_poll(claim)
             )
@@ -693,7 +696,7 @@ class CheckoutService:
         cart_key = self._cart_key(show_id, buyer_id)
         entries = {str(k): str(v) for k, v in (await self.redis.hgetall(cart_key)).items()}
         if not entries:
-            raise Conflict("the cart is empty", code="cart_empty")
+            raise Conflict("cart_empty", "the cart is empty")
         hold_id = self._cart_hold(show_id, buyer_id)
         held: list[HeldLine] = []
         expired: list[str] = []
@@ -725,11 +728,11 @@ class CheckoutService:
                     self.cart_hold_s * 1000,
                 )
             if mixed and not expired:
-                raise Conflict("the cart mixes currencies", code="mixed_currency")
+                raise Conflict("mixed_currency", "the cart mixes currencies")
             await self.redis.hdel(cart_key, *expired)
             raise Conflict(
+                "cart_expired",
                 "the holds of some cart lines ran out",
-                code="cart_expired",
                 fields={variant_id: "hold expired" for variant_id in expired},
             )
         assert currency is not None
@@ -762,7 +765,7 @@ class CheckoutService:
         if not isinstance(ends_at, datetime) or ends_at.tzinfo is None:
             fields["ends_at"] = "a timezone-aware time"
         if fields:
-            raise InvalidInput("the deal is not valid", code="invalid_deal", fields=fields)
+            raise InvalidInput("invalid_deal", "the deal is not valid", fields=fields)
         info = await self._variant(show_id, variant_id)
         ends_ms = int(ends_at.timestamp() * 1000)
         await self.inventory.start_deal(
@@ -795,7 +798,7 @@ class CheckoutService:
     async def stop_deal(self, show_id: str, variant_id: str) -> None:
         await self._variant(show_id, variant_id, live=False)
         if not await self.inventory.stop_deal(variant_id):
-            raise NotFound("no deal runs on this variant", code="deal_not_found")
+            raise NotFound("deal_not_found", "no deal runs on this variant")
         await self.redis.srem(f"deals:{show_id}", variant_id)
         await self._publish(DealEnded(show_id, variant_id, "stopped"))
 
@@ -831,8 +834,8 @@ class CheckoutService:
         available = (await self.inventory.available([variant_id]))[variant_id]
         if available > 0:
             raise Conflict(
+                "not_sold_out",
                 f"{available} units are available now",
-                code="not_sold_out",
                 fields={"variant_id": "not sold out"},
             )
         await self.inventory.subscribe(variant_id, viewer_id)
@@ -846,6 +849,30 @@ class CheckoutService:
         async with self.sessions() as session:
             return await orders.orders_of(session, show_id, buyer_id)
 
+    async def show_status(self, show_id: str) -> ShowStatus:
+        """The show's status as SQL has it now (NotFound: ``show_not_found``)."""
+        async with self.sessions() as session:
+            return (await catalog.get_show(session, show_id)).status
+
+    async def products(self, show_id: str) -> list[CatalogProduct]:
+        """The show's catalog: its products with their variants (SQL stock)."""
+        async with self.sessions() as session:
+            rows = await catalog.show_catalog(session, show_id)
+        return [
+            CatalogProduct(
+                p.id,
+                p.name,
+                p.image_url,
+                tuple(
+                    CatalogVariant(
+                        v.id, v.sku, dict(v.attributes or {}), v.price_minor, v.currency, v.stock
+                    )
+                    for v in p.variants
+                ),
+            )
+            for p in rows
+        ]
+
     async def stats(self, show_id: str) -> dict[str, int]:
         async with self.sessions() as session:
             await catalog.get_show(session, show_id)
@@ -855,7 +882,7 @@ class CheckoutService:
         """Set SQL stock (units not sold) and make Redis follow it in the same step."""
         if not isinstance(stock, int) or isinstance(stock, bool) or stock < 0:
             raise InvalidInput(
-                "stock must be an integer >= 0", code="invalid_stock", fields={"stock": ">= 0"}
+                "invalid_stock", "stock must be an integer >= 0", fields={"stock": ">= 0"}
             )
         async with self.sessions.begin() as session:
             variant = await catalog.set_stock(session, variant_id, stock)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import enum
 
+from core.transitions import IllegalTransition, Transitions
+
+__all__ = ["SHOW_TRANSITIONS", "IllegalTransition", "ShowStatus", "transition"]
+
 
 class ShowStatus(enum.StrEnum):
     SCHEDULED = "scheduled"
@@ -11,22 +15,16 @@ class ShowStatus(enum.StrEnum):
     ENDED = "ended"
 
 
-TRANSITIONS: dict[ShowStatus, frozenset[ShowStatus]] = {
-    ShowStatus.SCHEDULED: frozenset({ShowStatus.LIVE, ShowStatus.ENDED}),
-    ShowStatus.LIVE: frozenset({ShowStatus.ENDED}),
-    ShowStatus.ENDED: frozenset(),
-}
-
-
-class IllegalTransition(Exception):
-    def __init__(self, current: ShowStatus, target: ShowStatus) -> None:
-        super().__init__(f"a show that is {current} cannot become {target}")
-        self.current = current
-        self.target = target
+SHOW_TRANSITIONS = Transitions(
+    "show",
+    {
+        ShowStatus.SCHEDULED: frozenset({ShowStatus.LIVE, ShowStatus.ENDED}),
+        ShowStatus.LIVE: frozenset({ShowStatus.ENDED}),
+        ShowStatus.ENDED: frozenset(),
+    },
+)
 
 
 def transition(current: ShowStatus, target: ShowStatus) -> ShowStatus:
     """Return ``target`` if ``current`` may move to it, else raise IllegalTransition."""
-    if target not in TRANSITIONS[current]:
-        raise IllegalTransition(current, target)
-    return target
+    return SHOW_TRANSITIONS.check(current, target)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from checkout.errors import Conflict, NotFound
-from checkout.models import Role, User
+from checkout.models import User
+from core.roles import Role
 
 
 async def ensure_user(
@@ -19,10 +20,10 @@ async def ensure_user(
         return user
     found = await session.get(User, user_id)
     if found is None:
-        raise NotFound(f"no user {user_id!r}", code="user_not_found", fields={"user_id": "unknown"})
+        raise NotFound("user_not_found", f"no user {user_id!r}", fields={"user_id": "unknown"})
     if found.role is not role:
         raise Conflict(
-            f"user {user_id!r} is a {found.role}", code="role_mismatch", fields={"role": "differs"}
+            "role_mismatch", f"user {user_id!r} is a {found.role}", fields={"role": "differs"}
         )
     found.display_name = display_name
     await session.flush()

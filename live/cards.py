@@ -12,10 +12,10 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from checkout import catalog
-from checkout.errors import CheckoutError
+from core.errors import CodedError
+from live.event_log import key
 from live.ports import CheckoutPort
 from live.protocol import ProtocolError
-from live.streams import key
 
 MAX_PINNED = 3
 
@@ -49,7 +49,7 @@ class Cards:
         removed = await self.redis.lrem(self.pins, 0, product_id)
         if not removed:
             raise ProtocolError(
-                "not_pinned", "that product is not pinned", {"product_id": "unknown"}
+                "not_pinned", "that product is not pinned", fields={"product_id": "unknown"}
             )
 
     async def pinned(self) -> list[dict[str, Any]]:
@@ -68,7 +68,9 @@ class Cards:
         product = next((p for p in products if p.id == product_id), None)
         if product is None or not product.variants:
             raise ProtocolError(
-                "product_not_found", "no such product in this show", {"product_id": "unknown"}
+                "product_not_found",
+                "no such product in this show",
+                fields={"product_id": "unknown"},
             )
         ids = [v.id for v in product.variants]
         available = {v.id: v.stock for v in product.variants}
@@ -80,7 +82,7 @@ class Cards:
                     data = view.to_json()
                     if data.get("variant_id") in available:
                         deals[str(data["variant_id"])] = data
-            except CheckoutError:
+            except CodedError:
                 pass
         variants = [
             {

@@ -18,8 +18,8 @@ from checkout.events import (
     OrderUpdate,
     StockChanged,
 )
+from live.event_log import EventLog
 from live.protocol import Delivery
-from live.streams import ShowStream
 
 
 class LiveEventSink:
@@ -27,21 +27,21 @@ class LiveEventSink:
         self.redis = redis
 
     async def publish(self, event: Event) -> None:
-        stream = ShowStream(self.redis, event.show_id)
+        event_log = EventLog(self.redis, event.show_id)
         payload = event.payload()
         if isinstance(event, StockChanged):
-            await stream.publish(
+            await event_log.publish(
                 event.kind, payload, Delivery.STATE, key_=f"stock:{event.variant_id}"
             )
         elif isinstance(event, OrderUpdate):
-            await stream.publish(event.kind, payload, Delivery.PERSONAL, to=event.buyer_id)
+            await event_log.publish(event.kind, payload, Delivery.PERSONAL, to=event.buyer_id)
         elif isinstance(event, BackInStock):
             body = {"variant_id": event.variant_id, "available": event.available}
             for viewer_id in event.viewer_ids:
-                await stream.publish(event.kind, body, Delivery.PERSONAL, to=viewer_id)
+                await event_log.publish(event.kind, body, Delivery.PERSONAL, to=viewer_id)
         elif isinstance(event, DealStarted | DealEnded):
-            await stream.publish(
+            await event_log.publish(
                 event.kind, payload, Delivery.STATE, key_=f"deal:{event.variant_id}"
             )
         else:
-            await stream.publish(event.kind, payload, Delivery.STATE, key_=event.kind)
+            await event_log.publish(event.kind, payload, Delivery.STATE, key_=event.kind)

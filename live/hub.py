@@ -22,11 +22,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from checkout.aio import cancel_requested, stop_tasks
-from checkout.models import Role
+from core.aio import cancel_requested, stop_tasks
+from core.roles import Role
+from live.event_log import Entry, EventLog, id_tuple, key
 from live.outbox import Frame, Outlet
 from live.protocol import CLOSE_FORBIDDEN, Delivery, dumps
-from live.streams import Entry, ShowStream, id_tuple, key
 
 log = logging.getLogger("liveshop.live")
 
@@ -79,7 +79,7 @@ class ShowHub:
     ) -> None:
         self.redis = redis
         self.show_id = show_id
-        self.stream = ShowStream(redis, show_id)
+        self.event_log = EventLog(redis, show_id)
         self.members: set[Member] = set()
         self.process_id = process_id
         self.tick_s = tick_s
@@ -103,12 +103,12 @@ class ShowHub:
             return
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._read_loop()), loop.create_task(self._tick_loop())]
-        self._read_from = await self.stream.last_id()
+        self._read_from = await self.event_log.last_id()
         self._started.set()
 
     async def close(self) -> None:
         # The reader is asked to stop rather than cancelled inside XREAD BLOCK (see
-        # checkout.aio.cancel_requested); it stops within one block, then the rest is
+        # core.aio.cancel_requested); it stops within one block, then the rest is
         # cancelled, with a bounded wait.
         self._closing = True
         running = [t for t in self._tasks if not t.done()]
@@ -135,7 +135,7 @@ class ShowHub:
                 {"type": "snapshot", "last_id": since, "resync": last_id is not None, **snap}
             )
             member.last_sent = id_tuple(since)
-        missed = [e for e in await self.stream.after(since) if member.sees(e)]
+        missed = [e for e in await self.event_log.after(since) if member.sees(e)]
         for chunk in _groups(missed, 8 * BATCH_BYTES):
             events = ",".join(e.text() for e in chunk)
             member.outlet.offer(
@@ -147,8 +147,8 @@ class ShowHub:
             member.send_entry(entry)
 
     async def _resumable(self, last_id: str) -> bool:
-        first = await self.stream.first_id()
-        last = await self.stream.last_id()
+        first = await self.event_log.first_id()
+        last = await self.event_log.last_id()
         position = id_tuple(last_id)
         if position > id_tuple(last):
             return False  # an id from another stream (or the future): resync
@@ -163,7 +163,7 @@ class ShowHub:
         await self._started.wait()
         while not (self._closing or cancel_requested()):
             try:
-                entries = await self.stream.read(self._read_from, self.block_ms)
+                entries = await self.event_log.read(self._read_from, self.block_ms)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -176,17 +176,17 @@ class ShowHub:
             if any(not e.event.startswith(_NO_SNAPSHOT_CHANGE) for e in entries):
                 self.version += 1
             self.fan_out(entries)
-            if sum(e.delivery is Delivery.STREAM for e in entries) > 1:
+            if sum(e.delivery is Delivery.FEED for e in entries) > 1:
                 await asyncio.sleep(self.tick_s)  # a storm: let the next read batch more
 
     def fan_out(self, entries: list[Entry]) -> None:
         """Write entries to local sockets: public stream entries batched, each serialized once."""
-        public = [e for e in entries if e.delivery is Delivery.STREAM and not e.to]
+        public = [e for e in entries if e.delivery is Delivery.FEED and not e.to]
         batches: dict[int, tuple[Frame, list[Entry]]] = {}
         for group in _groups(public, BATCH_BYTES):
             if len(group) > 1:
                 events = ",".join(e.text() for e in group)
-                frame = Frame('{"type":"batch","events":[' + events + "]}", Delivery.STREAM)
+                frame = Frame('{"type":"batch","events":[' + events + "]}", Delivery.FEED)
                 batches[id(group[-1])] = (frame, group)
         batched = {id(e) for _, group in batches.values() for e in group}
         for entry in entries:
@@ -239,7 +239,7 @@ class ShowHub:
             try:
                 if self.reactions:
                     counts, self.reactions = dict(self.reactions), Counter()
-                    await self.stream.publish(
+                    await self.event_log.publish(
                         "reactions", {"counts": counts}, Delivery.STATE, key_="reactions"
                     )
                 if self.poll_dirty is not None:
@@ -256,7 +256,7 @@ class ShowHub:
     async def publish_tally(self, poll_id: str) -> None:
         tally = await self.redis.hgetall(key(self.show_id, f"poll:{poll_id}:tally"))
         counts = {k: int(v) for k, v in tally.items()}
-        await self.stream.publish(
+        await self.event_log.publish(
             "poll_tally",
             {"poll_id": poll_id, "tally": counts},
             Delivery.STATE,

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from checkout.db import Base, UTCDateTime, new_id, utcnow
+from core.db import Base, UTCDateTime, new_id, utcnow
+from core.transitions import Transitions
 
 
 class QuestionStatus(enum.StrEnum):
@@ -19,14 +20,17 @@ class QuestionStatus(enum.StrEnum):
     DISMISSED = "dismissed"
 
 
-QUESTION_TRANSITIONS: dict[QuestionStatus, frozenset[QuestionStatus]] = {
-    QuestionStatus.ASKED: frozenset(
-        {QuestionStatus.APPROVED, QuestionStatus.ANSWERED, QuestionStatus.DISMISSED}
-    ),
-    QuestionStatus.APPROVED: frozenset({QuestionStatus.ANSWERED, QuestionStatus.DISMISSED}),
-    QuestionStatus.ANSWERED: frozenset(),
-    QuestionStatus.DISMISSED: frozenset(),
-}
+QUESTION_TRANSITIONS = Transitions(
+    "question",
+    {
+        QuestionStatus.ASKED: frozenset(
+            {QuestionStatus.APPROVED, QuestionStatus.ANSWERED, QuestionStatus.DISMISSED}
+        ),
+        QuestionStatus.APPROVED: frozenset({QuestionStatus.ANSWERED, QuestionStatus.DISMISSED}),
+        QuestionStatus.ANSWERED: frozenset(),
+        QuestionStatus.DISMISSED: frozenset(),
+    },
+)
 
 
 class Question(Base):

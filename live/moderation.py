@@ -11,9 +11,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from live.event_log import key
 from live.models import ModerationAction
 from live.protocol import ProtocolError
-from live.streams import key
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ MAX_SECONDS = 24 * 3600
 def _check_seconds(seconds: int) -> None:
     if not 0 <= seconds <= MAX_SECONDS:
         raise ProtocolError(
-            "invalid_input", "seconds out of range", {"seconds": f"0..{MAX_SECONDS}"}
+            "invalid_input", "seconds out of range", fields={"seconds": f"0..{MAX_SECONDS}"}
         )
 
 
@@ -109,7 +109,7 @@ class Moderation:
         hits = sorted(w for w in blocked if re.search(rf"\b{re.escape(w)}\b", lowered))
         if hits:
             raise ProtocolError(
-                "blocked_words", "the message has blocked words", {"text": "blocked"}
+                "blocked_words", "the message has blocked words", fields={"text": "blocked"}
             )
         if slow:
             fresh = await self.redis.set(self._k(f"slowlast:{user_id}"), 1, nx=True, ex=int(slow))

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from websockets.frames import Frame as WireFrame
 from websockets.frames import Opcode
 
-from checkout.aio import cancel_requested
+from core.aio import cancel_requested
 from live.protocol import CLOSE_SLOW, Delivery
 
 

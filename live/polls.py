@@ -8,8 +8,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from live.event_log import key
 from live.protocol import ProtocolError
-from live.streams import key
 
 MAX_OPTIONS = 6
 
@@ -23,7 +23,9 @@ class Polls:
     async def open(self, question: str, options: list[str]) -> dict[str, Any]:
         if not 2 <= len(options) <= MAX_OPTIONS:
             raise ProtocolError(
-                "invalid_input", "a poll has 2 to 6 options", {"options": f"2..{MAX_OPTIONS}"}
+                "invalid_input",
+                "a poll has 2 to 6 options",
+                fields={"options": f"2..{MAX_OPTIONS}"},
             )
         poll = {
             "poll_id": "pol_" + secrets.token_urlsafe(6),
@@ -51,9 +53,13 @@ class Polls:
     async def vote(self, poll_id: str, option: int, viewer_id: str) -> None:
         poll = await self.get()
         if poll is None or poll["poll_id"] != poll_id:
-            raise ProtocolError("poll_closed", "that poll is not open", {"poll_id": "not open"})
+            raise ProtocolError(
+                "poll_closed", "that poll is not open", fields={"poll_id": "not open"}
+            )
         if not 0 <= option < len(poll["options"]):
-            raise ProtocolError("invalid_input", "no such option", {"option": "out of range"})
+            raise ProtocolError(
+                "invalid_input", "no such option", fields={"option": "out of range"}
+            )
         added = await self.redis.sadd(key(self.show_id, f"poll:{poll_id}:voters"), viewer_id)
         if not added:
             raise ProtocolError("already_voted", "you already voted in this poll")
@@ -62,6 +68,8 @@ class Polls:
     async def close(self, poll_id: str) -> dict[str, Any]:
         poll = await self.get()
         if poll is None or poll["poll_id"] != poll_id:
-            raise ProtocolError("poll_closed", "that poll is not open", {"poll_id": "not open"})
+            raise ProtocolError(
+                "poll_closed", "that poll is not open", fields={"poll_id": "not open"}
+            )
         await self.redis.delete(self.current)
         return poll

@@ -7,8 +7,12 @@ the app wires ``checkout.service.CheckoutService``. Results are any objects with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
+
+from checkout.results import CatalogProduct
+from checkout.show_state import ShowStatus
 
 
 class JsonResult(Protocol):
@@ -66,3 +70,11 @@ class CheckoutPort(Protocol):
     async def orders_of(self, show_id: str, buyer_id: str) -> list[JsonResult]: ...
 
     async def stats(self, show_id: str) -> dict[str, int]: ...
+
+    async def show_status(self, show_id: str) -> ShowStatus:
+        """The show's status now; raises a coded ``show_not_found`` for an unknown show."""
+        ...
+
+    async def products(self, show_id: str) -> Sequence[CatalogProduct]:
+        """The show's products with their variants, in catalog order."""
+        ...

@@ -11,10 +11,13 @@ from __future__ import annotations
 import enum
 import json
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from checkout.models import Role
+from core.errors import CodedError
+from core.roles import Role
+from live.error_codes import CODES
 
 # Close codes (4000-4999 are the application's own).
 CLOSE_SLOW = 4008  # fell behind: resume with last_id
@@ -31,18 +34,29 @@ class Delivery(enum.StrEnum):
     """How a server message survives a slow socket."""
 
     STATE = "state"  # newer replaces older, keyed (card, stock, viewer count)
-    STREAM = "stream"  # batched per tick, oldest dropped first under overflow (chat, questions)
+    FEED = "feed"  # batched per tick, oldest dropped first under overflow (chat, questions)
     PERSONAL = "personal"  # always delivered, or the socket is closed so the client resyncs
 
+    @classmethod
+    def _missing_(cls, value: object) -> Delivery | None:
+        # Event-log entries written before FEED had its name say "stream".
+        return cls.FEED if value == "stream" else None
 
-class ProtocolError(Exception):
-    """A coded refusal of one request; the socket stays open."""
 
-    def __init__(self, code: str, message: str, fields: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.fields = fields or {}
+class ProtocolError(CodedError):
+    """A coded refusal of one request; the socket stays open (codes: live/error_codes.py)."""
+
+    codes = CODES
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        http_status: int | None = None,
+        fields: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(code, message, http_status=http_status, fields=fields)
         self.ref: str | None = None  # the request's ref, when it could be read
 
 
@@ -162,9 +176,11 @@ def clean_text(value: str, limit: int = MAX_TEXT_CHARS) -> str:
         ch for ch in value if ch == "\n" or not unicodedata.category(ch).startswith("C")
     ).strip()
     if not kept:
-        raise ProtocolError("invalid_input", "text is empty", {"text": "empty"})
+        raise ProtocolError("invalid_input", "text is empty", fields={"text": "empty"})
     if len(kept) > limit:
-        raise ProtocolError("invalid_input", "text is too long", {"text": f"at most {limit}"})
+        raise ProtocolError(
+            "invalid_input", "text is too long", fields={"text": f"at most {limit}"}
+        )
     return kept
 
 
@@ -195,15 +211,17 @@ def parse(raw: str) -> tuple[str | None, str, dict[str, Any]]:
 def _check(data: dict[str, Any], ref: str | None) -> tuple[str, dict[str, Any]]:
     kind = data.get("type")
     if not isinstance(kind, str):
-        raise ProtocolError("malformed_message", "type is required", {"type": "required"})
+        raise ProtocolError("malformed_message", "type is required", fields={"type": "required"})
     spec = REQUESTS.get(kind)
     if spec is None:
         raise ProtocolError(
-            "unknown_type", f"unknown message type {kind[:40]!r}", {"type": "unknown"}
+            "unknown_type", f"unknown message type {kind[:40]!r}", fields={"type": "unknown"}
         )
     if spec.reply and ref is None:
         raise ProtocolError(
-            "invalid_input", "ref is required", {"ref": f"a string of at most {MAX_REF_CHARS}"}
+            "invalid_input",
+            "ref is required",
+            fields={"ref": f"a string of at most {MAX_REF_CHARS}"},
         )
     fields: dict[str, Any] = {}
     problems: dict[str, str] = {}
@@ -221,7 +239,7 @@ def _check(data: dict[str, Any], ref: str | None) -> tuple[str, dict[str, Any]]:
     for name in sorted(extra):
         problems[name] = "unknown field"
     if problems:
-        raise ProtocolError("invalid_input", "some fields are not valid", problems)
+        raise ProtocolError("invalid_input", "some fields are not valid", fields=problems)
     return kind, fields
 
 

@@ -9,10 +9,10 @@ import redis.asyncio as aioredis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from checkout.db import utcnow
+from core.db import utcnow
+from live.event_log import key
 from live.models import QUESTION_TRANSITIONS, Question, QuestionStatus
 from live.protocol import ProtocolError
-from live.streams import key
 
 OPEN = (QuestionStatus.ASKED, QuestionStatus.APPROVED)
 
@@ -75,7 +75,7 @@ class Questions:
             q = await session.get(Question, question_id)
         if q is None or q.show_id != self.show_id:
             raise ProtocolError(
-                "question_not_found", "no such question", {"question_id": "unknown"}
+                "question_not_found", "no such question", fields={"question_id": "unknown"}
             )
         return q
 
@@ -86,13 +86,9 @@ class Questions:
             q = await session.get(Question, question_id, with_for_update=True)
             if q is None or q.show_id != self.show_id:
                 raise ProtocolError(
-                    "question_not_found", "no such question", {"question_id": "unknown"}
+                    "question_not_found", "no such question", fields={"question_id": "unknown"}
                 )
-            if target not in QUESTION_TRANSITIONS[q.status]:
-                raise ProtocolError(
-                    "illegal_transition", f"a question that is {q.status} cannot become {target}"
-                )
-            q.status = target
+            q.status = QUESTION_TRANSITIONS.check(q.status, target)
             if target is QuestionStatus.ANSWERED:
                 q.answer = answer
                 q.answered_by = by
@@ -105,7 +101,7 @@ class Questions:
             q = await session.get(Question, question_id)
             if q is None or q.show_id != self.show_id:
                 raise ProtocolError(
-                    "question_not_found", "no such question", {"question_id": "unknown"}
+                    "question_not_found", "no such question", fields={"question_id": "unknown"}
                 )
             q.pinned = True
             await session.flush()

@@ -21,11 +21,13 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from checkout import catalog
-from checkout.aio import stop_tasks
-from checkout.errors import CheckoutError
-from checkout.models import Role, Show
+from checkout.models import Show
 from checkout.show_state import ShowStatus
+from core.aio import stop_tasks
+from core.errors import INTERNAL_ERROR, CodedError
+from core.roles import Role
 from live.cards import Cards
+from live.event_log import Entry, EventLog, key, valid_id
 from live.hub import Member, ShowHub, new_process_id
 from live.models import QuestionStatus
 from live.moderation import Moderation
@@ -35,7 +37,6 @@ from live.ports import CheckoutPort
 from live.protocol import REQUESTS, Delivery, ProtocolError, clean_text, parse
 from live.questions import Questions
 from live.shared_limits import SHARED_KINDS, SharedLimits
-from live.streams import Entry, ShowStream, key, valid_id
 
 log = logging.getLogger("liveshop.live")
 
@@ -100,7 +101,7 @@ class Room:
 
     def __init__(self, service: LiveService, show_id: str) -> None:
         self.show_id = show_id
-        self.stream = ShowStream(service.redis, show_id)
+        self.event_log = EventLog(service.redis, show_id)
         self.cards = Cards(service.redis, service.sessions, show_id, service.checkout)
         self.questions = Questions(service.redis, service.sessions, show_id)
         self.moderation = Moderation(service.redis, service.sessions, show_id)
@@ -160,7 +161,7 @@ class Room:
                 chat.append({"id": entry.id, **event})
         return since, {
             **shared,
-            "clock_ms": await self.stream.clock_ms(),
+            "clock_ms": await self.event_log.clock_ms(),
             "chat": chat[-50:],
             "viewers": {"now": self.hub.viewers_now, "peak": self.hub.viewers_peak},
         }
@@ -178,10 +179,10 @@ class Room:
         return status
 
     async def _build_snapshot(self) -> tuple[str, dict[str, Any], list[Entry], set[str]]:
-        since = await self.stream.last_id()
+        since = await self.event_log.last_id()
         deals: list[dict[str, Any]] = []
         if self.checkout is not None:
-            with contextlib.suppress(CheckoutError):
+            with contextlib.suppress(CodedError):
                 deals = [d.to_json() for d in await self.checkout.deals(self.show_id)]
         deleted = {str(d) for d in await self.redis.smembers(key(self.show_id, "deleted"))}
         shared = {
@@ -193,7 +194,7 @@ class Room:
             "poll": await self.polls.get(),
             "questions": await self.questions.queue(limit=10),
         }
-        return since, shared, await self.stream.recent(300), deleted
+        return since, shared, await self.event_log.recent(300), deleted
 
 
 class LiveService:
@@ -234,7 +235,7 @@ class LiveService:
                 async with self.sessions() as session:
                     try:
                         show = await catalog.get_show(session, show_id)
-                    except CheckoutError:
+                    except CodedError:
                         raise ProtocolError("show_not_found", "no such show") from None
                 await self.redis.set(key(show_id, "status"), show.status.value)
                 self.rooms[show_id] = Room(self, show_id)
@@ -249,23 +250,25 @@ class LiveService:
     # -- hooks from the HTTP API -----------------------------------------------------------
 
     async def show_status_changed(self, show_id: str, status: ShowStatus) -> None:
-        stream = ShowStream(self.redis, show_id)
+        event_log = EventLog(self.redis, show_id)
         if status is ShowStatus.LIVE:
-            await stream.start_clock()
+            await event_log.start_clock()
         await self.redis.set(key(show_id, "status"), status.value)
-        await stream.publish("show_status", {"status": status.value}, Delivery.STATE, key_="status")
+        await event_log.publish(
+            "show_status", {"status": status.value}, Delivery.STATE, key_="status"
+        )
 
-    async def stream_state_changed(self, show_id: str, state: str) -> None:
+    async def video_state_changed(self, show_id: str, state: str) -> None:
         """The host's video went live, reconnecting or offline (reported by signaling)."""
         await self.redis.set(key(show_id, "video"), state)
-        await ShowStream(self.redis, show_id).publish(
+        await EventLog(self.redis, show_id).publish(
             "stream", {"state": state}, Delivery.STATE, key_="stream"
         )
 
     async def catalog_changed(self, show_id: str) -> None:
         room = await self.room(show_id)
         cards = await room.cards.pinned()
-        await room.stream.publish(
+        await room.event_log.publish(
             "catalog_changed", {"cards": cards}, Delivery.STATE, key_="catalog"
         )
 
@@ -376,11 +379,11 @@ class _Session:
                 self.reply(ref, **(result or {}))
         except ProtocolError as exc:
             self.error(ref or exc.ref, exc.code, exc.message, exc.fields)
-        except CheckoutError as exc:
+        except CodedError as exc:  # checkout's refusals, illegal transitions
             self.error(ref, exc.code, exc.message, exc.fields)
         except Exception:
             log.exception("live request failed")
-            self.error(ref, "internal_error", "something went wrong on our side", {})
+            self.error(ref, INTERNAL_ERROR, "something went wrong on our side", {})
 
     @property
     def uid(self) -> str:
@@ -398,7 +401,7 @@ class _Session:
     # -- everyone ----------------------------------------------------------------------------
 
     async def do_ping(self) -> dict[str, Any]:
-        return {"clock_ms": await self.room.stream.clock_ms()}
+        return {"clock_ms": await self.room.event_log.clock_ms()}
 
     async def do_chat(self, text: str) -> dict[str, Any]:
         assert self.who is not None
@@ -406,7 +409,7 @@ class _Session:
         shadow = False
         if self.who.role is Role.VIEWER:
             shadow = (await self.room.moderation.check_chat(self.uid, text)).shadow
-        message_id = await self.room.stream.publish(
+        message_id = await self.room.event_log.publish(
             "chat",
             {"user_id": self.uid, "name": self.who.name, "role": self.who.role.value, "text": text},
             to=self.uid if shadow else "",
@@ -417,7 +420,7 @@ class _Session:
 
     async def do_react(self, emoji: str) -> None:
         if not 0 < len(emoji) <= 8:
-            raise ProtocolError("invalid_input", "one emoji", {"emoji": "1..8 characters"})
+            raise ProtocolError("invalid_input", "one emoji", fields={"emoji": "1..8 characters"})
         self.room.hub.reactions[emoji] += 1
 
     async def do_tap(self, product_id: str) -> dict[str, Any]:
@@ -433,14 +436,14 @@ class _Session:
         question = await questions.ask(self.uid, self.who.name, text)
         if verdict.shadow:  # kept out of the queue; only its author sees it
             hidden = await questions.move(question["id"], QuestionStatus.DISMISSED)
-            await self.room.stream.publish("question", {"question": question}, to=self.uid)
+            await self.room.event_log.publish("question", {"question": question}, to=self.uid)
             return {"question_id": hidden["id"]}
-        await self.room.stream.publish("question", {"question": question})
+        await self.room.event_log.publish("question", {"question": question})
         return {"question_id": question["id"]}
 
     async def do_upvote(self, question_id: str) -> dict[str, Any]:
         question = await self.room.questions.upvote(question_id, self.uid)
-        await self.room.stream.publish(
+        await self.room.event_log.publish(
             "question_updated", {"question": question}, Delivery.STATE, key_=f"q:{question_id}"
         )
         return {"votes": question["votes"]}
@@ -486,7 +489,7 @@ class _Session:
 
     async def do_pin(self, product_id: str) -> dict[str, Any]:
         card = await self.room.cards.pin(product_id)
-        await self.room.stream.publish(
+        await self.room.event_log.publish(
             "card_pinned", {"card": card}, Delivery.STATE, key_=f"card:{product_id}"
         )
         await self._log("pin", target_id=product_id)
@@ -494,7 +497,7 @@ class _Session:
 
     async def do_unpin(self, product_id: str) -> None:
         await self.room.cards.unpin(product_id)
-        await self.room.stream.publish(
+        await self.room.event_log.publish(
             "card_unpinned", {"product_id": product_id}, Delivery.STATE, key_=f"card:{product_id}"
         )
         await self._log("unpin", target_id=product_id)
@@ -508,7 +511,7 @@ class _Session:
         per_buyer_limit: int = 1,
     ) -> dict[str, Any]:
         if not 1 <= duration_s <= 24 * 3600:
-            raise ProtocolError("invalid_input", "bad duration", {"duration_s": "1..86400"})
+            raise ProtocolError("invalid_input", "bad duration", fields={"duration_s": "1..86400"})
         ends_at = datetime.now(UTC) + timedelta(seconds=duration_s)
         deal = await self._port().start_deal(
             self.room.show_id,
@@ -529,13 +532,17 @@ class _Session:
         poll = await self.room.polls.open(
             clean_text(question, 200), [clean_text(o, 80) for o in options]
         )
-        await self.room.stream.publish("poll_opened", {"poll": poll}, Delivery.STATE, key_="poll")
+        await self.room.event_log.publish(
+            "poll_opened", {"poll": poll}, Delivery.STATE, key_="poll"
+        )
         await self._log("open_poll", target_id=poll["poll_id"])
         return {"poll_id": poll["poll_id"]}
 
     async def do_close_poll(self, poll_id: str) -> dict[str, Any]:
         poll = await self.room.polls.close(poll_id)
-        await self.room.stream.publish("poll_closed", {"poll": poll}, Delivery.STATE, key_="poll")
+        await self.room.event_log.publish(
+            "poll_closed", {"poll": poll}, Delivery.STATE, key_="poll"
+        )
         await self._log("close_poll", target_id=poll_id)
         return {"tally": poll["tally"]}
 
@@ -559,7 +566,7 @@ class _Session:
 
     async def _question(self, question_id: str, action: str, question: dict[str, Any]) -> None:
         kind = "answer" if action == "answer" else "question_updated"
-        await self.room.stream.publish(
+        await self.room.event_log.publish(
             kind, {"question": question}, Delivery.STATE, key_=f"q:{question_id}"
         )
         await self._log(action, target_id=question_id, target_viewer_id=question["viewer_id"])
@@ -585,9 +592,11 @@ class _Session:
 
     async def do_delete_chat(self, message_id: str) -> None:
         if not valid_id(message_id):
-            raise ProtocolError("invalid_input", "not a message id", {"message_id": "bad id"})
+            raise ProtocolError(
+                "invalid_input", "not a message id", fields={"message_id": "bad id"}
+            )
         await self.service.redis.sadd(key(self.room.show_id, "deleted"), message_id)
-        await self.room.stream.publish("chat_deleted", {"message_id": message_id})
+        await self.room.event_log.publish("chat_deleted", {"message_id": message_id})
         await self._log("delete_chat", target_id=message_id)
 
     async def do_mute(self, user_id: str, seconds: int) -> None:
@@ -625,7 +634,9 @@ class _Session:
     async def do_canned_send(self, canned_id: str) -> dict[str, Any]:
         text = (await self.room.moderation.canned()).get(canned_id)
         if text is None:
-            raise ProtocolError("not_found", "no such canned reply", {"canned_id": "unknown"})
+            raise ProtocolError(
+                "not_found", "no such canned reply", fields={"canned_id": "unknown"}
+            )
         await self._log("canned_send", target_id=canned_id)
         return await self.do_chat(text)
 
@@ -636,7 +647,7 @@ class _Session:
 
     async def _notify(self, user_id: str, action: str, **detail: Any) -> None:
         """Tell the target (only) what happened; a ban also closes their sockets."""
-        await self.room.stream.publish(
+        await self.room.event_log.publish(
             "moderation",
             {"action": action, **detail},
             Delivery.PERSONAL,

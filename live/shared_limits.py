@@ -18,7 +18,7 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from live.streams import key
+from live.event_log import key
 
 log = logging.getLogger("liveshop.live")
 

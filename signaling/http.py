@@ -38,9 +38,7 @@ async def read_sdp(request: Request) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_SDP_BYTES:
-            raise SignalingError(
-                "body_too_large", message=f"An offer is at most {MAX_SDP_BYTES} bytes."
-            )
+            raise SignalingError("body_too_large", f"An offer is at most {MAX_SDP_BYTES} bytes.")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -55,7 +53,7 @@ def require_sdp(request: Request) -> None:
     if content_type != SDP_CONTENT_TYPE:
         raise SignalingError(
             "unsupported_media_type",
-            message=f"The offer must be sent as {SDP_CONTENT_TYPE}.",
+            f"The offer must be sent as {SDP_CONTENT_TYPE}.",
             fields={"content-type": content_type or "missing"},
         )
 

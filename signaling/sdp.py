@@ -19,28 +19,24 @@ def parse_offer(body: bytes) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise SignalingError("malformed_sdp", message="The SDP offer is not UTF-8 text.") from None
+        raise SignalingError("malformed_sdp", "The SDP offer is not UTF-8 text.") from None
     if not text.lstrip().startswith("v=0"):
-        raise SignalingError("malformed_sdp", message="The body is not an SDP offer (no 'v=0').")
+        raise SignalingError("malformed_sdp", "The body is not an SDP offer (no 'v=0').")
     try:
         description = aiortc_sdp.SessionDescription.parse(text)
     except Exception as exc:  # aiortc raises ValueError, KeyError, IndexError...
-        raise SignalingError(
-            "malformed_sdp", message=f"The SDP offer cannot be parsed: {exc}"
-        ) from None
+        raise SignalingError("malformed_sdp", f"The SDP offer cannot be parsed: {exc}") from None
     if not description.media:
-        raise SignalingError("malformed_sdp", message="The SDP offer has no media section.")
+        raise SignalingError("malformed_sdp", "The SDP offer has no media section.")
     for kind in ("audio", "video"):
         if sum(1 for media in description.media if media.kind == kind) > 1:
             raise SignalingError(
                 "unsupported_offer",
-                message=f"The offer has more than one {kind} section; one of each is relayed.",
+                f"The offer has more than one {kind} section; one of each is relayed.",
                 fields={"media": kind},
             )
     if not has_kind(description, "audio") and not has_kind(description, "video"):
-        raise SignalingError(
-            "unsupported_offer", message="The offer has no audio or video section."
-        )
+        raise SignalingError("unsupported_offer", "The offer has no audio or video section.")
     return description
 
 

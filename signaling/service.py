@@ -15,9 +15,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from . import aiortc_hooks
+from .access import VIDEO_TRANSITIONS, ShowAccess, VideoState
 from .config import SignalingConfig
 from .errors import SignalingError
-from .gate import STREAM_TRANSITIONS, ShowGate, StreamState
 from .http import (
     CORS_HEADERS,
     add_link_headers,
@@ -38,7 +38,7 @@ from .sdp import (
     parse_offer,
     video_preferences,
 )
-from .sessions import PeerSession, PeerState, Role
+from .sessions import PeerRole, PeerSession, PeerState
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +52,9 @@ class SignalingService:
     restarts answers PATCH with 405).
     """
 
-    def __init__(self, config: SignalingConfig, gate: ShowGate) -> None:
+    def __init__(self, config: SignalingConfig, access: ShowAccess) -> None:
         self._config = config
-        self._gate = gate
+        self._access = access
         self._ice = IcePolicy(
             tuple(config.ice_servers),
             turn_username=config.turn_username,
@@ -66,7 +66,7 @@ class SignalingService:
         self._relays: dict[str, ShowRelay] = {}
         self._sessions: dict[str, PeerSession] = {}
         self._publishers: dict[str, PeerSession] = {}
-        self._stream: dict[str, StreamState] = {}
+        self._stream: dict[str, VideoState] = {}
         self._grace: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -114,7 +114,7 @@ class SignalingService:
 
     def stats(self) -> dict[str, int]:
         """Counts of what the service owns, and its viewers' video queues."""
-        viewers = sum(1 for s in self._sessions.values() if s.role is Role.VIEWER)
+        viewers = sum(1 for s in self._sessions.values() if s.role is PeerRole.VIEWER)
         tasks = len(self._tasks) + sum(r.task_count for r in self._relays.values())
         queues = [r.queue_stats() for r in self._relays.values()]
         return {
@@ -128,8 +128,8 @@ class SignalingService:
             "viewer_frames_dropped": sum(q[2] for q in queues),
         }
 
-    def stream_state(self, show_id: str) -> StreamState:
-        return self._stream.get(show_id, StreamState.OFFLINE)
+    def video_state(self, show_id: str) -> VideoState:
+        return self._stream.get(show_id, VideoState.OFFLINE)
 
     async def close(self) -> None:
         """Close every peer connection and cancel every task; the service is then unusable."""
@@ -137,7 +137,7 @@ class SignalingService:
         for task in list(self._grace.values()):
             task.cancel()
         for show_id in list(self._stream):  # the broadcast ends with this process
-            await self._set_stream(show_id, StreamState.OFFLINE)
+            await self._set_video_state(show_id, VideoState.OFFLINE)
         await asyncio.gather(*[self._close_session(s) for s in list(self._sessions.values())])
         for relay in list(self._relays.values()):
             await relay.close()
@@ -160,10 +160,10 @@ class SignalingService:
         return await self._play(request)
 
     async def _whip_session(self, request: Request) -> Response:
-        return await self._session_request(request, Role.PUBLISHER)
+        return await self._session_request(request, PeerRole.PUBLISHER)
 
     async def _whep_session(self, request: Request) -> Response:
-        return await self._session_request(request, Role.VIEWER)
+        return await self._session_request(request, PeerRole.VIEWER)
 
     def _options(self, allow: str) -> Response:
         response = Response(status_code=204, headers={"Allow": allow})
@@ -173,7 +173,7 @@ class SignalingService:
         add_link_headers(response, stun)
         return response
 
-    async def _session_request(self, request: Request, role: Role) -> Response:
+    async def _session_request(self, request: Request, role: PeerRole) -> Response:
         session = self._find_session(request, role)
         if request.method == "OPTIONS":
             return Response(status_code=204, headers={"Allow": "DELETE, OPTIONS"})
@@ -181,27 +181,27 @@ class SignalingService:
             # Trickle ICE and ICE restarts are not supported (see the class docstring).
             raise SignalingError(
                 "method_not_allowed",
-                message="Trickle ICE and ICE restarts are not supported: all candidates are in the "
+                "Trickle ICE and ICE restarts are not supported: all candidates are in the "
                 "offer and the answer.",
             )
         # RFC 9725 clients send their token on DELETE too: only the one who opened the
         # session may end it (an anonymous viewer's unguessable URL is its own key).
         if not hmac.compare_digest(session.token_digest, token_digest(bearer_token(request))):
-            raise SignalingError("forbidden", message="Only the session's owner may end it.")
-        if role is Role.PUBLISHER:
+            raise SignalingError("forbidden", "Only the session's owner may end it.")
+        if role is PeerRole.PUBLISHER:
             await self._end_publisher(session)
         else:
             await self._close_session(session)
         return Response(status_code=200)
 
-    def _find_session(self, request: Request, role: Role) -> PeerSession:
+    def _find_session(self, request: Request, role: PeerRole) -> PeerSession:
         session = self._sessions.get(request.path_params["session_id"])
         if (
             session is None
             or session.role is not role
             or session.show_id != request.path_params["show_id"]
         ):
-            raise SignalingError("session_not_found", message="No such session.")
+            raise SignalingError("session_not_found", "No such session.")
         return session
 
     def _created(self, session: PeerSession, prefix: str) -> Response:
@@ -225,22 +225,25 @@ class SignalingService:
         self._check_open()
         show_id = request.path_params["show_id"]
         require_sdp(request)
-        identity = await self._gate.authorize_publisher(show_id, bearer_token(request))
+        identity = await self._access.authorize_publisher(show_id, bearer_token(request))
         body = await read_sdp(request)
         offer = parse_offer(body)
         if not has_kind(offer, "video"):
-            raise SignalingError("no_video", message="A WHIP offer must carry a video track.")
+            raise SignalingError("no_video", "A WHIP offer must carry a video track.")
         codec = choose_video_codec(offer)
         if codec is None:
             raise SignalingError(
                 "unsupported_codec",
-                message="The offer has neither VP8 nor H.264 constrained baseline "
-                "(packetization-mode 1).",
+                "The offer has neither VP8 nor H.264 constrained baseline (packetization-mode 1).",
                 http_status=400,
             )
         self._check_publisher(show_id, identity)
         session = PeerSession(
-            show_id, identity, Role.PUBLISHER, self._new_pc(), token_digest(bearer_token(request))
+            show_id,
+            identity,
+            PeerRole.PUBLISHER,
+            self._new_pc(),
+            token_digest(bearer_token(request)),
         )
         await self._negotiate(session, offer, body, codec)
         # Checked again: another request may have won while this one negotiated.
@@ -262,7 +265,7 @@ class SignalingService:
         current = self._publishers.get(show_id)
         if current is not None and current.identity != identity:
             raise SignalingError(
-                "publisher_conflict", message="Another publisher is already live on this show."
+                "publisher_conflict", "Another publisher is already live on this show."
             )
 
     async def _negotiate(self, session: PeerSession, offer: Any, body: bytes, codec: Any) -> None:
@@ -274,7 +277,7 @@ class SignalingService:
                 if has_kind(offer, kind):
                     self._add_transceiver(session, kind, codec)
             with contextlib.ExitStack() as stack:
-                if session.role is Role.VIEWER:
+                if session.role is PeerRole.VIEWER:
                     # aiortc starts the senders from tasks made in these two calls.
                     stack.enter_context(aiortc_hooks.shared_packing())
                 await pc.setRemoteDescription(RTCSessionDescription(body.decode(), "offer"))
@@ -287,13 +290,11 @@ class SignalingService:
                 session.viewer.close()
             if isinstance(exc, SignalingError) or not isinstance(exc, Exception):
                 raise
-            raise SignalingError(
-                "malformed_sdp", message=f"The offer cannot be answered: {exc}"
-            ) from None
+            raise SignalingError("malformed_sdp", f"The offer cannot be answered: {exc}") from None
 
     def _add_transceiver(self, session: PeerSession, kind: str, codec: Any) -> None:
         pc = session.pc
-        if session.role is Role.PUBLISHER:
+        if session.role is PeerRole.PUBLISHER:
             transceiver = pc.addTransceiver(kind, direction="recvonly")
             aiortc_hooks.receive_encoded(transceiver.receiver)
             if kind == "video":
@@ -364,8 +365,8 @@ class SignalingService:
         if self._publishers.get(show_id) is session:
             del self._publishers[show_id]
             self._relay(show_id).detach_source(session)
-            if self.stream_state(show_id) is StreamState.LIVE:
-                await self._set_stream(show_id, StreamState.RECONNECTING)
+            if self.video_state(show_id) is VideoState.LIVE:
+                await self._set_video_state(show_id, VideoState.RECONNECTING)
                 self._start_grace(show_id)
         await self._close_session(session)
 
@@ -375,7 +376,7 @@ class SignalingService:
         if self._publishers.get(show_id) is session:
             del self._publishers[show_id]
             self._relay(show_id).detach_source(session)
-            await self._set_stream(show_id, StreamState.OFFLINE)
+            await self._set_video_state(show_id, VideoState.OFFLINE)
         await self._close_session(session)
 
     def _start_grace(self, show_id: str) -> None:
@@ -383,7 +384,7 @@ class SignalingService:
             await asyncio.sleep(self.reconnect_grace_s)
             self._grace.pop(show_id, None)
             if show_id not in self._publishers:
-                await self._set_stream(show_id, StreamState.OFFLINE)
+                await self._set_video_state(show_id, VideoState.OFFLINE)
                 self._drop_relay_if_idle(show_id)
 
         self._cancel_grace(show_id)
@@ -394,20 +395,19 @@ class SignalingService:
         if task is not None:
             task.cancel()
 
-    async def _set_stream(self, show_id: str, state: StreamState) -> None:
-        current = self.stream_state(show_id)
+    async def _set_video_state(self, show_id: str, state: VideoState) -> None:
+        current = self.video_state(show_id)
         if state is current:
             return
-        if state not in STREAM_TRANSITIONS[current]:
-            raise RuntimeError(f"stream of {show_id} cannot go from {current} to {state}")
-        if state is StreamState.OFFLINE:
+        VIDEO_TRANSITIONS.check(current, state)
+        if state is VideoState.OFFLINE:
             self._stream.pop(show_id, None)
         else:
             self._stream[show_id] = state
         try:
-            await self._gate.stream_state_changed(show_id, state)
+            await self._access.video_state_changed(show_id, state)
         except Exception:
-            logger.exception("stream_state_changed(%s, %s) failed", show_id, state)
+            logger.exception("video_state_changed(%s, %s) failed", show_id, state)
 
     # -- WHEP: a viewer plays ----------------------------------------------------------------
 
@@ -415,7 +415,7 @@ class SignalingService:
         self._check_open()
         show_id = request.path_params["show_id"]
         require_sdp(request)
-        identity = await self._gate.authorize_viewer(show_id, bearer_token(request))
+        identity = await self._access.authorize_viewer(show_id, bearer_token(request))
         body = await read_sdp(request)
         offer = parse_offer(body)
         relay = self._relay(show_id)
@@ -426,11 +426,11 @@ class SignalingService:
                 self._drop_relay_if_idle(show_id)
                 raise SignalingError(
                     "unsupported_codec",
-                    message="The offer has neither VP8 nor H.264 constrained baseline.",
+                    "The offer has neither VP8 nor H.264 constrained baseline.",
                     http_status=400,
                 )
         session = PeerSession(
-            show_id, identity, Role.VIEWER, self._new_pc(), token_digest(bearer_token(request))
+            show_id, identity, PeerRole.VIEWER, self._new_pc(), token_digest(bearer_token(request))
         )
         session.viewer = RelayViewer(
             video=relay.new_queue(),
@@ -463,7 +463,7 @@ class SignalingService:
             if state == "connected":
                 self._connected(session)
             elif state in ("failed", "closed") and session.state is not PeerState.CLOSED:
-                if session.role is Role.PUBLISHER:
+                if session.role is PeerRole.PUBLISHER:
                     self._spawn(self._lose_publisher(session))
                 else:
                     self._spawn(self._close_session(session))
@@ -473,10 +473,10 @@ class SignalingService:
             return
         session.transition(PeerState.CONNECTED)
         show_id = session.show_id
-        if session.role is Role.PUBLISHER:
+        if session.role is PeerRole.PUBLISHER:
             if self._publishers.get(show_id) is session:
                 self._cancel_grace(show_id)
-                self._spawn(self._set_stream(show_id, StreamState.LIVE))
+                self._spawn(self._set_video_state(show_id, VideoState.LIVE))
         elif session.viewer is not None:
             self._relay(show_id).join(session.viewer)
 
@@ -535,7 +535,7 @@ class SignalingService:
     def _check_open(self) -> None:
         if self._closed:
             raise SignalingError(
-                "service_closed", message="The video relay is shutting down.", http_status=503
+                "service_closed", "The video relay is shutting down.", http_status=503
             )
 
 

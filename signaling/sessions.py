@@ -8,6 +8,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.transitions import Transitions
+
 from .recording import Recorder
 from .relay import RelayViewer
 
@@ -18,14 +20,17 @@ class PeerState(enum.StrEnum):
     CLOSED = "closed"
 
 
-PEER_TRANSITIONS: dict[PeerState, frozenset[PeerState]] = {
-    PeerState.NEW: frozenset({PeerState.CONNECTED, PeerState.CLOSED}),
-    PeerState.CONNECTED: frozenset({PeerState.CLOSED}),
-    PeerState.CLOSED: frozenset(),
-}
+PEER_TRANSITIONS = Transitions(
+    "peer session",
+    {
+        PeerState.NEW: frozenset({PeerState.CONNECTED, PeerState.CLOSED}),
+        PeerState.CONNECTED: frozenset({PeerState.CLOSED}),
+        PeerState.CLOSED: frozenset(),
+    },
+)
 
 
-class Role(enum.StrEnum):
+class PeerRole(enum.StrEnum):
     PUBLISHER = "publisher"
     VIEWER = "viewer"
 
@@ -38,7 +43,7 @@ def new_session_id() -> str:
 class PeerSession:
     show_id: str
     identity: str
-    role: Role
+    role: PeerRole
     pc: Any  # aiortc.RTCPeerConnection
     token_digest: str = ""  # of the bearer token that opened it; DELETE must bring the same
     session_id: str = field(default_factory=new_session_id)
@@ -53,7 +58,5 @@ class PeerSession:
         """Move to ``new``; False when already there, an error when not allowed."""
         if new is self.state:
             return False
-        if new not in PEER_TRANSITIONS[self.state]:
-            raise RuntimeError(f"peer session cannot go from {self.state} to {new}")
-        self.state = new
+        self.state = PEER_TRANSITIONS.check(self.state, new)
         return True

@@ -24,10 +24,10 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from starlette.applications import Starlette
 
-from checkout.db import Base, make_engine
+from benches.fanout import server_processes
 from config import Settings, load_settings
+from core.db import Base, make_engine
 from web.app import create_app
-from web.benches.fanout import server_processes
 from web.embedded_redis import EmbeddedRedis
 from web.migrate import upgrade
 

@@ -10,8 +10,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from checkout import catalog, users
-from checkout.models import Product, Role, Show, Variant
+from checkout.models import Product, Show, Variant
 from checkout.show_state import ShowStatus
+from core.roles import Role
 from web.auth import AuthError, Principal, TokenIssuer, admin_ok, bearer
 from web.errors import ApiError
 from web.http import json_body
@@ -32,9 +33,11 @@ def is_admin(request: Request) -> bool:
 
 def require_admin(request: Request) -> None:
     if _state(request).settings.admin_secret is None:
-        raise AuthError("admin_disabled", "the admin API is off: set LIVESHOP_ADMIN_SECRET", 403)
+        raise AuthError(
+            "admin_disabled", "the admin API is off: set LIVESHOP_ADMIN_SECRET", http_status=403
+        )
     if not is_admin(request):
-        raise AuthError("auth_invalid", "the admin secret is required", 401)
+        raise AuthError("auth_invalid", "the admin secret is required", http_status=401)
 
 
 def require_token(request: Request) -> None:
@@ -97,7 +100,9 @@ async def list_shows(request: Request) -> Response:
     try:
         status = ShowStatus(raw) if raw else None
     except ValueError:
-        raise ApiError("invalid_input", "unknown status", 422, {"status": "unknown"}) from None
+        raise ApiError(
+            "invalid_input", "unknown status", http_status=422, fields={"status": "unknown"}
+        ) from None
     async with _state(request).resources.sessions() as session:
         shows = await catalog.list_shows(session, status)
     return JSONResponse({"shows": [show_json(s) for s in shows]})
@@ -188,8 +193,8 @@ async def issue_token(request: Request) -> Response:
         raise ApiError(
             "invalid_input",
             "hosts and moderators need a show",
-            422,
-            {"show_id": "required for this role"},
+            http_status=422,
+            fields={"show_id": "required for this role"},
         )
     async with _state(request).resources.sessions.begin() as session:
         if body.show_id:

@@ -15,21 +15,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from checkout.errors import CheckoutError
 from config import Settings, load_settings
 from config.runtime import tune_gc
+from core.errors import CodedError, ws_error
 from live.checkout_events import LiveEventSink
 from live.service import LiveService
 from signaling import SignalingConfig, SignalingService
+from signaling.placement import VideoPlacement
 from web import api, checkout_api, live_ws, pages
-from web.auth import AuthError, TokenIssuer
-from web.errors import ApiError, handle_coded, handle_http, handle_unexpected, ws_error
-from web.hooks import AppHooks
+from web.auth import TokenIssuer
+from web.errors import handle_coded, handle_http, handle_unexpected
+from web.event_bus import EventBus
 from web.migrate import upgrade
 from web.observability import Metrics, MetricsMiddleware, StateCollector
 from web.resources import Resources
-from web.video_gate import VideoGate
-from web.video_placement import VideoPlacement
+from web.video_access import VideoAccess
 
 log = logging.getLogger("liveshop.app")
 
@@ -55,7 +55,7 @@ def create_app(
             turn_ttl_s=settings.turn_ttl_s,
             reconnect_grace_s=settings.reconnect_grace_s,
         ),
-        VideoGate(tokens, state),
+        VideoAccess(tokens, state),
     )
     # Each forward waiting on another process holds a Redis connection: a quarter of the
     # pool at most.
@@ -68,7 +68,7 @@ def create_app(
             if migrate:
                 await upgrade(resources.engine)
             app.state.resources = resources
-            app.state.hooks = AppHooks(resources)
+            app.state.hooks = EventBus(resources)
             # The EventSink checkout publishes to is live's: it must exist first.
             app.state.events = LiveEventSink(resources.redis)
             # checkout: the inventory gate, sweeper and stock events (web/checkout_api.py)
@@ -80,7 +80,7 @@ def create_app(
             )
             app.state.hooks.status_listeners.append(app.state.live.show_status_changed)
             app.state.hooks.catalog_listeners.append(app.state.live.catalog_changed)
-            app.state.hooks.stream_listeners.append(app.state.live.stream_state_changed)
+            app.state.hooks.video_listeners.append(app.state.live.video_state_changed)
             placement.start(resources.redis)
             log.info("liveshop started", extra={"redis": resources.redis_url.split("@")[-1]})
             if server_process:
@@ -119,9 +119,7 @@ def create_app(
             Middleware(MetricsMiddleware, metrics=metrics),
         ],
         exception_handlers={
-            CheckoutError: handle_coded,
-            AuthError: handle_coded,
-            ApiError: handle_coded,
+            CodedError: handle_coded,
             HTTPException: handle_http,
             Exception: handle_unexpected,
         },

@@ -19,21 +19,15 @@ from typing import Any
 
 import jwt
 
-from checkout.models import Role
+from core.roles import Role
+from web.errors import ApiError
 
 ALGORITHM = "HS256"
 ISSUER = "liveshop"
 
 
-class AuthError(Exception):
+class AuthError(ApiError):
     """401 for a missing, forged or expired token; 403 for a valid one that may not act here."""
-
-    def __init__(self, code: str, message: str, http_status: int) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.http_status = http_status
-        self.fields: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -113,8 +107,8 @@ class TokenIssuer:
 
     def verify(self, token: str | None) -> Principal:
         if not token:
-            raise AuthError("auth_missing", "a bearer token is required", 401)
-        invalid = AuthError("auth_invalid", "the token is not valid", 401)
+            raise AuthError("auth_missing", "a bearer token is required", http_status=401)
+        invalid = AuthError("auth_invalid", "the token is not valid", http_status=401)
         header, _, rest = token.partition(".")
         payload, _, signature = rest.partition(".")
         if header not in self._headers or not payload or "." in signature:
@@ -135,7 +129,7 @@ class TokenIssuer:
         if not isinstance(exp, int) or isinstance(exp, bool) or not claims.get("sub"):
             raise invalid
         if exp <= time.time():
-            raise AuthError("auth_expired", "the token has expired", 401)
+            raise AuthError("auth_expired", "the token has expired", http_status=401)
         try:
             role = Role(claims["role"])
             return Principal(
@@ -158,7 +152,9 @@ class TokenIssuer:
         lifetime = principal.expires_at - principal.issued_at
         if time.time() - principal.auth_time > RENEWAL_LIMIT_S:
             raise AuthError(
-                "renewal_limit", "this sign-in is too old to renew; ask for a new token", 403
+                "renewal_limit",
+                "this sign-in is too old to renew; ask for a new token",
+                http_status=403,
             )
         return self.issue(
             principal.role,
@@ -173,9 +169,11 @@ class TokenIssuer:
         """The principal behind ``token`` if it has one of ``roles`` for ``show_id``."""
         principal = self.verify(token)
         if principal.role not in roles:
-            raise AuthError("forbidden_role", f"a {principal.role} may not do this", 403)
+            raise AuthError(
+                "forbidden_role", f"a {principal.role} may not do this", http_status=403
+            )
         if not principal.can_act_on(show_id):
-            raise AuthError("forbidden_show", "this token is for another show", 403)
+            raise AuthError("forbidden_show", "this token is for another show", http_status=403)
         return principal
 
 

@@ -10,17 +10,17 @@ import secrets
 import sys
 from collections.abc import Sequence
 
-from checkout.db import make_engine
-from checkout.models import Role
 from config import Settings, SettingsError, load_settings
+from core.db import make_engine
+from core.roles import Role
 from web.auth import TokenIssuer
 from web.embedded_redis import EmbeddedRedis
 from web.migrate import upgrade
 
 BENCHES = {
-    "drop": ("web.benches.drop", "one-tap buy drop: 100 units, 10,000 viewers plus double taps"),
-    "fanout": ("web.benches.fanout", "live channel fan-out to N websocket viewers"),
-    "relay": ("signaling.bench", "WHIP to WHEP pass-through video relay to N viewers"),
+    "drop": ("benches.drop", "one-tap buy drop: 100 units, 10,000 viewers plus double taps"),
+    "fanout": ("benches.fanout", "live channel fan-out to N websocket viewers"),
+    "relay": ("benches.relay", "WHIP to WHEP pass-through video relay to N viewers"),
 }
 
 
@@ -164,7 +164,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(_migrate(settings))
 
     async def _seed() -> demo.DemoShow:
-        from checkout.db import make_sessionmaker
+        from core.db import make_sessionmaker
 
         engine = make_engine(settings.effective_database_url)
         try:

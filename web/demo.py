@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from checkout import catalog, users
 from checkout.catalog import ProductSpec, VariantSpec
-from checkout.models import Role
 from checkout.show_state import ShowStatus
+from core.roles import Role
 from web.auth import TokenIssuer
 
 DEMO_TITLE = "liveshop demo: autumn drop"

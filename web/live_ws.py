@@ -16,12 +16,12 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from checkout.models import Role
+from core.errors import ws_error
+from core.roles import Role
 from live.outbox import AsgiSink, DirectSink, Sink
 from live.protocol import CLOSE_AUTH, CLOSE_FORBIDDEN, ProtocolError, dumps
 from live.service import LiveService, Participant
 from web.auth import AuthError, TokenIssuer
-from web.errors import ws_error
 
 RAW_SEND = "liveshop.raw_send"
 
@@ -78,7 +78,7 @@ def _participant(
         return None, None
     principal = tokens.verify(token)
     if not principal.can_act_on(show_id):
-        raise AuthError("forbidden_show", "this token is for another show", 403)
+        raise AuthError("forbidden_show", "this token is for another show", http_status=403)
     return Participant(principal.user_id, principal.name, principal.role), principal.expires_at
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from checkout.db import make_engine, make_sessionmaker
 from config import Settings
+from core.db import make_engine, make_sessionmaker
 from web.embedded_redis import EmbeddedRedis
 
 

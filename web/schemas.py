@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from checkout.models import Role
-from checkout.requests import MAX_PRICE_MINOR, MAX_UNITS
+from checkout.validation import MAX_PRICE_MINOR, MAX_UNITS
+from core.roles import Role
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from checkout.models import Role
+from core.roles import Role
 from tests.browser.conftest import DESKTOP, PHONE, SECRET_KEY, Demo, screenshot
 from web.auth import TokenIssuer
 

@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from checkout import catalog
 from checkout.catalog import ProductSpec, VariantSpec
-from checkout.db import make_engine, make_sessionmaker
 from checkout.events import Event
 from checkout.inventory import stock_key
 from checkout.models import Order, OrderLine, Variant
 from checkout.payments import TestPaymentProvider
 from checkout.service import CheckoutService
 from checkout.show_state import ShowStatus
+from core.db import make_engine, make_sessionmaker
 
 T = TypeVar("T")
 

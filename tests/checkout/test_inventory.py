@@ -8,7 +8,7 @@ import pytest
 
 from checkout.errors import CheckoutError
 from checkout.events import BackInStock, StockChanged
-from checkout.holds import HoldState, IllegalHoldTransition, transition
+from checkout.holds import HoldState, IllegalTransition, transition
 from checkout.inventory import Reserved, stock_key
 from tests.checkout.conftest import CART_HOLD_S, Shop, wait_until
 
@@ -166,7 +166,7 @@ def test_hold_transitions() -> None:
     assert transition(HoldState.PAYING, HoldState.COMMITTED) is HoldState.COMMITTED
     try:
         transition(HoldState.COMMITTED, HoldState.RELEASED)
-    except IllegalHoldTransition:
+    except IllegalTransition:
         pass
     else:
         raise AssertionError("committed -> released was allowed")

@@ -7,7 +7,7 @@ import asyncio
 
 from checkout.errors import CheckoutError, OutOfStock
 from checkout.orders import DuplicateOrder, LineSpec, OrderDraft, OrderWriter
-from checkout.views import OrderResult
+from checkout.results import OrderResult
 from tests.checkout.conftest import Shop
 
 

@@ -15,9 +15,9 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 
 from checkout import catalog
-from checkout.models import Role
 from checkout.show_state import ShowStatus
 from config import Settings
+from core.roles import Role
 from web.app import create_app
 
 WAIT_S = 5.0

@@ -8,8 +8,8 @@ from typing import Any
 
 from checkout.events import BackInStock, DealStarted, OrderUpdate, StockChanged
 from live.checkout_events import LiveEventSink
+from live.event_log import EventLog
 from live.protocol import Delivery
-from live.streams import ShowStream
 
 
 async def test_events_go_to_the_stream(redis_client: Any) -> None:
@@ -19,7 +19,7 @@ async def test_events_go_to_the_stream(redis_client: Any) -> None:
     await sink.publish(OrderUpdate("shw_1", "usr_b", "confirmed", order_id="ord_1"))
     await sink.publish(DealStarted("shw_1", "var_1", 500, "EUR", 10, 1, ends))
     await sink.publish(BackInStock("shw_1", "var_1", 2, ["usr_a", "usr_c"]))
-    entries = await ShowStream(redis_client, "shw_1").after("0-0")
+    entries = await EventLog(redis_client, "shw_1").after("0-0")
     seen = [(json.loads(e.event)["type"], e.delivery, e.key, e.to) for e in entries]
     assert seen == [
         ("stock", Delivery.STATE, "stock:var_1", ""),
@@ -38,5 +38,5 @@ async def test_each_stock_update_goes_out_at_once(redis_client: Any) -> None:
     sink = LiveEventSink(redis_client)
     for available in (7, 6):
         await sink.publish(StockChanged("shw_2", "var_2", available, False))
-    entries = await ShowStream(redis_client, "shw_2").after("0-0")
+    entries = await EventLog(redis_client, "shw_2").after("0-0")
     assert [json.loads(e.event)["available"] for e in entries] == [7, 6]

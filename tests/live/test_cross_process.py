@@ -8,7 +8,7 @@ import pytest
 from starlette.applications import Starlette
 
 from checkout.events import OrderUpdate
-from checkout.models import Role
+from core.roles import Role
 from live.checkout_events import LiveEventSink
 from tests.live.conftest import Client, events_of, seed_show
 

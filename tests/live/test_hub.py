@@ -9,11 +9,11 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from checkout.models import Role
+from core.roles import Role
+from live.event_log import EventLog, id_tuple
 from live.outbox import Limits
 from live.protocol import Delivery
 from live.service import RateLimits
-from live.streams import ShowStream, id_tuple
 from tests.live.conftest import Client, LiveServer, events_of, seed_show
 
 
@@ -97,11 +97,11 @@ async def test_slow_consumer_is_closed_and_does_not_stall_others(live: LiveServe
     fast = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Fast"))
     await fast.expect("snapshot")
     slow.ws.transport.pause_reading()  # a client that stops reading
-    stream = ShowStream(live.app.state.resources.redis, seeded.show_id)
+    stream = EventLog(live.app.state.resources.redis, seeded.show_id)
     body = "x" * 30_000
     started = time.monotonic()
     for n in range(200):
-        await stream.publish("chat", {"text": f"{n}:{body}", "name": "bot"}, Delivery.STREAM)
+        await stream.publish("chat", {"text": f"{n}:{body}", "name": "bot"}, Delivery.FEED)
     received = 0
     while received < 200:
         message = await fast.next()

@@ -20,7 +20,7 @@ def test_state_replaces_older_of_the_same_key() -> None:
 def test_stream_drops_oldest_personal_overflow_closes() -> None:
     box = Outbox(Limits(stream_frames=2, personal_frames=1))
     for n in range(4):
-        assert box.put(Frame(f"s{n}", Delivery.STREAM))
+        assert box.put(Frame(f"s{n}", Delivery.FEED))
     assert box.dropped == 2
     assert box.put(Frame("p0", Delivery.PERSONAL))
     assert not box.put(Frame("p1", Delivery.PERSONAL))
@@ -28,7 +28,7 @@ def test_stream_drops_oldest_personal_overflow_closes() -> None:
 
 
 def test_wire_bytes_are_one_unmasked_text_frame() -> None:
-    frame = Frame('{"type":"chat","text":"hé"}', Delivery.STREAM)
+    frame = Frame('{"type":"chat","text":"hé"}', Delivery.FEED)
     assert frame.wire is frame.wire  # built once, shared
     assert frame.wire[0] == 0x81 and frame.wire[1] & 0x80 == 0
     assert frame.wire[2:] == '{"type":"chat","text":"hé"}'.encode()

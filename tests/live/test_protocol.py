@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from checkout.models import Role
+from core.roles import Role
 from live.protocol import CLIENT_TYPES, SERVER_TYPES, ProtocolError, clean_text, parse
 from live.service import RateLimits
 from tests.live.conftest import Client, LiveServer, seed_show

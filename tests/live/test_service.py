@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from websockets.exceptions import ConnectionClosed
 
-from checkout.models import Role
+from core.roles import Role
 from live.models import ModerationAction
 from live.service import RateLimits
 from tests.live.conftest import Client, LiveServer, events_of, seed_show
@@ -333,7 +333,7 @@ async def test_video_state_is_announced_and_kept_for_late_joiners(live: LiveServ
     viewer = await Client.open(live.url, seeded.show_id, None)
     first = await viewer.expect("snapshot")
     assert (first["stream"], first["status"]) == ("offline", "live")
-    await live.app.state.hooks.stream_state_changed(seeded.show_id, "reconnecting")
+    await live.app.state.hooks.video_state_changed(seeded.show_id, "reconnecting")
     assert (await viewer.expect("stream"))["state"] == "reconnecting"
     late = await Client.open(live.url, seeded.show_id, None)
     assert (await late.expect("snapshot"))["stream"] == "reconnecting"

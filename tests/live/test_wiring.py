@@ -7,10 +7,10 @@ import json
 import httpx
 from starlette.applications import Starlette
 
-from checkout.models import Role
+from core.roles import Role
 from live.checkout_events import LiveEventSink
+from live.event_log import EventLog
 from live.service import LiveService
-from live.streams import ShowStream
 from tests.conftest import admin_headers
 
 
@@ -24,6 +24,6 @@ async def test_app_wires_live(app: Starlette, client: httpx.AsyncClient) -> None
         f"/api/shows/{show_id}/start", headers={"Authorization": f"Bearer {host}"}
     )
     assert resp.status_code == 200, resp.text
-    entries = await ShowStream(app.state.resources.redis, show_id).after("0-0")
+    entries = await EventLog(app.state.resources.redis, show_id).after("0-0")
     assert [json.loads(e.event)["type"] for e in entries] == ["show_status"]
     assert json.loads(entries[0].event)["status"] == "live"

@@ -14,45 +14,45 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from starlette.applications import Starlette
 
-from signaling import ShowGate, SignalingConfig, SignalingError, SignalingService, StreamState
+from benches.synthetic import EncodedPatternTrack, PatternTrack, read_index
+from signaling import ShowAccess, SignalingConfig, SignalingError, SignalingService, VideoState
 from signaling.aiortc_hooks import ice_host_addresses
-from signaling.synthetic import EncodedPatternTrack, PatternTrack, read_index
 
 LOOPBACK = ["127.0.0.1"]
 
 
 @dataclass
 class FakeShows:
-    """A ShowGate over plain tokens ``role:show[:device]``; the identity is the token."""
+    """A ShowAccess over plain tokens ``role:show[:device]``; the identity is the token."""
 
     live: set[str] = field(default_factory=lambda: {"show1"})
-    states: list[tuple[str, StreamState]] = field(default_factory=list)
+    states: list[tuple[str, VideoState]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _check(self, show_id: str, bearer: str | None, role: str) -> str:
         if bearer is None:
-            raise SignalingError("unauthorized", message="A bearer token is required.")
+            raise SignalingError("unauthorized", "A bearer token is required.")
         parts = bearer.split(":")
         if len(parts) not in (2, 3) or parts[0] not in ("host", "viewer"):
-            raise SignalingError("unauthorized", message="The token is not valid.")
+            raise SignalingError("unauthorized", "The token is not valid.")
         if parts[1] != show_id or (role == "host" and parts[0] != "host"):
-            raise SignalingError("forbidden", message="The token does not allow this.")
+            raise SignalingError("forbidden", "The token does not allow this.")
         return bearer
 
     async def authorize_publisher(self, show_id: str, bearer: str | None) -> str:
         identity = self._check(show_id, bearer, "host")
         if show_id not in self.live:
-            raise SignalingError("show_not_live", message="The show is not live.")
+            raise SignalingError("show_not_live", "The show is not live.")
         return identity
 
     async def authorize_viewer(self, show_id: str, bearer: str | None) -> str:
         return self._check(show_id, bearer, "viewer")
 
-    async def stream_state_changed(self, show_id: str, state: StreamState) -> None:
+    async def video_state_changed(self, show_id: str, state: VideoState) -> None:
         self.states.append((show_id, state))
         self.changed.set()
 
-    async def wait_state(self, show_id: str, state: StreamState, within: float = 10) -> None:
+    async def wait_state(self, show_id: str, state: VideoState, within: float = 10) -> None:
         async with asyncio.timeout(within):
             while not self.states or self.states[-1] != (show_id, state):
                 self.changed.clear()
@@ -71,7 +71,7 @@ NOTHING_LEFT = {
 }
 """``SignalingService.stats()`` once every peer, relay and task is gone."""
 
-_gate_check: type[ShowGate] = FakeShows  # FakeShows satisfies the protocol
+_gate_check: type[ShowAccess] = FakeShows  # FakeShows satisfies the protocol
 
 
 @dataclass

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from signaling import SignalingConfig
-from signaling.errors import ERROR_STATUS
+from signaling.error_codes import CODES
 
 README = (Path(__file__).parents[2] / "signaling" / "README.md").read_text()
 
@@ -17,4 +17,4 @@ def test_every_setting_has_a_heading() -> None:
 
 
 def test_error_codes_are_http_errors() -> None:
-    assert all(400 <= status < 600 for status in ERROR_STATUS.values())
+    assert all(400 <= status < 600 for status in CODES.values())

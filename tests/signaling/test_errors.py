@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from core.errors import error_body
 from signaling import SignalingError
 
 from .support import NOTHING_LEFT, Server, end, offer_whip, play, publish, running_server
@@ -142,7 +143,7 @@ async def test_patch_is_405_and_options_has_cors_and_ice_servers() -> None:
         assert {h.strip() for h in exposed.split(",")} == {"Location", "Link", "ETag"}
         assert options.headers["link"] == '<stun:127.0.0.1:3478>; rel="ice-server"'
 
-        from signaling.synthetic import PatternTrack
+        from benches.synthetic import PatternTrack
 
         host = await publish(server.http, PatternTrack())
         assert host.response.headers["link"] == '<stun:127.0.0.1:3478>; rel="ice-server"'
@@ -167,13 +168,15 @@ async def test_patch_is_405_and_options_has_cors_and_ice_servers() -> None:
 
 
 def test_error_fields_in_the_documented_order() -> None:
-    error = SignalingError("unauthorized", 401, "No token.", {"authorization": "missing"})
+    error = SignalingError(
+        "unauthorized", "No token.", http_status=401, fields={"authorization": "missing"}
+    )
     assert (error.code, error.http_status, error.message) == ("unauthorized", 401, "No token.")
-    assert error.to_dict() == {
+    assert error_body(error.code, error.message, error.fields) == {
         "error": {
             "code": "unauthorized",
             "message": "No token.",
             "fields": {"authorization": "missing"},
         }
     }
-    assert SignalingError("show_not_live", message="Not live.").http_status == 409
+    assert SignalingError("show_not_live", "Not live.").http_status == 409

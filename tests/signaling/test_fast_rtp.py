@@ -13,9 +13,9 @@ from typing import Any
 
 from aiortc.rtp import RtpPacket
 
-from signaling import StreamState
+from benches.synthetic import PatternTrack
+from signaling import VideoState
 from signaling.aiortc_hooks import FastRtpSender, ntp_now
-from signaling.synthetic import PatternTrack
 
 from .support import Viewer, play, publish, running_server
 
@@ -39,7 +39,7 @@ async def watching() -> AsyncIterator[tuple[Viewer, Any]]:
     """A host publishing VP8, one viewer playing it, and the relay's sender to that viewer."""
     async with running_server() as server:
         host = await publish(server.http, PatternTrack())
-        await server.gate.wait_state("show1", StreamState.LIVE)
+        await server.gate.wait_state("show1", VideoState.LIVE)
         viewer = await play(server.http)
         session = server.service._sessions[viewer.location.rsplit("/", 1)[1]]
         try:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from benches.synthetic import PatternTrack
 from signaling.ice import IcePolicy, IceServer
-from signaling.synthetic import PatternTrack
 from tests.signaling.support import publish, running_server
 
 # Loopback only: the relay's own peers contact these while gathering (nothing listens).

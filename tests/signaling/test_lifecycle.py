@@ -7,9 +7,9 @@ import asyncio
 import itertools
 import threading
 
-from signaling import StreamState
+from benches.synthetic import EncodedPatternTrack
+from signaling import VideoState
 from signaling.media import EncodedFrame
-from signaling.synthetic import EncodedPatternTrack
 from signaling.viewer_queue import ViewerQueue
 
 from .support import NOTHING_LEFT, Server, Viewer, end, play, publish, running_server
@@ -29,7 +29,7 @@ async def test_cleanup_after_leave_failure_and_close() -> None:
     baseline = len(asyncio.all_tasks())
     async with running_server() as server:
         host = await publish(server.http, EncodedPatternTrack("vp8", gop=30))
-        await server.gate.wait_state("show1", StreamState.LIVE)
+        await server.gate.wait_state("show1", VideoState.LIVE)
         polite, rude = await play(server.http), await play(server.http)
         await polite.wait_frames(5)
         await rude.wait_frames(5)
@@ -41,7 +41,7 @@ async def test_cleanup_after_leave_failure_and_close() -> None:
         await wait_stats(server, "viewers", 0)
 
         await host.close()  # the host's connection fails
-        await server.gate.wait_state("show1", StreamState.RECONNECTING)
+        await server.gate.wait_state("show1", VideoState.RECONNECTING)
         await wait_stats(server, "tasks", 1)  # the reconnect grace timer
         stats = server.service.stats()
         assert stats["peer_connections"] == 0
@@ -56,10 +56,10 @@ async def test_reconnect_grace_ends_the_stream() -> None:
     async with running_server() as server:
         server.service.reconnect_grace_s = 0.2
         host = await publish(server.http, EncodedPatternTrack("vp8", gop=30))
-        await server.gate.wait_state("show1", StreamState.LIVE)
+        await server.gate.wait_state("show1", VideoState.LIVE)
         await host.close()
-        await server.gate.wait_state("show1", StreamState.RECONNECTING)
-        await server.gate.wait_state("show1", StreamState.OFFLINE)
+        await server.gate.wait_state("show1", VideoState.RECONNECTING)
+        await server.gate.wait_state("show1", VideoState.OFFLINE)
         await wait_stats(server, "relays", 0)
         await wait_stats(server, "tasks", 0)
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from benches.synthetic import EncodedPatternTrack, read_sei_timestamp, sei_timestamp
 from signaling.media import h264_is_keyframe, is_keyframe, vp8_is_keyframe
-from signaling.synthetic import EncodedPatternTrack, read_sei_timestamp, sei_timestamp
 
 
 @pytest.mark.parametrize("codec", ["vp8", "h264"])

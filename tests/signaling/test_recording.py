@@ -7,9 +7,9 @@ import av
 import pytest
 from aiortc.mediastreams import AudioStreamTrack
 
-from signaling import StreamState
+from benches.synthetic import EncodedPatternTrack, read_index
+from signaling import VideoState
 from signaling.recording import vp8_size
-from signaling.synthetic import EncodedPatternTrack, read_index
 
 from .support import end, publish, running_server, wait_index
 
@@ -19,7 +19,7 @@ async def test_the_host_stream_is_muxed_to_a_file(tmp_path: Path, codec: str, su
     async with running_server(recording_dir=str(tmp_path)) as server:
         track = EncodedPatternTrack(codec, gop=15)
         host = await publish(server.http, track, codec=codec, audio=AudioStreamTrack())
-        await server.gate.wait_state("show1", StreamState.LIVE)
+        await server.gate.wait_state("show1", VideoState.LIVE)
         await wait_index(track, 40)
         await asyncio.sleep(0.3)
         assert (await end(server.http, host)).status_code == 200

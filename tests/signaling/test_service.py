@@ -6,9 +6,9 @@ import time
 
 from aiortc.mediastreams import AudioStreamTrack
 
-from signaling import StreamState
+from benches.synthetic import EncodedPatternTrack, PatternTrack
+from signaling import VideoState
 from signaling.aiortc_hooks import SharedH264Packer
-from signaling.synthetic import EncodedPatternTrack, PatternTrack
 
 from .support import end, offer_whip, play, publish, running_server, wait_index
 
@@ -18,7 +18,7 @@ async def test_publish_and_play_vp8() -> None:
         host = await publish(server.http, PatternTrack())
         assert host.response.headers["content-type"] == "application/sdp"
         assert host.location.startswith("/whip/show1/")
-        await server.gate.wait_state("show1", StreamState.LIVE)
+        await server.gate.wait_state("show1", VideoState.LIVE)
         viewer = await play(server.http)
         await viewer.wait_frames(20)
         indexes = [i for i, _ in viewer.frames]
@@ -32,7 +32,7 @@ async def test_publish_and_play_vp8() -> None:
 async def test_publish_and_play_h264() -> None:
     async with running_server() as server:
         host = await publish(server.http, EncodedPatternTrack("h264", gop=30), codec="h264")
-        await server.gate.wait_state("show1", StreamState.LIVE)
+        await server.gate.wait_state("show1", VideoState.LIVE)
         viewer = await play(server.http)
         await viewer.wait_frames(20)
         assert "H264" in viewer.response.text
@@ -47,7 +47,7 @@ async def test_publish_and_play_h264() -> None:
 async def test_opus_audio_is_relayed() -> None:
     async with running_server() as server:
         host = await publish(server.http, PatternTrack(), audio=AudioStreamTrack())
-        await server.gate.wait_state("show1", StreamState.LIVE)
+        await server.gate.wait_state("show1", VideoState.LIVE)
         viewer = await play(server.http, audio=True)
         assert "opus/48000/2" in viewer.response.text
         audio = next(t.receiver.track for t in viewer.pc.getTransceivers() if t.kind == "audio")
@@ -64,7 +64,7 @@ async def test_late_joiner_starts_at_once_with_the_cached_keyframe() -> None:
     async with running_server() as server:
         track = EncodedPatternTrack("vp8", gop=300)
         host = await publish(server.http, track)
-        await server.gate.wait_state("show1", StreamState.LIVE)
+        await server.gate.wait_state("show1", VideoState.LIVE)
         await wait_index(track, 45)  # 1.5 s into the group of pictures
         joined = time.monotonic()
         viewer = await play(server.http)
@@ -90,7 +90,7 @@ async def test_viewer_keyframe_requests_reach_the_host_throttled() -> None:
             original()
 
         sender._send_keyframe = counted
-        await server.gate.wait_state("show1", StreamState.LIVE)
+        await server.gate.wait_state("show1", VideoState.LIVE)
         await asyncio.sleep(0.3)
         viewers = [await play(server.http) for _ in range(3)]
         for viewer in viewers:
@@ -133,16 +133,16 @@ async def test_viewer_of_another_codec_is_ended_when_the_host_starts() -> None:
 async def test_host_reconnect_resumes_for_viewers() -> None:
     async with running_server() as server:
         host = await publish(server.http, EncodedPatternTrack("vp8", gop=60))
-        await server.gate.wait_state("show1", StreamState.LIVE)
+        await server.gate.wait_state("show1", VideoState.LIVE)
         viewer = await play(server.http)
         await viewer.wait_frames(10)
         await host.pc.close()  # the host's connection drops without a DELETE
-        await server.gate.wait_state("show1", StreamState.RECONNECTING)
+        await server.gate.wait_state("show1", VideoState.RECONNECTING)
         assert server.service.stats()["publishers"] == 0
         await asyncio.sleep(0.3)
         before = len(viewer.frames)
         again = await publish(server.http, EncodedPatternTrack("vp8", gop=60))
-        await server.gate.wait_state("show1", StreamState.LIVE)
+        await server.gate.wait_state("show1", VideoState.LIVE)
         await viewer.wait_frames(before + 20)
         # aiortc's jitter buffer hands a frame over when the next one starts, so the old
         # stream's last frame may come after ``before``; then the new stream from its keyframe.
@@ -150,10 +150,10 @@ async def test_host_reconnect_resumes_for_viewers() -> None:
         assert resumed[resumed.index(0) :] == list(range(len(resumed) - resumed.index(0)))
         assert resumed.index(0) <= 1
         states = [s for show, s in server.gate.states if show == "show1"]
-        assert states == [StreamState.LIVE, StreamState.RECONNECTING, StreamState.LIVE]
+        assert states == [VideoState.LIVE, VideoState.RECONNECTING, VideoState.LIVE]
         response = await end(server.http, again)
         assert response.status_code == 200
-        await server.gate.wait_state("show1", StreamState.OFFLINE)
+        await server.gate.wait_state("show1", VideoState.OFFLINE)
         await viewer.close()
         await again.close()
 
@@ -161,7 +161,7 @@ async def test_host_reconnect_resumes_for_viewers() -> None:
 async def test_same_host_takes_over_and_another_gets_409() -> None:
     async with running_server() as server:
         first = await publish(server.http, EncodedPatternTrack("vp8", gop=30))
-        await server.gate.wait_state("show1", StreamState.LIVE)
+        await server.gate.wait_state("show1", VideoState.LIVE)
         viewer = await play(server.http)
         await viewer.wait_frames(5)
 

@@ -10,7 +10,7 @@ import jwt
 import pytest
 from starlette.applications import Starlette
 
-from checkout.models import Role
+from core.roles import Role
 from tests.conftest import admin_headers
 
 PRODUCT = {

@@ -9,7 +9,7 @@ import time
 import jwt
 import pytest
 
-from checkout.models import Role
+from core.roles import Role
 from web.auth import AuthError, TokenIssuer
 
 KEY = "test-secret-key-0123456789-abcdefghij"

@@ -8,7 +8,7 @@ import httpx
 from starlette.applications import Starlette
 
 from checkout.inventory import stock_key
-from checkout.models import Role
+from core.roles import Role
 from tests.conftest import admin_headers
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from web.processes import free_port, spawn, stop, wait_http_ok
+from benches.processes import free_port, spawn, stop, wait_http_ok
 
 LIVESHOP = [sys.executable, "-m", "web.cli"]
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from web.errors import ws_error
+from core.errors import ws_error
 
 
 async def test_http_error_shape(client: httpx.AsyncClient) -> None:

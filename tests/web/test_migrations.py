@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from checkout.db import Base, make_engine
+from core.db import Base, make_engine
 
 
 def _diff(connection: Connection) -> list[object]:

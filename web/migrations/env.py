@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 import checkout.models
 import live.models  # noqa: F401  (registers live's tables on the shared metadata)
-from checkout.db import Base, make_engine
+from core.db import Base, make_engine
 
 target_metadata = Base.metadata
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import checkout.db
+import core.db
 
 revision: str = "0001_initial"
 down_revision: str | None = None
@@ -28,7 +28,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("display_name", sa.String(length=80), nullable=False),
-        sa.Column("created_at", checkout.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
     )
     op.create_table(
@@ -41,10 +41,10 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("host_id", sa.String(length=40), nullable=True),
-        sa.Column("scheduled_at", checkout.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("started_at", checkout.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("ended_at", checkout.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", checkout.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("scheduled_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["host_id"], ["users.id"], name=op.f("fk_shows_host_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_shows")),
     )
@@ -57,7 +57,7 @@ def upgrade() -> None:
         sa.Column("target_viewer_id", sa.String(length=64), nullable=True),
         sa.Column("target_id", sa.String(length=64), nullable=True),
         sa.Column("detail", sa.JSON(), nullable=False),
-        sa.Column("created_at", checkout.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["show_id"], ["shows.id"], name=op.f("fk_moderation_actions_show_id_shows")
         ),
@@ -89,7 +89,7 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("idempotency_key", sa.String(length=128), nullable=False),
         sa.Column("payment_ref", sa.String(length=128), nullable=True),
-        sa.Column("created_at", checkout.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["show_id"], ["shows.id"], name=op.f("fk_orders_show_id_shows")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_orders")),
         sa.UniqueConstraint("buyer_id", "idempotency_key", name="buyer_idempotency"),
@@ -107,7 +107,7 @@ def upgrade() -> None:
         sa.Column("image_url", sa.String(length=1000), nullable=True),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("published", sa.Boolean(), nullable=False),
-        sa.Column("created_at", checkout.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["show_id"], ["shows.id"], name=op.f("fk_products_show_id_shows")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_products")),
     )
@@ -138,8 +138,8 @@ def upgrade() -> None:
         sa.Column("pinned", sa.Boolean(), nullable=False),
         sa.Column("answer", sa.Text(), nullable=True),
         sa.Column("answered_by", sa.String(length=64), nullable=True),
-        sa.Column("created_at", checkout.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("answered_at", checkout.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("answered_at", core.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["show_id"], ["shows.id"], name=op.f("fk_questions_show_id_shows")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_questions")),
     )
@@ -157,7 +157,7 @@ def upgrade() -> None:
         sa.Column("stock", sa.Integer(), nullable=False),
         sa.Column("attributes", sa.JSON(), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
-        sa.Column("created_at", checkout.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint("price_minor >= 0", name=op.f("ck_variants_price_not_negative")),
         sa.CheckConstraint("stock >= 0", name=op.f("ck_variants_stock_not_negative")),
         sa.ForeignKeyConstraint(

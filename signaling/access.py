@@ -5,24 +5,29 @@ from __future__ import annotations
 import enum
 from typing import Protocol
 
+from core.transitions import Transitions
 
-class StreamState(enum.StrEnum):
-    """The state of a show's video stream, reported through the gate."""
+
+class VideoState(enum.StrEnum):
+    """The state of a show's video, reported through ``ShowAccess``."""
 
     OFFLINE = "offline"
     LIVE = "live"
     RECONNECTING = "reconnecting"
 
 
-# The transitions a show's stream may take; anything else is a bug in the relay.
-STREAM_TRANSITIONS: dict[StreamState, frozenset[StreamState]] = {
-    StreamState.OFFLINE: frozenset({StreamState.LIVE}),
-    StreamState.LIVE: frozenset({StreamState.RECONNECTING, StreamState.OFFLINE}),
-    StreamState.RECONNECTING: frozenset({StreamState.LIVE, StreamState.OFFLINE}),
-}
+# The transitions a show's video may take; anything else is a bug in the relay.
+VIDEO_TRANSITIONS = Transitions(
+    "show's video",
+    {
+        VideoState.OFFLINE: frozenset({VideoState.LIVE}),
+        VideoState.LIVE: frozenset({VideoState.RECONNECTING, VideoState.OFFLINE}),
+        VideoState.RECONNECTING: frozenset({VideoState.LIVE, VideoState.OFFLINE}),
+    },
+)
 
 
-class ShowGate(Protocol):
+class ShowAccess(Protocol):
     async def authorize_publisher(self, show_id: str, bearer: str | None) -> str:
         """Return the host identity, or raise SignalingError (401, 403, 409)."""
         ...
@@ -31,6 +36,6 @@ class ShowGate(Protocol):
         """Return the viewer identity, or raise SignalingError (401, 403)."""
         ...
 
-    async def stream_state_changed(self, show_id: str, state: StreamState) -> None:
+    async def video_state_changed(self, show_id: str, state: VideoState) -> None:
         """Called on every change of a show's stream state."""
         ...

@@ -1,7 +1,7 @@
-"""Who may publish and watch a show's video: the ShowGate that signaling asks.
+"""Who may publish and watch a show's video: the ShowAccess that signaling asks.
 
 It knows tokens and show status, which signaling must not. Signaling reports the stream's
-state back; the gate hands it to the app hooks, and the live channel announces it and
+state back; this hands it to the event bus, and the live channel announces it and
 keeps it for late joiners' snapshots.
 """
 
@@ -12,15 +12,15 @@ from typing import Any
 
 from checkout import catalog
 from checkout.errors import NotFound
-from checkout.models import Role
 from checkout.show_state import ShowStatus
-from signaling import SignalingError, StreamState
+from core.roles import Role
+from signaling import SignalingError, VideoState
 from web.auth import AuthError, TokenIssuer
 
 HOST = frozenset({Role.HOST})
 
 
-class VideoGate:
+class VideoAccess:
     """Reads the app's state at call time: resources and hooks exist once the lifespan runs."""
 
     def __init__(self, tokens: TokenIssuer, state: Any) -> None:
@@ -32,32 +32,32 @@ class VideoGate:
             try:
                 return (await catalog.get_show(session, show_id)).status
             except NotFound:
-                raise SignalingError("session_not_found", message="no such show") from None
+                raise SignalingError("session_not_found", "no such show") from None
 
     async def authorize_publisher(self, show_id: str, bearer: str | None) -> str:
         try:
             principal = self.tokens.require(bearer, show_id, HOST)
         except AuthError as exc:
             code = "unauthorized" if exc.http_status == 401 else "forbidden"
-            raise SignalingError(code, message=exc.message) from None
+            raise SignalingError(code, exc.message) from None
         status = await self._show_status(show_id)
         if status is not ShowStatus.LIVE:
-            raise SignalingError("show_not_live", message=f"the show is {status}, not live")
+            raise SignalingError("show_not_live", f"the show is {status}, not live")
         return principal.user_id
 
     async def authorize_viewer(self, show_id: str, bearer: str | None) -> str:
         """Anyone may watch a show that has not ended; a token, when sent, must be valid."""
         if await self._show_status(show_id) is ShowStatus.ENDED:
-            raise SignalingError("forbidden", message="the show has ended")
+            raise SignalingError("forbidden", "the show has ended")
         if bearer is None:
             return f"anon_{secrets.token_urlsafe(6)}"
         try:
             principal = self.tokens.verify(bearer)
         except AuthError as exc:
-            raise SignalingError("unauthorized", message=exc.message) from None
+            raise SignalingError("unauthorized", exc.message) from None
         if not principal.can_act_on(show_id):
-            raise SignalingError("forbidden", message="this token is for another show")
+            raise SignalingError("forbidden", "this token is for another show")
         return principal.user_id
 
-    async def stream_state_changed(self, show_id: str, state: StreamState) -> None:
-        await self.state.hooks.stream_state_changed(show_id, state.value)
+    async def video_state_changed(self, show_id: str, state: VideoState) -> None:
+        await self.state.hooks.video_state_changed(show_id, state.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from checkout.error_codes import IDEMPOTENCY_KEY_REUSED
 from checkout.errors import CheckoutError, IdempotencyError, InvalidInput, OutOfStock, PaymentFailed
 
 MAX_QUANTITY = 10
@@ -19,21 +20,21 @@ KEY_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 def check_quantity(quantity: object, *, allow_zero: bool = False) -> int:
     if not isinstance(quantity, int) or isinstance(quantity, bool):
         raise InvalidInput(
+            "invalid_quantity",
             "quantity must be an integer",
-            code="invalid_quantity",
             fields={"quantity": "an integer"},
         )
     low = 0 if allow_zero else 1
     if quantity < low:
         raise InvalidInput(
+            "invalid_quantity",
             f"quantity must be at least {low}",
-            code="invalid_quantity",
             fields={"quantity": f">= {low}"},
         )
     if quantity > MAX_QUANTITY:
         raise InvalidInput(
+            "quantity_above_limit",
             f"at most {MAX_QUANTITY} units at once",
-            code="quantity_above_limit",
             fields={"quantity": f"<= {MAX_QUANTITY}"},
         )
     return quantity
@@ -42,14 +43,14 @@ def check_quantity(quantity: object, *, allow_zero: bool = False) -> int:
 def check_key(key: object) -> str:
     if not isinstance(key, str) or not key:
         raise InvalidInput(
+            "idempotency_key_missing",
             "an idempotency key is required",
-            code="idempotency_key_missing",
             fields={"idempotency_key": "required"},
         )
     if not KEY_PATTERN.match(key):
         raise InvalidInput(
+            "idempotency_key_invalid",
             "the idempotency key must be 1-100 of A-Z a-z 0-9 . _ -",
-            code="idempotency_key_invalid",
             fields={"idempotency_key": "1-100 of A-Z a-z 0-9 . _ -"},
         )
     return key
@@ -58,8 +59,9 @@ def check_key(key: object) -> str:
 def check_method(method: object) -> str:
     if not isinstance(method, str) or not method or len(method) > 100:
         raise InvalidInput(
+            "payment_method_invalid",
             "a payment method is required",
-            code="payment_method_invalid",
+            http_status=422,
             fields={"payment_method": "required"},
         )
     return method
@@ -68,9 +70,11 @@ def check_method(method: object) -> str:
 def failure(reason: str) -> CheckoutError:
     """The coded error a failed request answers, also when it is replayed."""
     if reason.startswith("payment_"):
-        return PaymentFailed(f"the payment failed: {reason}", code=reason)
+        return PaymentFailed(reason, f"the payment failed: {reason}")
     if reason in ("out_of_stock", "sold_out"):
-        return OutOfStock("not enough units", code=reason)
-    if reason == IdempotencyError.code:
-        return IdempotencyError("this idempotency key was used for a different request")
-    return CheckoutError(f"the request failed: {reason}", code=reason, http_status=409)
+        return OutOfStock(reason, "not enough units")
+    if reason == IDEMPOTENCY_KEY_REUSED:
+        return IdempotencyError(
+            IDEMPOTENCY_KEY_REUSED, "this idempotency key was used for a different request"
+        )
+    return CheckoutError(reason, f"the request failed: {reason}", http_status=409)

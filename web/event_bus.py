@@ -1,6 +1,6 @@
 """What the HTTP API asks of the domains when the catalog or a show changes.
 
-The app factory builds one ``AppHooks``; checkout and live plug in through it, so the
+The app factory builds one ``EventBus``; checkout and live plug in through it, so the
 routes in ``web/api.py`` never hold business rules of their own.
 """
 
@@ -17,12 +17,12 @@ from web.resources import Resources
 Listener = Callable[[str, ShowStatus], Awaitable[None]]
 
 
-class AppHooks:
+class EventBus:
     def __init__(self, resources: Resources) -> None:
         self.resources = resources
         self.status_listeners: list[Listener] = []
         self.catalog_listeners: list[Callable[[str], Awaitable[None]]] = []
-        self.stream_listeners: list[Callable[[str, str], Awaitable[None]]] = []
+        self.video_listeners: list[Callable[[str, str], Awaitable[None]]] = []
         self.checkout: CheckoutService | None = None  # set by the app: restock through it
 
     async def set_stock(self, variant_id: str, stock: int) -> dict[str, Any]:
@@ -40,7 +40,7 @@ class AppHooks:
         for listener in self.catalog_listeners:
             await listener(show_id)
 
-    async def stream_state_changed(self, show_id: str, state: str) -> None:
+    async def video_state_changed(self, show_id: str, state: str) -> None:
         """The show's video went live, offline or reconnecting."""
-        for listener in self.stream_listeners:
+        for listener in self.video_listeners:
             await listener(show_id, state)

@@ -35,10 +35,10 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
+from benches.processes import free_ports, spawn, stop
 from checkout import catalog
-from checkout.db import make_engine, make_sessionmaker
 from checkout.show_state import ShowStatus
-from web.processes import free_ports, spawn, stop
+from core.db import make_engine, make_sessionmaker
 
 WAIT_S = 30.0
 
@@ -289,7 +289,7 @@ async def _seed(database_url: str) -> tuple[str, list[str]]:
 def _tokens(env: dict[str, str], show_id: str, posters: int) -> tuple[str, list[str]]:
     code = (
         "import json,sys\n"
-        "from checkout.models import Role\n"
+        "from core.roles import Role\n"
         "from config import load_settings\n"
         "from web.auth import TokenIssuer\n"
         "s = load_settings()\n"

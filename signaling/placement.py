@@ -34,10 +34,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from checkout.aio import cancel_requested, stop_tasks
-from signaling import SignalingService
+from core.aio import cancel_requested, stop_tasks
 from signaling.errors import SignalingError, error_response
 from signaling.http import read_sdp, with_errors
+from signaling.service import SignalingService
 
 log = logging.getLogger("liveshop.video")
 
@@ -80,7 +80,7 @@ T = TypeVar("T")
 
 
 def _unavailable(message: str) -> SignalingError:
-    return SignalingError("video_unavailable", message=message, http_status=503)
+    return SignalingError("video_unavailable", message, http_status=503)
 
 
 class VideoPlacement:
@@ -266,7 +266,7 @@ class VideoPlacement:
         """Answer requests other processes forwarded to this one."""
         assert self.redis is not None
         inbox = _INBOX + self.process_id
-        # (a cancellation inside BLPOP can be swallowed: checkout.aio.cancel_requested)
+        # (a cancellation inside BLPOP can be swallowed: core.aio.cancel_requested)
         while not self._closing and not cancel_requested():
             try:
                 item = await self.redis.blpop([inbox], timeout=INBOX_BLOCK_S)

@@ -146,3 +146,25 @@ class DealView:
             "per_buyer_limit": self.per_buyer_limit,
             "ends_at": iso(self.ends_at),
         }
+
+
+@dataclass(frozen=True)
+class CatalogVariant:
+    """One variant as the catalog lists it (``stock``: the SQL units not yet sold)."""
+
+    id: str
+    sku: str
+    attributes: dict[str, Any]
+    price_minor: int
+    currency: str
+    stock: int
+
+
+@dataclass(frozen=True)
+class CatalogProduct:
+    """One product of a show's catalog, with its variants in order."""
+
+    id: str
+    name: str
+    image_url: str | None
+    variants: tuple[CatalogVariant, ...]

@@ -31,14 +31,15 @@ import redis.asyncio as aioredis
 import uvloop
 from sqlalchemy import func, select
 
-from checkout.db import make_engine, make_sessionmaker
+from benches.processes import free_port, spawn, stop
 from checkout.errors import CheckoutError
 from checkout.holds import HoldState
 from checkout.inventory import Inventory, Reserved, stock_key
-from checkout.models import Order, OrderLine, Role, Variant
+from checkout.models import Order, OrderLine, Variant
+from core.db import make_engine, make_sessionmaker
+from core.roles import Role
 from web.auth import TokenIssuer
 from web.embedded_redis import EmbeddedRedis
-from web.processes import free_port, spawn, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "bench-admin-secret-0123"

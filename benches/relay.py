@@ -66,7 +66,7 @@ class OpenGate:
     async def authorize_viewer(self, show_id: str, bearer: str | None) -> str:
         return bearer or "viewer"
 
-    async def stream_state_changed(self, show_id: str, state: Any) -> None:
+    async def video_state_changed(self, show_id: str, state: Any) -> None:
         return None
 
 
@@ -78,7 +78,7 @@ def _baseline_routes() -> list[Any]:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from .aiortc_hooks import ice_host_addresses
+    from signaling.aiortc_hooks import ice_host_addresses
 
     relay = MediaRelay()
     source: dict[str, Any] = {}
@@ -115,8 +115,8 @@ def serve(port: int, mode: str) -> int:
     import uvicorn
     from starlette.applications import Starlette
 
-    from .config import SignalingConfig
-    from .service import SignalingService
+    from signaling.config import SignalingConfig
+    from signaling.service import SignalingService
 
     if mode == "baseline":
         app = Starlette(routes=_baseline_routes())
@@ -152,7 +152,7 @@ async def _offer(url: str, pc: Any) -> None:
     import httpx
     from aiortc import RTCSessionDescription
 
-    from .aiortc_hooks import ice_host_addresses
+    from signaling.aiortc_hooks import ice_host_addresses
 
     with ice_host_addresses(LOOPBACK):
         await pc.setLocalDescription(await pc.createOffer())
@@ -177,7 +177,7 @@ def _prefer_h264(transceiver: Any) -> None:
 async def _publish(url: str, seconds: float, gop: int, bitrate: int) -> None:
     from aiortc import RTCConfiguration, RTCPeerConnection
 
-    from .synthetic import EncodedPatternTrack
+    from benches.synthetic import EncodedPatternTrack
 
     track = EncodedPatternTrack(
         "h264", 640, 480, 30, gop=gop, bitrate=bitrate, timestamps=True, noise=True
@@ -265,7 +265,7 @@ class CountingViewer:
         return datagram_received
 
     async def _on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
-        from .synthetic import SEI_UUID, read_sei_timestamp
+        from benches.synthetic import SEI_UUID, read_sei_timestamp
 
         self.packets += 1
         if SEI_UUID in data:
@@ -366,7 +366,7 @@ def _free_port() -> int:
 
 def _spawn(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-        [sys.executable, "-m", "signaling.bench", *args],
+        [sys.executable, "-m", "benches.relay", *args],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -12,15 +12,15 @@ import pytest
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 
-from checkout.models import Role
+from benches.synthetic import PatternTrack
 from config import Settings
+from core.roles import Role
 from signaling.ice import IcePolicy, IceServer
-from signaling.synthetic import PatternTrack
+from signaling.placement import VideoPlacement
 from tests.conftest import make_settings
 from tests.live.conftest import seed_show
 from tests.signaling.support import end, offer_whip, play, publish
 from web.app import create_app
-from web.video_placement import VideoPlacement
 
 
 @contextlib.asynccontextmanager
@@ -118,7 +118,7 @@ async def test_an_owner_that_does_not_answer_gives_503_and_leaves_nothing(
     redis_client: aioredis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("web.video_placement.FORWARD_TIMEOUT_S", 0.5)
+    monkeypatch.setattr("signaling.placement.FORWARD_TIMEOUT_S", 0.5)
     settings = make_settings(tmp_path, db_url, redis_url, ice_host_addresses=["127.0.0.1"])
     async with process(settings) as (app, http):
         show = (await seed_show(app)).show_id

@@ -54,7 +54,7 @@ class Entry:
         )
 
 
-class ShowStream:
+class EventLog:
     def __init__(self, redis: aioredis.Redis, show_id: str, maxlen: int = STREAM_MAXLEN) -> None:
         self.redis = redis
         self.show_id = show_id
@@ -83,7 +83,7 @@ class ShowStream:
         self,
         kind: str,
         payload: dict[str, Any],
-        delivery: Delivery = Delivery.STREAM,
+        delivery: Delivery = Delivery.FEED,
         *,
         key_: str = "",
         to: str = "",
