@@ -1,10 +1,9 @@
-"""Pins the one error shape, for HTTP and for the websocket."""
+"""Pins the one HTTP error shape as the app answers it (the websocket's:
+tests/live/test_error_shape.py)."""
 
 from __future__ import annotations
 
 import httpx
-
-from core.errors import ws_error
 
 
 async def test_http_error_shape(client: httpx.AsyncClient) -> None:
@@ -19,14 +18,4 @@ async def test_http_error_shape(client: httpx.AsyncClient) -> None:
             "message": "some fields are not valid",
             "fields": {"title": "Input should be a valid string"},
         }
-    }
-
-
-def test_websocket_error_shape() -> None:
-    assert ws_error("rate_limited", "slow down", ref="c1", fields={"text": "too fast"}) == {
-        "type": "error",
-        "ref": "c1",
-        "code": "rate_limited",
-        "message": "slow down",
-        "fields": {"text": "too fast"},
     }
