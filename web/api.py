@@ -33,11 +33,9 @@ def is_admin(request: Request) -> bool:
 
 def require_admin(request: Request) -> None:
     if _state(request).settings.admin_secret is None:
-        raise AuthError(
-            "admin_disabled", "the admin API is off: set LIVESHOP_ADMIN_SECRET", http_status=403
-        )
+        raise AuthError("admin_disabled", "the admin API is off: set LIVESHOP_ADMIN_SECRET")
     if not is_admin(request):
-        raise AuthError("auth_invalid", "the admin secret is required", http_status=401)
+        raise AuthError("auth_invalid", "the admin secret is required")
 
 
 def require_token(request: Request) -> None:
@@ -100,9 +98,7 @@ async def list_shows(request: Request) -> Response:
     try:
         status = ShowStatus(raw) if raw else None
     except ValueError:
-        raise ApiError(
-            "invalid_input", "unknown status", http_status=422, fields={"status": "unknown"}
-        ) from None
+        raise ApiError("invalid_input", "unknown status", fields={"status": "unknown"}) from None
     async with _state(request).resources.sessions() as session:
         shows = await catalog.list_shows(session, status)
     return JSONResponse({"shows": [show_json(s) for s in shows]})
@@ -193,7 +189,6 @@ async def issue_token(request: Request) -> Response:
         raise ApiError(
             "invalid_input",
             "hosts and moderators need a show",
-            http_status=422,
             fields={"show_id": "required for this role"},
         )
     async with _state(request).resources.sessions.begin() as session:

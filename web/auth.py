@@ -107,8 +107,8 @@ class TokenIssuer:
 
     def verify(self, token: str | None) -> Principal:
         if not token:
-            raise AuthError("auth_missing", "a bearer token is required", http_status=401)
-        invalid = AuthError("auth_invalid", "the token is not valid", http_status=401)
+            raise AuthError("auth_missing", "a bearer token is required")
+        invalid = AuthError("auth_invalid", "the token is not valid")
         header, _, rest = token.partition(".")
         payload, _, signature = rest.partition(".")
         if header not in self._headers or not payload or "." in signature:
@@ -129,7 +129,7 @@ class TokenIssuer:
         if not isinstance(exp, int) or isinstance(exp, bool) or not claims.get("sub"):
             raise invalid
         if exp <= time.time():
-            raise AuthError("auth_expired", "the token has expired", http_status=401)
+            raise AuthError("auth_expired", "the token has expired")
         try:
             role = Role(claims["role"])
             return Principal(
@@ -154,7 +154,6 @@ class TokenIssuer:
             raise AuthError(
                 "renewal_limit",
                 "this sign-in is too old to renew; ask for a new token",
-                http_status=403,
             )
         return self.issue(
             principal.role,
@@ -169,11 +168,9 @@ class TokenIssuer:
         """The principal behind ``token`` if it has one of ``roles`` for ``show_id``."""
         principal = self.verify(token)
         if principal.role not in roles:
-            raise AuthError(
-                "forbidden_role", f"a {principal.role} may not do this", http_status=403
-            )
+            raise AuthError("forbidden_role", f"a {principal.role} may not do this")
         if not principal.can_act_on(show_id):
-            raise AuthError("forbidden_show", "this token is for another show", http_status=403)
+            raise AuthError("forbidden_show", "this token is for another show")
         return principal
 
 

@@ -17,15 +17,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
-            raise ApiError("bad_request", "Content-Length is not a number", http_status=400)
+            raise ApiError("bad_request", "Content-Length is not a number")
         if int(declared) > limit:
-            raise ApiError("body_too_large", f"the body is over {limit} bytes", http_status=413)
+            raise ApiError("body_too_large", f"the body is over {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ApiError("body_too_large", f"the body is over {limit} bytes", http_status=413)
+            raise ApiError("body_too_large", f"the body is over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -43,7 +43,7 @@ def parse_model(model: type[M], raw: Any) -> M:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise ApiError(
-            "invalid_input", "some fields are not valid", http_status=422, fields=field_errors(exc)
+            "invalid_input", "some fields are not valid", fields=field_errors(exc)
         ) from None
 
 
@@ -60,10 +60,10 @@ async def json_body(request: Request, model: type[M]) -> M:
     limit: int = request.app.state.settings.max_body_bytes
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
-        raise ApiError("unsupported_media_type", "send application/json", http_status=415)
+        raise ApiError("unsupported_media_type", "send application/json")
     raw = await read_body(request, limit)
     try:
         data = _DECODER.decode(raw.decode("utf-8-sig"))  # (a BOM is ignored, RFC 8259 8.1)
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        raise ApiError("malformed_json", "the body is not valid JSON", http_status=400) from None
+        raise ApiError("malformed_json", "the body is not valid JSON") from None
     return parse_model(model, data)
