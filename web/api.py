@@ -13,26 +13,27 @@ from checkout import catalog, users
 from checkout.models import Product, Show, Variant
 from checkout.show_state import ShowStatus
 from core.roles import Role
-from web.auth import AuthError, Principal, TokenIssuer, admin_ok, bearer
+from web.auth import AuthError, Principal, admin_ok, bearer
 from web.errors import ApiError
 from web.http import json_body
+from web.parts import Parts, parts
 from web.schemas import ProductIn, ShowIn, StockIn, TokenIn, VariantIn, ViewerIn, dump_time
 
 HOST_OR_ADMIN = frozenset({Role.HOST})
 
 
-def _state(request: Request) -> Any:
-    return request.app.state
+def _parts(request: Request) -> Parts:
+    return parts(request.app)
 
 
 def is_admin(request: Request) -> bool:
     return admin_ok(
-        _state(request).settings.admin_secret, bearer(request.headers.get("authorization"))
+        _parts(request).settings.admin_secret, bearer(request.headers.get("authorization"))
     )
 
 
 def require_admin(request: Request) -> None:
-    if _state(request).settings.admin_secret is None:
+    if _parts(request).settings.admin_secret is None:
         raise AuthError("admin_disabled", "the admin API is off: set LIVESHOP_ADMIN_SECRET")
     if not is_admin(request):
         raise AuthError("auth_invalid", "the admin secret is required")
@@ -41,15 +42,16 @@ def require_admin(request: Request) -> None:
 def require_token(request: Request) -> None:
     """401 for a missing, forged or expired token before anything is looked up."""
     if not is_admin(request):
-        _state(request).tokens.verify(bearer(request.headers.get("authorization")))
+        _parts(request).tokens.verify(bearer(request.headers.get("authorization")))
 
 
 def require_show_role(request: Request, show_id: str, roles: frozenset[Role]) -> Principal | None:
     """None for the admin, else the token's principal if it may act on ``show_id``."""
     if is_admin(request):
         return None
-    tokens: TokenIssuer = _state(request).tokens
-    return tokens.require(bearer(request.headers.get("authorization")), show_id, roles)
+    return _parts(request).tokens.require(
+        bearer(request.headers.get("authorization")), show_id, roles
+    )
 
 
 def show_json(show: Show) -> dict[str, Any]:
@@ -87,7 +89,7 @@ def product_json(product: Product) -> dict[str, Any]:
 async def create_show(request: Request) -> Response:
     require_admin(request)
     body = await json_body(request, ShowIn)
-    async with _state(request).resources.sessions.begin() as session:
+    async with _parts(request).resources.sessions.begin() as session:
         show = await catalog.create_show(session, body.title, body.scheduled_at)
     return JSONResponse(show_json(show), status_code=201)
 
@@ -99,14 +101,14 @@ async def list_shows(request: Request) -> Response:
         status = ShowStatus(raw) if raw else None
     except ValueError:
         raise ApiError("invalid_input", "unknown status", fields={"status": "unknown"}) from None
-    async with _state(request).resources.sessions() as session:
+    async with _parts(request).resources.sessions() as session:
         shows = await catalog.list_shows(session, status)
     return JSONResponse({"shows": [show_json(s) for s in shows]})
 
 
 async def get_show(request: Request) -> Response:
     show_id = request.path_params["show_id"]
-    async with _state(request).resources.sessions() as session:
+    async with _parts(request).resources.sessions() as session:
         show = await catalog.get_show(session, show_id)
         products = await catalog.show_catalog(session, show_id)
     return JSONResponse({**show_json(show), "products": [product_json(p) for p in products]})
@@ -122,10 +124,10 @@ async def add_product(request: Request) -> Response:
         image_url=body.image_url,
         variants=[_variant_spec(v) for v in body.variants],
     )
-    async with _state(request).resources.sessions.begin() as session:
+    async with _parts(request).resources.sessions.begin() as session:
         product = await catalog.add_product(session, show_id, spec)
         payload = product_json(product)
-    await _state(request).hooks.catalog_changed(show_id)
+    await _parts(request).bus.catalog_changed(show_id)
     return JSONResponse(payload, status_code=201)
 
 
@@ -142,25 +144,25 @@ def _variant_spec(v: VariantIn) -> catalog.VariantSpec:
 async def add_variant(request: Request) -> Response:
     product_id = request.path_params["product_id"]
     require_token(request)
-    async with _state(request).resources.sessions() as session:
+    async with _parts(request).resources.sessions() as session:
         show_id = (await catalog.get_product(session, product_id)).show_id
     require_show_role(request, show_id, HOST_OR_ADMIN)
     body = await json_body(request, VariantIn)
-    async with _state(request).resources.sessions.begin() as session:
+    async with _parts(request).resources.sessions.begin() as session:
         variant = await catalog.add_variant(session, product_id, _variant_spec(body))
         payload = variant_json(variant)
-    await _state(request).hooks.catalog_changed(show_id)
+    await _parts(request).bus.catalog_changed(show_id)
     return JSONResponse(payload, status_code=201)
 
 
 async def set_stock(request: Request) -> Response:
     variant_id = request.path_params["variant_id"]
     require_token(request)
-    async with _state(request).resources.sessions() as session:
+    async with _parts(request).resources.sessions() as session:
         show_id = await catalog.variant_show_id(session, variant_id)
     require_show_role(request, show_id, HOST_OR_ADMIN)
     body = await json_body(request, StockIn)
-    payload = await _state(request).hooks.set_stock(variant_id, body.stock)
+    payload = await _parts(request).checkout.set_stock(variant_id, body.stock)
     return JSONResponse(payload)
 
 
@@ -175,10 +177,10 @@ async def end_show(request: Request) -> Response:
 async def _change_status(request: Request, target: ShowStatus) -> Response:
     show_id = request.path_params["show_id"]
     require_show_role(request, show_id, HOST_OR_ADMIN)
-    async with _state(request).resources.sessions.begin() as session:
+    async with _parts(request).resources.sessions.begin() as session:
         show = await catalog.change_status(session, show_id, target)
         payload = show_json(show)
-    await _state(request).hooks.show_status_changed(show_id, target)
+    await _parts(request).bus.show_status_changed(show_id, target)
     return JSONResponse(payload)
 
 
@@ -191,11 +193,11 @@ async def issue_token(request: Request) -> Response:
             "hosts and moderators need a show",
             fields={"show_id": "required for this role"},
         )
-    async with _state(request).resources.sessions.begin() as session:
+    async with _parts(request).resources.sessions.begin() as session:
         if body.show_id:
             await catalog.get_show(session, body.show_id)
         user = await users.ensure_user(session, body.role, body.name, body.user_id)
-    tokens: TokenIssuer = _state(request).tokens
+    tokens = _parts(request).tokens
     token = tokens.issue(
         body.role, name=body.name, show_id=body.show_id, user_id=user.id, ttl_s=body.ttl_s
     )
@@ -206,7 +208,7 @@ async def issue_token(request: Request) -> Response:
 async def viewer_identity(request: Request) -> Response:
     """An anonymous viewer's signed identity with the display name they chose."""
     body = await json_body(request, ViewerIn)
-    tokens: TokenIssuer = _state(request).tokens
+    tokens = _parts(request).tokens
     token = tokens.issue(Role.VIEWER, name=body.name)
     return JSONResponse(_token_json(token, tokens.verify(token)), status_code=201)
 
@@ -214,7 +216,7 @@ async def viewer_identity(request: Request) -> Response:
 async def renew_token(request: Request) -> Response:
     """The bearer token again, for the same person, role and show, with a fresh expiry
     (pages renew before expiry so that a long show never logs anyone out)."""
-    tokens: TokenIssuer = _state(request).tokens
+    tokens = _parts(request).tokens
     token = tokens.renew(bearer(request.headers.get("authorization")))
     return JSONResponse(_token_json(token, tokens.verify(token)))
 
@@ -235,7 +237,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    resources = _state(request).resources
+    resources = _parts(request).resources
     checks: dict[str, str] = {}
     try:
         async with resources.engine.connect() as conn:

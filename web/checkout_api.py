@@ -6,14 +6,12 @@ field of the body. Domain rules live in ``checkout.service``; this module only m
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import AwareDatetime, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from checkout.events import NullSink
+from checkout.events import EventSink
 from checkout.payments import TestPaymentProvider
 from checkout.service import CheckoutService
 from checkout.show_state import ShowStatus
@@ -22,7 +20,9 @@ from core.errors import CodedError, error_response
 from web.api import HOST_OR_ADMIN, require_show_role
 from web.auth import Principal, bearer
 from web.errors import ApiError
+from web.event_bus import EventBus
 from web.http import json_body
+from web.parts import parts
 from web.resources import Resources
 from web.schemas import Strict
 
@@ -57,9 +57,10 @@ class DealIn(Strict):
     per_buyer_limit: int
 
 
-async def open_checkout(app: Any, resources: Resources, settings: Settings) -> CheckoutService:
+async def open_checkout(
+    resources: Resources, settings: Settings, events: EventSink, bus: EventBus
+) -> CheckoutService:
     """Build and start the service for the app's lifespan (the caller closes it)."""
-    events = getattr(app.state, "events", None) or NullSink()
     payments = TestPaymentProvider(timeout_s=min(10.0, settings.payment_hold_s / 2))
     service = CheckoutService(
         resources.sessions,
@@ -76,21 +77,16 @@ async def open_checkout(app: Any, resources: Resources, settings: Settings) -> C
         if status is ShowStatus.LIVE:
             await service.prepare_show(show_id)
 
-    app.state.hooks.status_listeners.append(status_changed)
-    app.state.hooks.checkout = service
+    bus.status_listeners.append(status_changed)
     return service
 
 
 def _service(request: Request) -> CheckoutService:
-    service: CheckoutService = request.app.state.checkout
-    return service
+    return parts(request.app).checkout
 
 
 def _viewer(request: Request) -> Principal:
-    principal: Principal = request.app.state.tokens.verify(
-        bearer(request.headers.get("authorization"))
-    )
-    return principal
+    return parts(request.app).tokens.verify(bearer(request.headers.get("authorization")))
 
 
 def _idempotency_key(request: Request) -> str:

@@ -1,36 +1,26 @@
-"""What the HTTP API asks of the domains when the catalog or a show changes.
+"""What the HTTP API and signaling announce to the domains: a show's status, its catalog
+and its video changed.
 
-The app factory builds one ``EventBus``; checkout and live plug in through it, so the
-routes in ``web/api.py`` never hold business rules of their own.
+The app factory builds one ``EventBus``; checkout and live subscribe to it, so the routes
+in ``web/api.py`` hold no business rule of their own and know no listener.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from checkout import catalog
-from checkout.service import CheckoutService
 from checkout.show_state import ShowStatus
-from web.resources import Resources
 
-Listener = Callable[[str, ShowStatus], Awaitable[None]]
+StatusListener = Callable[[str, ShowStatus], Awaitable[None]]
+CatalogListener = Callable[[str], Awaitable[None]]
+VideoListener = Callable[[str, str], Awaitable[None]]
 
 
 class EventBus:
-    def __init__(self, resources: Resources) -> None:
-        self.resources = resources
-        self.status_listeners: list[Listener] = []
-        self.catalog_listeners: list[Callable[[str], Awaitable[None]]] = []
-        self.video_listeners: list[Callable[[str, str], Awaitable[None]]] = []
-        self.checkout: CheckoutService | None = None  # set by the app: restock through it
-
-    async def set_stock(self, variant_id: str, stock: int) -> dict[str, Any]:
-        if self.checkout is not None:  # SQL and Redis move together
-            return await self.checkout.set_stock(variant_id, stock)
-        async with self.resources.sessions.begin() as session:
-            variant = await catalog.set_stock(session, variant_id, stock)
-            return {"id": variant.id, "sku": variant.sku, "stock": variant.stock}
+    def __init__(self) -> None:
+        self.status_listeners: list[StatusListener] = []
+        self.catalog_listeners: list[CatalogListener] = []
+        self.video_listeners: list[VideoListener] = []
 
     async def show_status_changed(self, show_id: str, status: ShowStatus) -> None:
         for listener in self.status_listeners:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from web.errors import ApiError
+from web.parts import parts
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -57,7 +58,7 @@ _DECODER = json.JSONDecoder(parse_constant=_no_constant)  # one, not one per req
 
 async def json_body(request: Request, model: type[M]) -> M:
     """Parse the request's JSON body into ``model`` or raise a coded 4xx ApiError."""
-    limit: int = request.app.state.settings.max_body_bytes
+    limit = parts(request.app).settings.max_body_bytes
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
         raise ApiError("unsupported_media_type", "send application/json")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
 
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -20,8 +19,9 @@ from core.errors import ws_error
 from core.roles import Role
 from live.outbox import AsgiSink, DirectSink, Sink
 from live.protocol import CLOSE_AUTH, CLOSE_FORBIDDEN, ProtocolError, dumps
-from live.service import LiveService, Participant
+from live.service import Participant
 from web.auth import AuthError, TokenIssuer
+from web.parts import parts
 
 RAW_SEND = "liveshop.raw_send"
 
@@ -84,11 +84,11 @@ def _participant(
 
 async def live_socket(websocket: WebSocket) -> None:
     show_id: str = websocket.path_params["show_id"]
-    state: Any = websocket.app.state
-    service: LiveService = state.live
+    made = parts(websocket.app)
+    service = made.live
     await websocket.accept()
     try:
-        who, expires_at = _participant(state.tokens, websocket.query_params.get("token"), show_id)
+        who, expires_at = _participant(made.tokens, websocket.query_params.get("token"), show_id)
     except AuthError as exc:
         close = CLOSE_AUTH if exc.http_status == 401 else CLOSE_FORBIDDEN
         await _refuse(websocket, exc.code, exc.message, close)

@@ -68,7 +68,7 @@ class Metrics:
 class StateCollector(Collector):
     """Gauges and counters read from the app's parts when Prometheus scrapes (this process).
 
-    ``read()`` returns the app's state, or None before the lifespan has started."""
+    ``read()`` returns the app's parts (``web.parts.Parts``), or None while it is not running."""
 
     def __init__(self, read: Callable[[], Any]) -> None:
         self._read = read
@@ -99,7 +99,7 @@ class StateCollector(Collector):
         }
         for name, (help_text, value) in gauges.items():
             yield GaugeMetricFamily(name, help_text, value=value)
-        placement = state.video_placement
+        placement = state.placement
         yield CounterMetricFamily(
             "liveshop_video_forwarded",
             "WHIP/WHEP requests handed to the process that serves the show",

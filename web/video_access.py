@@ -1,6 +1,6 @@
 """Who may publish and watch a show's video: the ShowAccess that signaling asks.
 
-It knows tokens and show status, which signaling must not. Signaling reports the stream's
+It knows tokens and show status, which signaling must not. Signaling reports the video's
 state back; this hands it to the event bus, and the live channel announces it and
 keeps it for late joiners' snapshots.
 """
@@ -8,31 +8,34 @@ keeps it for late joiners' snapshots.
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
-from checkout import catalog
 from checkout.errors import NotFound
+from checkout.service import CheckoutService
 from checkout.show_state import ShowStatus
 from core.roles import Role
 from signaling import SignalingError, VideoState
 from web.auth import AuthError, TokenIssuer
+from web.event_bus import EventBus
 
 HOST = frozenset({Role.HOST})
 
 
 class VideoAccess:
-    """Reads the app's state at call time: resources and hooks exist once the lifespan runs."""
+    """signaling's ``ShowAccess``: tokens decide who, checkout says the show's status, and
+    video states go out on the event bus. Checkout is attached while the app runs."""
 
-    def __init__(self, tokens: TokenIssuer, state: Any) -> None:
+    def __init__(self, tokens: TokenIssuer, bus: EventBus) -> None:
         self.tokens = tokens
-        self.state = state
+        self.bus = bus
+        self.checkout: CheckoutService | None = None
 
     async def _show_status(self, show_id: str) -> ShowStatus:
-        async with self.state.resources.sessions() as session:
-            try:
-                return (await catalog.get_show(session, show_id)).status
-            except NotFound:
-                raise SignalingError("session_not_found", "no such show") from None
+        if self.checkout is None:
+            raise SignalingError("service_closed", "The app is not running.")
+        try:
+            return await self.checkout.show_status(show_id)
+        except NotFound:
+            raise SignalingError("session_not_found", "no such show") from None
 
     async def authorize_publisher(self, show_id: str, bearer: str | None) -> str:
         try:
@@ -60,4 +63,4 @@ class VideoAccess:
         return principal.user_id
 
     async def video_state_changed(self, show_id: str, state: VideoState) -> None:
-        await self.state.hooks.video_state_changed(show_id, state.value)
+        await self.bus.video_state_changed(show_id, state.value)

@@ -19,6 +19,7 @@ from checkout.show_state import ShowStatus
 from config import Settings
 from core.roles import Role
 from web.app import create_app
+from web.parts import parts
 
 WAIT_S = 5.0
 
@@ -31,7 +32,7 @@ class Seeded:
 
 
 async def seed_show(app: Starlette, products: int = 4, stock: int = 5) -> Seeded:
-    async with app.state.resources.sessions.begin() as session:
+    async with parts(app).resources.sessions.begin() as session:
         show = await catalog.create_show(session, "Live test")
         product_ids, variant_ids = [], []
         for n in range(products):
@@ -53,7 +54,7 @@ class LiveServer:
     url: str
 
     def token(self, role: Role, name: str, show_id: str | None = None) -> str:
-        token: str = self.app.state.tokens.issue(
+        token: str = parts(self.app).tokens.issue(
             role, name=name, show_id=show_id if role is not Role.VIEWER else None
         )
         return token

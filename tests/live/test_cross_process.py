@@ -11,6 +11,7 @@ from checkout.events import OrderUpdate
 from core.roles import Role
 from live.checkout_events import LiveEventSink
 from tests.live.conftest import Client, events_of, seed_show
+from web.parts import parts
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def two_servers(two_server_ports: list[int]) -> list[str]:
 async def test_two_processes_are_one_show(app: Starlette, two_servers: list[str]) -> None:
     one, two = two_servers
     seeded = await seed_show(app)
-    tokens = app.state.tokens
+    tokens = parts(app).tokens
     host = await Client.open(
         one, seeded.show_id, tokens.issue(Role.HOST, name="H", show_id=seeded.show_id)
     )
@@ -43,7 +44,7 @@ async def test_two_processes_are_one_show(app: Starlette, two_servers: list[str]
     await walt.expect("viewers", now=2)
     # a personal event reaches only its buyer, whichever process holds the socket
     walt_id = tokens.verify(walt_token).user_id
-    sink = LiveEventSink(app.state.resources.redis)
+    sink = LiveEventSink(parts(app).resources.redis)
     await sink.publish(OrderUpdate(seeded.show_id, walt_id, "confirmed", order_id="ord_x"))
     assert (await walt.expect("order"))["order_id"] == "ord_x"
     # resume on the other process: exactly what was missed
@@ -64,7 +65,7 @@ async def test_two_processes_are_one_show(app: Starlette, two_servers: list[str]
 async def test_chat_limits_hold_across_processes(app: Starlette, two_servers: list[str]) -> None:
     one, two = two_servers
     seeded = await seed_show(app)
-    token = app.state.tokens.issue(Role.VIEWER, name="Vera")
+    token = parts(app).tokens.issue(Role.VIEWER, name="Vera")
     first = await Client.open(one, seeded.show_id, token)
     await first.expect("snapshot")
     sent = [(await first.request("chat", text=f"m{n}"))["type"] for n in range(5)]

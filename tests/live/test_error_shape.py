@@ -9,12 +9,13 @@ import asyncio
 from websockets.exceptions import ConnectionClosed
 
 from checkout import catalog
+from web.parts import parts
 
 from .conftest import WAIT_S, Client, LiveServer
 
 
 async def _show(live: LiveServer) -> str:
-    async with live.app.state.resources.sessions.begin() as session:
+    async with parts(live.app).resources.sessions.begin() as session:
         show = await catalog.create_show(session, "Shape")
     return show.id
 

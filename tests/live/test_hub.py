@@ -15,6 +15,7 @@ from live.outbox import Limits
 from live.protocol import Delivery
 from live.service import RateLimits
 from tests.live.conftest import Client, LiveServer, events_of, seed_show
+from web.parts import parts
 
 
 async def _chats_until(client: Client, text: str) -> list[dict[str, object]]:
@@ -24,7 +25,7 @@ async def _chats_until(client: Client, text: str) -> list[dict[str, object]]:
 
 async def test_resume_by_id_has_no_gap_and_no_duplicate(live: LiveServer) -> None:
     seeded = await seed_show(live.app)
-    live.app.state.live.rate_limits = RateLimits({})
+    parts(live.app).live.rate_limits = RateLimits({})
     poster = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Poster"))
     reader = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Reader"))
     await reader.expect("snapshot")
@@ -89,7 +90,7 @@ async def test_late_joiner_snapshot(live: LiveServer) -> None:
 
 async def test_slow_consumer_is_closed_and_does_not_stall_others(live: LiveServer) -> None:
     seeded = await seed_show(live.app)
-    live.app.state.live.limits = Limits(
+    parts(live.app).live.limits = Limits(
         stream_frames=64, personal_frames=64, state_keys=64, stall_s=1.0
     )
     slow = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Slow"))
@@ -97,7 +98,7 @@ async def test_slow_consumer_is_closed_and_does_not_stall_others(live: LiveServe
     fast = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Fast"))
     await fast.expect("snapshot")
     slow.ws.transport.pause_reading()  # a client that stops reading
-    stream = EventLog(live.app.state.resources.redis, seeded.show_id)
+    stream = EventLog(parts(live.app).resources.redis, seeded.show_id)
     body = "x" * 30_000
     started = time.monotonic()
     for n in range(200):
@@ -123,14 +124,14 @@ async def test_uvicorn_sockets_take_the_direct_path(live: LiveServer) -> None:
     seeded = await seed_show(live.app)
     client = await Client.open(live.url, seeded.show_id)
     await client.expect("snapshot")
-    room = live.app.state.live.rooms[seeded.show_id]
+    room = parts(live.app).live.rooms[seeded.show_id]
     assert [type(m.outlet.sink).__name__ for m in room.hub.members] == ["DirectSink"]
     await client.close()
 
 
 async def test_idle_room_is_collected_and_comes_back(live: LiveServer) -> None:
     seeded = await seed_show(live.app)
-    service = live.app.state.live
+    service = parts(live.app).live
     service.idle_room_s = 0.2
     client = await Client.open(live.url, seeded.show_id)
     await client.expect("snapshot")

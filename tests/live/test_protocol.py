@@ -13,6 +13,7 @@ from core.roles import Role
 from live.protocol import CLIENT_TYPES, SERVER_TYPES, ProtocolError, clean_text, parse
 from live.service import RateLimits
 from tests.live.conftest import Client, LiveServer, seed_show
+from web.parts import parts
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -87,7 +88,7 @@ async def test_bad_input_is_answered_not_disconnected(live: LiveServer) -> None:
 
 async def test_rate_limits(live: LiveServer) -> None:
     seeded = await seed_show(live.app)
-    live.app.state.live.rate_limits = RateLimits({"chat": (0.01, 3), "tap": (0.01, 2)})
+    parts(live.app).live.rate_limits = RateLimits({"chat": (0.01, 3), "tap": (0.01, 2)})
     token = live.token(Role.VIEWER, "Vera")
     client = await Client.open(live.url, seeded.show_id, token)
     codes = [(await client.request("chat", text=f"m{n}"))["type"] for n in range(4)]
@@ -104,9 +105,9 @@ async def test_rate_limits(live: LiveServer) -> None:
     assert taps == ["ok", "ok", "error"]
     await client.close()
     # leaving and coming back gives no fresh burst: the buckets stay until they refill
-    room = live.app.state.live.rooms[seeded.show_id]
+    room = parts(live.app).live.rooms[seeded.show_id]
     async with asyncio.timeout(5):
-        while room.hub.members_of(live.app.state.tokens.verify(token).user_id):  # noqa: ASYNC110
+        while room.hub.members_of(parts(live.app).tokens.verify(token).user_id):  # noqa: ASYNC110
             await asyncio.sleep(0.01)
     again = await Client.open(live.url, seeded.show_id, token)
     assert (await again.request("chat", text="back again"))["code"] == "rate_limited"
@@ -115,7 +116,7 @@ async def test_rate_limits(live: LiveServer) -> None:
 
 async def test_a_burst_that_never_refills(live: LiveServer) -> None:
     seeded = await seed_show(live.app)
-    live.app.state.live.rate_limits = RateLimits({"chat": (0.0, 2)})
+    parts(live.app).live.rate_limits = RateLimits({"chat": (0.0, 2)})
     client = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Vera"))
     codes = [(await client.request("chat", text=f"m{n}"))["type"] for n in range(3)]
     assert codes == ["ok", "ok", "error"]
@@ -124,12 +125,12 @@ async def test_a_burst_that_never_refills(live: LiveServer) -> None:
 
 async def test_rate_limit_buckets_are_forgotten_once_full(live: LiveServer) -> None:
     seeded = await seed_show(live.app)
-    live.app.state.live.rate_limits = RateLimits({"chat": (20.0, 2)})
+    parts(live.app).live.rate_limits = RateLimits({"chat": (20.0, 2)})
     token = live.token(Role.VIEWER, "Vera")
     client = await Client.open(live.url, seeded.show_id, token)
     assert (await client.request("chat", text="one"))["type"] == "ok"
     await client.close()
-    room = live.app.state.live.rooms[seeded.show_id]
+    room = parts(live.app).live.rooms[seeded.show_id]
     async with asyncio.timeout(5):  # full again 50 ms after the chat, then forgotten
         while room.buckets:  # noqa: ASYNC110 - polls the room's table
             await asyncio.sleep(0.01)

@@ -12,6 +12,7 @@ from core.roles import Role
 from live.models import ModerationAction
 from live.service import RateLimits
 from tests.live.conftest import Client, LiveServer, events_of, seed_show
+from web.parts import parts
 
 
 async def _join(live: LiveServer, show_id: str, role: Role, name: str) -> Client:
@@ -52,7 +53,7 @@ async def test_refusals_at_the_door(live: LiveServer) -> None:
 
 async def test_a_socket_ends_with_its_token(live: LiveServer) -> None:
     seeded = await seed_show(live.app)
-    token = live.app.state.tokens.issue(Role.VIEWER, name="Vera", ttl_s=2)
+    token = parts(live.app).tokens.issue(Role.VIEWER, name="Vera", ttl_s=2)
     client = await Client.open(live.url, seeded.show_id, token)
     await client.expect("hello")
     error = await client.expect("error", wait_s=5)
@@ -108,7 +109,7 @@ async def test_anonymous_watches_but_may_not_post(live: LiveServer) -> None:
 
 async def test_moderation(live: LiveServer) -> None:
     seeded = await seed_show(live.app)
-    live.app.state.live.rate_limits = RateLimits({"chat": (10.0, 50)})
+    parts(live.app).live.rate_limits = RateLimits({"chat": (10.0, 50)})
     mod = await _join(live, seeded.show_id, Role.MODERATOR, "Mo")
     vera = await _join(live, seeded.show_id, Role.VIEWER, "Vera")
     walt = await _join(live, seeded.show_id, Role.VIEWER, "Walt")
@@ -147,7 +148,7 @@ async def test_moderation(live: LiveServer) -> None:
     }
     await mod.request("canned_send", canned_id=canned["canned_id"])
     assert (await walt.expect("chat", text="Shipping is free!"))["role"] == "moderator"
-    async with live.app.state.resources.sessions() as session:
+    async with parts(live.app).resources.sessions() as session:
         actions = list(
             await session.scalars(
                 select(ModerationAction.action).order_by(ModerationAction.created_at)
@@ -174,7 +175,7 @@ async def test_banned_identity_is_refused(live: LiveServer) -> None:
     seeded = await seed_show(live.app)
     mod = await _join(live, seeded.show_id, Role.MODERATOR, "Mo")
     token = live.token(Role.VIEWER, "Vera")
-    uid = live.app.state.tokens.verify(token).user_id
+    uid = parts(live.app).tokens.verify(token).user_id
     await mod.request("ban", user_id=uid)
     client = await Client.open(live.url, seeded.show_id, token)
     assert (await client.expect("error"))["code"] == "banned"
@@ -322,7 +323,7 @@ async def test_moderation_log_has_rows(live: LiveServer) -> None:
     seeded = await seed_show(live.app)
     host = await _join(live, seeded.show_id, Role.HOST, "Hana")
     await host.request("pin", product_id=seeded.product_ids[0])
-    async with live.app.state.resources.sessions() as session:
+    async with parts(live.app).resources.sessions() as session:
         count = await session.scalar(select(func.count()).select_from(ModerationAction))
     assert count == 1
     await host.close()
@@ -333,7 +334,7 @@ async def test_video_state_is_announced_and_kept_for_late_joiners(live: LiveServ
     viewer = await Client.open(live.url, seeded.show_id, None)
     first = await viewer.expect("snapshot")
     assert (first["stream"], first["status"]) == ("offline", "live")
-    await live.app.state.hooks.video_state_changed(seeded.show_id, "reconnecting")
+    await parts(live.app).bus.video_state_changed(seeded.show_id, "reconnecting")
     assert (await viewer.expect("stream"))["state"] == "reconnecting"
     late = await Client.open(live.url, seeded.show_id, None)
     assert (await late.expect("snapshot"))["stream"] == "reconnecting"
@@ -357,7 +358,7 @@ async def test_questions_obey_mute_shadow_ban_and_blocked_words(live: LiveServer
     assert (await walt.request("ask", text="a Spoiler here"))["code"] == "blocked_words"
     assert (await mod.request("shadow_ban", user_id=vera_uid))["type"] == "ok"
     # the mute runs out (its key expires):
-    await live.app.state.resources.redis.delete(f"live:{{{seeded.show_id}}}:mute:{vera_uid}")
+    await parts(live.app).resources.redis.delete(f"live:{{{seeded.show_id}}}:mute:{vera_uid}")
     hidden = await vera.request("ask", text="shadow question")
     assert hidden["type"] == "ok", hidden
     mine = await vera.expect("question")

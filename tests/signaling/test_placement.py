@@ -21,6 +21,7 @@ from tests.conftest import make_settings
 from tests.live.conftest import seed_show
 from tests.signaling.support import end, offer_whip, play, publish
 from web.app import create_app
+from web.parts import parts
 
 
 @contextlib.asynccontextmanager
@@ -125,19 +126,19 @@ async def test_an_owner_that_does_not_answer_gives_503_and_leaves_nothing(
         # a process that claimed the show and then died (its claim has not run out yet)
         await redis_client.set(f"liveshop:video:owner:{show}", "gone", ex=15)
         refused = await offer_whip(
-            http, app.state.tokens.issue(Role.HOST, name="H", show_id=show), show=show
+            http, parts(app).tokens.issue(Role.HOST, name="H", show_id=show), show=show
         )
         assert refused.status_code == 503
         assert refused.json()["error"]["code"] == "video_unavailable"
         assert refused.headers["access-control-allow-origin"] == "*"
-        assert app.state.video.stats()["peer_connections"] == 0
+        assert parts(app).video.stats()["peer_connections"] == 0
 
 
 async def test_two_server_processes_serve_one_relay(
     app: Starlette, two_server_ports: list[int]
 ) -> None:
     show = (await seed_show(app)).show_id
-    host_token = app.state.tokens.issue(Role.HOST, name="H", show_id=show)
+    host_token = parts(app).tokens.issue(Role.HOST, name="H", show_id=show)
     port_one, port_two = two_server_ports
     async with (
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_one}", timeout=30) as one,
@@ -158,15 +159,15 @@ async def test_a_process_that_lost_its_show_to_another_ends_its_peers_there(
     settings = make_settings(tmp_path, db_url, redis_url, ice_host_addresses=["127.0.0.1"])
     async with process(settings) as (app, http):
         show = (await seed_show(app)).show_id
-        token = app.state.tokens.issue(Role.HOST, name="H", show_id=show)
+        token = parts(app).tokens.issue(Role.HOST, name="H", show_id=show)
         host = await publish(http, PatternTrack(), show=show, token=token)
         viewer = await play(http, show=show, token=None)
         await viewer.wait_frames(5)
-        placement: VideoPlacement = app.state.video_placement
+        placement: VideoPlacement = parts(app).placement
         # the claim ran out and another process claimed the show (two relays for one show)
         await redis_client.set(f"liveshop:video:owner:{show}", "other", ex=15)
         await placement.renew_once()
-        stats = app.state.video.stats()
+        stats = parts(app).video.stats()
         assert (stats["publishers"], stats["viewers"], stats["peer_connections"]) == (0, 0, 0)
         assert await redis_client.get(f"liveshop:video:owner:{show}") == "other"
         await viewer.close()

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 
 from core.roles import Role
 from tests.conftest import admin_headers
+from web.parts import parts
 
 PRODUCT = {
     "name": "Sweater",
@@ -36,7 +37,7 @@ async def _show(client: httpx.AsyncClient, title: str = "Autumn") -> dict[str, A
 
 
 def _host(app: Starlette, show_id: str) -> dict[str, str]:
-    token = app.state.tokens.issue(Role.HOST, name="Hana", show_id=show_id)
+    token = parts(app).tokens.issue(Role.HOST, name="Hana", show_id=show_id)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -204,7 +205,7 @@ async def test_tokens_are_checked(client: httpx.AsyncClient, app: Starlette) -> 
     show = await _show(client)
     other = await _show(client, "other")
     url = f"/api/shows/{show['id']}/start"
-    tokens = app.state.tokens
+    tokens = parts(app).tokens
 
     async def status(headers: dict[str, str]) -> tuple[int, str]:
         resp = await client.post(url, headers=headers)
@@ -265,7 +266,7 @@ async def test_token_api(client: httpx.AsyncClient, app: Starlette) -> None:
     )
     assert resp.status_code == 201, resp.text
     body = resp.json()
-    principal = app.state.tokens.verify(body["token"])
+    principal = parts(app).tokens.verify(body["token"])
     assert (principal.role, principal.show_id, principal.name) == (Role.HOST, show["id"], "Hana")
     assert body["expires_at"] - time.time() == pytest.approx(600, abs=5)
     resp = await client.post(
@@ -319,9 +320,9 @@ async def test_token_api_keeps_one_user_per_person(client: httpx.AsyncClient) ->
 async def test_anonymous_viewer_identity(client: httpx.AsyncClient, app: Starlette) -> None:
     resp = await client.post("/api/viewers", json={"name": "  Vera "})
     assert resp.status_code == 201
-    principal = app.state.tokens.verify(resp.json()["token"])
+    principal = parts(app).tokens.verify(resp.json()["token"])
     assert (principal.role, principal.name, principal.show_id) == (Role.VIEWER, "Vera", None)
-    other = app.state.tokens.verify(
+    other = parts(app).tokens.verify(
         (await client.post("/api/viewers", json={"name": "Vera"})).json()["token"]
     )
     assert other.user_id != principal.user_id
@@ -332,7 +333,7 @@ async def test_anonymous_viewer_identity(client: httpx.AsyncClient, app: Starlet
 async def test_a_token_renews_for_the_same_person_role_and_show(
     client: httpx.AsyncClient, app: Starlette
 ) -> None:
-    tokens = app.state.tokens
+    tokens = parts(app).tokens
     show = await _show(client)
     host = tokens.issue(Role.HOST, name="Hana", show_id=show["id"], ttl_s=60)
     before = tokens.verify(host)
@@ -355,7 +356,7 @@ async def test_a_token_renews_for_the_same_person_role_and_show(
     )
     assert resp.status_code == 200 and resp.json()["user_id"] == viewer["user_id"]
     renewed = tokens.verify(resp.json()["token"])
-    assert renewed.expires_at - renewed.issued_at == app.state.settings.token_ttl_s
+    assert renewed.expires_at - renewed.issued_at == parts(app).settings.token_ttl_s
 
 
 @pytest.mark.parametrize(
@@ -376,7 +377,7 @@ async def test_a_token_renews_for_the_same_person_role_and_show(
 async def test_renewal_refuses_what_it_cannot_vouch_for(
     client: httpx.AsyncClient, app: Starlette, make: Any, status: int, code: str
 ) -> None:
-    token = make(app.state.tokens)
+    token = make(parts(app).tokens)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     resp = await client.post("/api/tokens/renew", headers=headers)
     assert (resp.status_code, resp.json()["error"]["code"]) == (status, code)

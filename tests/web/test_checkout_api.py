@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from checkout.inventory import stock_key
 from core.roles import Role
 from tests.conftest import admin_headers
+from web.parts import parts
 
 
 async def _live_show(client: httpx.AsyncClient) -> tuple[str, str, str]:
@@ -57,7 +58,7 @@ async def test_buy_is_idempotent_over_http(client: httpx.AsyncClient, app: Starl
     )
     assert other.status_code == 409
     assert other.json()["error"]["code"] == "idempotency_key_reused"
-    stats = await app.state.checkout.stats(show)
+    stats = await parts(app).checkout.stats(show)
     assert stats == {"orders": 1, "revenue_minor": 12900, "units_sold": 1}
 
 
@@ -90,12 +91,12 @@ async def test_buy_refusals(client: httpx.AsyncClient, app: Starlette) -> None:
         headers={**viewer, "Idempotency-Key": "b"},
     )
     assert resp.status_code == 402 and resp.json()["error"]["code"] == "payment_declined"
-    assert await app.state.checkout.stats(show) == {
+    assert await parts(app).checkout.stats(show) == {
         "orders": 0,
         "revenue_minor": 0,
         "units_sold": 0,
     }
-    assert await app.state.checkout.availability([v42, v43]) == {v42: 2, v43: 0}
+    assert await parts(app).checkout.availability([v42, v43]) == {v42: 2, v43: 0}
 
 
 async def test_cart_notify_deal_and_restock(client: httpx.AsyncClient, app: Starlette) -> None:
@@ -122,7 +123,7 @@ async def test_cart_notify_deal_and_restock(client: httpx.AsyncClient, app: Star
         f"/api/variants/{v43}/stock", json={"stock": 7}, headers=admin_headers()
     )
     assert resp.status_code == 200 and resp.json()["available"] == 7
-    assert await app.state.checkout.redis.hget(stock_key(v43), "avail") == "7"
+    assert await parts(app).checkout.redis.hget(stock_key(v43), "avail") == "7"
 
     deal = {
         "price_minor": 9900,
@@ -132,7 +133,7 @@ async def test_cart_notify_deal_and_restock(client: httpx.AsyncClient, app: Star
     }
     resp = await client.post(f"/api/shows/{show}/deals/{v43}", json=deal, headers=viewer)
     assert resp.status_code == 403
-    host = app.state.tokens.issue(Role.HOST, name="Hana", show_id=show)
+    host = parts(app).tokens.issue(Role.HOST, name="Hana", show_id=show)
     host_headers = {"Authorization": f"Bearer {host}"}
     resp = await client.post(f"/api/shows/{show}/deals/{v43}", json=deal, headers=host_headers)
     assert resp.status_code == 201, resp.text

@@ -4,6 +4,7 @@ import httpx
 from starlette.applications import Starlette
 
 from tests.conftest import admin_headers
+from web.parts import parts
 
 
 async def test_healthz_readyz_metrics(client: httpx.AsyncClient) -> None:
@@ -20,8 +21,8 @@ async def test_healthz_readyz_metrics(client: httpx.AsyncClient) -> None:
 
 
 async def test_readyz_reports_a_dead_redis(client: httpx.AsyncClient, app: Starlette) -> None:
-    await app.state.resources.redis.aclose()
-    app.state.resources.redis = app.state.resources.redis.from_url("redis://127.0.0.1:1/0")
+    await parts(app).resources.redis.aclose()
+    parts(app).resources.redis = parts(app).resources.redis.from_url("redis://127.0.0.1:1/0")
     resp = await client.get("/readyz")
     assert resp.status_code == 503
     assert resp.json()["checks"]["database"] == "ok"
