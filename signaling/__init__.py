@@ -1,4 +1,12 @@
-"""WHIP ingest and WHEP playback with a pass-through (never transcoding) video relay."""
+"""signaling: WHIP ingest and WHEP playback with a pass-through (never transcoding) video
+relay, peer lifecycles, and one relay per show across processes (``placement.py``).
+
+Who may publish or watch is asked of the app through ``access.ShowAccess``. Coded errors:
+``errors.SignalingError`` with ``error_codes.py``. Details: signaling/README.md.
+
+Must not import ``checkout``, ``live``, ``web`` or ``benches`` (tests/test_layers.py): it
+knows nothing of products, orders or chat.
+"""
 
 from .access import ShowAccess, VideoState
 from .config import SignalingConfig
