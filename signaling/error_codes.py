@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 CODES: dict[str, int] = {
-    "bad_request": 400,
     "malformed_sdp": 400,
     "no_video": 400,
     "unsupported_codec": 400,
@@ -15,10 +14,8 @@ CODES: dict[str, int] = {
     "method_not_allowed": 405,
     "publisher_conflict": 409,
     "show_not_live": 409,
-    "precondition_failed": 412,
     "body_too_large": 413,
     "unsupported_media_type": 415,
-    "not_implemented": 501,
     "service_closed": 503,
     "video_unavailable": 503,
 }

@@ -41,7 +41,7 @@ async def watching() -> AsyncIterator[tuple[Viewer, Any]]:
         host = await publish(server.http, PatternTrack())
         await server.gate.wait_state("show1", VideoState.LIVE)
         viewer = await play(server.http)
-        session = server.service._sessions[viewer.location.rsplit("/", 1)[1]]
+        session = server.service._peers.sessions[viewer.location.rsplit("/", 1)[1]]
         try:
             yield viewer, session.pc.getSenders()[0]
         finally:

@@ -59,7 +59,7 @@ async def test_whip_answer_carries_credentials_and_options_does_not() -> None:
         expiry = int(turn.split('username="')[1].split(":")[0])
         assert time.time() + 86_000 < expiry <= time.time() + 86_400 + 1
         # the relay's own peer connection has the TURN server with credentials too
-        (session,) = server.service._sessions.values()
+        (session,) = server.service._peers.sessions.values()
         servers = session.pc._RTCPeerConnection__configuration.iceServers  # (no public getter)
         assert [s.urls for s in servers] == [STUN, TURN]
         assert servers[1].username.endswith(":relay") and servers[1].credential

@@ -77,7 +77,7 @@ async def test_close_with_peers_still_connected() -> None:
 
 
 def _session_queue(server: Server, viewer: Viewer) -> ViewerQueue:
-    session = server.service._sessions[viewer.location.rsplit("/", 1)[1]]
+    session = server.service._peers.sessions[viewer.location.rsplit("/", 1)[1]]
     assert session.viewer is not None
     return session.viewer.video
 

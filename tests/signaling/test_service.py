@@ -37,7 +37,7 @@ async def test_publish_and_play_h264() -> None:
         await viewer.wait_frames(20)
         assert "H264" in viewer.response.text
         assert "VP8" not in viewer.response.text
-        session = server.service._sessions[viewer.location.rsplit("/", 1)[1]]
+        session = server.service._peers.sessions[viewer.location.rsplit("/", 1)[1]]
         sender = session.pc.getSenders()[0]
         assert isinstance(sender._RTCRtpSender__encoder, SharedH264Packer)
         await viewer.close()
