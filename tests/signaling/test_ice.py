@@ -69,6 +69,7 @@ async def test_whip_answer_carries_credentials_and_options_does_not() -> None:
 def test_the_app_hands_the_settings_to_the_relay(tmp_path: Path) -> None:
     from config import load_settings
     from web.app import create_app
+    from web.parts import parts
 
     settings = load_settings(
         data_dir=tmp_path,
@@ -78,7 +79,7 @@ def test_the_app_hands_the_settings_to_the_relay(tmp_path: Path) -> None:
         turn_credential="pw",
         reconnect_grace_s=7.5,
     )
-    video = create_app(settings).state.video
+    video = parts(create_app(settings)).video
     assert video.reconnect_grace_s == 7.5
     (turn,) = video._ice.servers("s")
     assert (turn.url, turn.username, turn.credential) == (TURN, "relay", "pw")

@@ -41,19 +41,19 @@ async def test_a_show_is_served_by_one_process_whichever_gets_the_request(
     async with process(settings) as (one, http_one), process(settings) as (two, http_two):
         seeded = await seed_show(one)
         show = seeded.show_id
-        host_token = one.state.tokens.issue(Role.HOST, name="H", show_id=show)
+        host_token = parts(one).tokens.issue(Role.HOST, name="H", show_id=show)
         # junk in a process's inbox is dropped; the requests after it are answered
-        inbox = f"liveshop:video:inbox:{one.state.video_placement.process_id}"
+        inbox = f"liveshop:video:inbox:{parts(one).placement.process_id}"
         await redis_client.rpush(inbox, "not json", '{"deadline": "soon"}', "[]")
         host = await publish(http_one, PatternTrack(), show=show, token=host_token)
         # the viewer's request reaches process two, which does not serve this show
         viewer = await play(http_two, show=show, token=None)
         await viewer.wait_frames(20)
-        served: VideoPlacement = one.state.video_placement
-        forwarding: VideoPlacement = two.state.video_placement
-        assert one.state.video.stats()["viewers"] == 1
-        assert one.state.video.stats()["publishers"] == 1
-        assert two.state.video.stats()["peer_connections"] == 0
+        served: VideoPlacement = parts(one).placement
+        forwarding: VideoPlacement = parts(two).placement
+        assert parts(one).video.stats()["viewers"] == 1
+        assert parts(one).video.stats()["publishers"] == 1
+        assert parts(two).video.stats()["peer_connections"] == 0
         assert forwarding.forwarded == 1 and served.served_for_others == 1
         # what each process tells Prometheus
         scraped_one = (await http_one.get("/metrics")).text
@@ -96,17 +96,17 @@ async def test_a_show_is_served_by_one_process_whichever_gets_the_request(
         )
         assert (huge.status_code, huge.json()["error"]["code"]) == (413, "body_too_large")
         # one publisher per show, whichever process is asked
-        other = one.state.tokens.issue(Role.HOST, name="H2", show_id=show)
+        other = parts(one).tokens.issue(Role.HOST, name="H2", show_id=show)
         refused = await offer_whip(http_two, other, show=show)
         assert refused.status_code == 409
         assert refused.json()["error"]["code"] == "publisher_conflict"
         # ending the viewer's session through process two ends it where it lives
         assert (await end(http_two, viewer)).status_code == 200
-        assert one.state.video.stats()["viewers"] == 0
+        assert parts(one).video.stats()["viewers"] == 0
         await viewer.close()
         assert (await end(http_two, host)).status_code == 200
         await host.close()
-        assert one.state.video.stats()["publishers"] == 0
+        assert parts(one).video.stats()["publishers"] == 0
         # with nothing left to serve, the claim is given up at the next renewal
         await served.renew_once()
         assert await redis_client.get(f"liveshop:video:owner:{show}") is None
