@@ -20,7 +20,8 @@ from core.errors import ws_error
 from core.roles import Role
 from live.outbox import AsgiSink, DirectSink, Sink
 from live.protocol import CLOSE_AUTH, CLOSE_FORBIDDEN, ProtocolError, dumps
-from live.service import LiveService, Participant
+from live.service import LiveService
+from live.session import Participant
 from web.auth import AuthError, TokenIssuer
 
 RAW_SEND = "liveshop.raw_send"

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from websockets.exceptions import ConnectionClosed
 
 from core.roles import Role
+from live.limits import RateLimits
 from live.models import ModerationAction
-from live.service import RateLimits
 from tests.live.conftest import Client, LiveServer, events_of, seed_show
 
 
