@@ -13,7 +13,6 @@ from typing import Any
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from checkout.models import Show
 from core.errors import CodedError
 from live.cards import Cards
 from live.event_log import Entry, EventLog, key
@@ -38,7 +37,7 @@ class Room:
         self,
         redis: aioredis.Redis,
         sessions: async_sessionmaker[AsyncSession],
-        checkout: CheckoutPort | None,
+        checkout: CheckoutPort,
         show_id: str,
         *,
         process_id: str,
@@ -46,14 +45,13 @@ class Room:
     ) -> None:
         self.show_id = show_id
         self.event_log = EventLog(redis, show_id)
-        self.cards = Cards(redis, sessions, show_id, checkout)
+        self.cards = Cards(redis, show_id, checkout)
         self.questions = Questions(redis, sessions, show_id)
         self.moderation = Moderation(redis, sessions, show_id)
         self.polls = Polls(redis, show_id)
         self.hub = ShowHub(redis, show_id, self.snapshot, process_id=process_id)
         self.checkout = checkout
         self.redis = redis
-        self._sessions = sessions
         self._rate_limits = rate_limits
         self.active = 0  # sockets being served in this process
         self.buckets: dict[str, dict[str, Bucket]] = {}
@@ -112,23 +110,22 @@ class Room:
         }
 
     async def _status(self) -> str | None:
-        """The show's status: Redis keeps it once it changed; before that, ask SQL."""
+        """The show's status: Redis keeps it once it changed; before that, ask checkout."""
         raw = await self.redis.get(key(self.show_id, "status"))
         status = None if raw is None else str(raw)
         if status is None:
-            async with self._sessions() as session:
-                show = await session.get(Show, self.show_id)
-            if show is not None:
-                status = show.status.value
-                await self.redis.set(key(self.show_id, "status"), status, nx=True)
+            try:
+                status = (await self.checkout.show_status(self.show_id)).value
+            except CodedError:  # (show_not_found: the show is gone)
+                return None
+            await self.redis.set(key(self.show_id, "status"), status, nx=True)
         return status
 
     async def _build_snapshot(self) -> tuple[str, dict[str, Any], list[Entry], set[str]]:
         since = await self.event_log.last_id()
         deals: list[dict[str, Any]] = []
-        if self.checkout is not None:
-            with contextlib.suppress(CodedError):
-                deals = [d.to_json() for d in await self.checkout.deals(self.show_id)]
+        with contextlib.suppress(CodedError):
+            deals = [d.to_json() for d in await self.checkout.deals(self.show_id)]
         deleted = {str(d) for d in await self.redis.smembers(key(self.show_id, "deleted"))}
         shared = {
             "show_id": self.show_id,

@@ -14,7 +14,6 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from checkout import catalog
 from checkout.show_state import ShowStatus
 from core.aio import stop_tasks
 from core.errors import CodedError
@@ -44,7 +43,7 @@ class LiveService:
         self,
         redis: aioredis.Redis,
         sessions: async_sessionmaker[AsyncSession],
-        checkout: CheckoutPort | None,
+        checkout: CheckoutPort,
         *,
         error_shape: ErrorShape,
         limits: Limits | None = None,
@@ -74,12 +73,11 @@ class LiveService:
             return room
         async with self._lock:
             if show_id not in self.rooms:
-                async with self.sessions() as session:
-                    try:
-                        show = await catalog.get_show(session, show_id)
-                    except CodedError:
-                        raise ProtocolError("show_not_found", "no such show") from None
-                await self.redis.set(key(show_id, "status"), show.status.value)
+                try:
+                    status = await self.checkout.show_status(show_id)
+                except CodedError:
+                    raise ProtocolError("show_not_found", "no such show") from None
+                await self.redis.set(key(show_id, "status"), status.value)
                 self.rooms[show_id] = Room(
                     self.redis,
                     self.sessions,

@@ -54,8 +54,6 @@ class Context:
 
     @property
     def checkout(self) -> CheckoutPort:
-        if self.room.checkout is None:
-            raise ProtocolError("checkout_unavailable", "checkout is not available here")
         return self.room.checkout
 
     async def log(self, action: str, **kwargs: Any) -> None:

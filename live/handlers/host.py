@@ -74,8 +74,7 @@ async def close_poll(ctx: Context, poll_id: str) -> dict[str, Any]:
 
 async def stats(ctx: Context) -> dict[str, Any]:
     sales = {"orders": 0, "revenue_minor": 0, "units_sold": 0}
-    if ctx.room.checkout is not None:
-        sales.update(await ctx.room.checkout.stats(ctx.room.show_id))
+    sales.update(await ctx.checkout.stats(ctx.room.show_id))
     taps = await ctx.redis.hgetall(key(ctx.room.show_id, "taps"))
     return {
         "viewers_now": ctx.room.hub.viewers_now,
