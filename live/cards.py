@@ -1,7 +1,8 @@
 """Product cards: what a pinned product shows (name, image, price, deal, units, sold out).
 
-At most three cards are pinned per show (a Redis list, in pin order). Units and deals come
-from the checkout port when one is wired, else from the SQL stock.
+At most three cards are pinned per show (a Redis list, in pin order). The product, its
+variants, units and deals come from checkout's port (``live.ports.CheckoutPort``): units
+are the live availability, or the catalog's stock when checkout cannot tell them.
 """
 
 from __future__ import annotations
@@ -9,9 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aioredis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from checkout import catalog
 from core.errors import CodedError
 from live.event_log import key
 from live.ports import CheckoutPort
@@ -21,15 +20,8 @@ MAX_PINNED = 3
 
 
 class Cards:
-    def __init__(
-        self,
-        redis: aioredis.Redis,
-        sessions: async_sessionmaker[AsyncSession],
-        show_id: str,
-        checkout: CheckoutPort | None,
-    ) -> None:
+    def __init__(self, redis: aioredis.Redis, show_id: str, checkout: CheckoutPort) -> None:
         self.redis = redis
-        self.sessions = sessions
         self.show_id = show_id
         self.checkout = checkout
         self.pins = key(show_id, "pins")
@@ -63,8 +55,7 @@ class Cards:
         return cards
 
     async def card(self, product_id: str) -> dict[str, Any]:
-        async with self.sessions() as session:
-            products = await catalog.show_catalog(session, self.show_id)
+        products = await self.checkout.products(self.show_id)
         product = next((p for p in products if p.id == product_id), None)
         if product is None or not product.variants:
             raise ProtocolError(
@@ -75,15 +66,14 @@ class Cards:
         ids = [v.id for v in product.variants]
         available = {v.id: v.stock for v in product.variants}
         deals: dict[str, dict[str, Any]] = {}
-        if self.checkout is not None:
-            try:
-                available.update(await self.checkout.availability(ids))
-                for view in await self.checkout.deals(self.show_id):
-                    data = view.to_json()
-                    if data.get("variant_id") in available:
-                        deals[str(data["variant_id"])] = data
-            except CodedError:
-                pass
+        try:
+            available.update(await self.checkout.availability(ids))
+            for view in await self.checkout.deals(self.show_id):
+                data = view.to_json()
+                if data.get("variant_id") in available:
+                    deals[str(data["variant_id"])] = data
+        except CodedError:
+            pass
         variants = [
             {
                 "id": v.id,

@@ -35,6 +35,5 @@ CODES: dict[str, int] = {
     "poll_open": 409,
     "poll_closed": 409,
     "illegal_transition": 409,
-    "checkout_unavailable": 503,
     "internal_error": 500,
 }

@@ -3,13 +3,11 @@
 Fan-out serializes an event once into a ``Frame`` (JSON text and, lazily, the complete
 websocket frame bytes) and offers it to every local socket without awaiting any of them.
 
-Two ways to the wire, chosen per socket:
+Two ways to the wire, chosen per socket by the web layer, both a ``Sink``:
 
-- ``DirectSink``: uvicorn's websockets (sans-I/O) protocol, reached through the raw ASGI
-  ``send`` (``web/live_ws.py`` keeps it in the scope). A server frame is unmasked, so the
-  bytes are the same for every socket: one ``transport.write`` of pre-built bytes per
-  socket, no task switch, no per-socket encoding. Measured on this box: about 3 us per
-  socket, against about 40 us for an awaited ASGI ``websocket.send``.
+- ``web.live_sink.DirectSink``: uvicorn's websockets (sans-I/O) protocol, reached through
+  the raw ASGI ``send``. A server frame is unmasked, so the bytes are the same for every
+  socket (``Frame.wire``): one ``transport.write`` of pre-built bytes per socket.
 - ``AsgiSink``: any other server: a writer task awaits ``websocket.send`` per frame.
 
 When the transport is writable and nothing is queued, a frame is written at once. Otherwise
@@ -27,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from websockets.frames import Frame as WireFrame
 from websockets.frames import Opcode
@@ -70,56 +68,6 @@ class Sink(Protocol):
     def write_now(self, frame: Frame) -> None: ...
     async def send(self, frame: Frame) -> None: ...
     async def close(self, code: int, reason: str) -> None: ...
-
-
-class DirectSink:
-    """Writes pre-built frame bytes to uvicorn's websockets sans-I/O protocol's transport."""
-
-    def __init__(self, protocol: Any) -> None:
-        self._protocol = protocol
-
-    @staticmethod
-    def of(raw_send: object) -> DirectSink | None:
-        protocol = getattr(raw_send, "__self__", None)
-        if protocol is None or type(protocol).__name__ != "WebSocketsSansIOProtocol":
-            return None
-        for name in ("transport", "conn", "writable", "close_sent"):
-            if not hasattr(protocol, name):
-                return None
-        return DirectSink(protocol)
-
-    def _open(self) -> bool:
-        p = self._protocol
-        return not p.close_sent and not p.transport.is_closing() and p.conn.close_sent is None
-
-    def writable(self) -> bool:
-        return bool(self._protocol.writable.is_set()) and self._open()
-
-    def write_now(self, frame: Frame) -> None:
-        self._protocol.transport.write(frame.wire)
-
-    async def send(self, frame: Frame) -> None:
-        await self._protocol.writable.wait()
-        if not self._open():
-            raise ConnectionError("socket closed")
-        self._protocol.transport.write(frame.wire)
-
-    async def close(self, code: int, reason: str) -> None:
-        p = self._protocol
-        if not self._open():
-            return
-        if p.writable.is_set():
-            # The server's own close: close frame, disconnect event, close timer.
-            with contextlib.suppress(Exception):
-                await p.send({"type": "websocket.close", "code": code, "reason": reason})
-            return
-        # It does not read now: queue the close frame after what it has not read yet, and
-        # drop the connection if it still has not taken them after the close timeout.
-        p.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
-        p.conn.send_close(code, reason)
-        p.transport.write(b"".join(p.conn.data_to_send()))
-        p.close_sent = True
-        p.close_timer = asyncio.get_running_loop().call_later(p.close_timeout, p.transport.abort)
 
 
 class AsgiSink:

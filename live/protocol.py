@@ -2,7 +2,7 @@
 
 Every message is one JSON object with a ``type``. Client requests carry a ``ref`` (a client
 id) and get exactly one reply: ``{"type": "ok", "ref": ...}`` or the coded error shape.
-README.md documents every type under "## Live protocol" (``tests/live/test_protocol_docs.py``
+README.md documents every type under "## Live protocol" (``tests/live/test_protocol.py``
 fails when one is missing).
 """
 

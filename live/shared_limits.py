@@ -1,7 +1,7 @@
 """Rate limits that hold across processes, for what every viewer sees.
 
 A viewer's chat messages, questions and upvotes are limited per show in Redis as well as
-in the process (``live.service.RateLimits``): with several worker processes, a client
+in the process (``live.limits.RateLimits``): with several worker processes, a client
 that spread its sockets over them, or reconnected to another one, would otherwise get a
 fresh burst in each. Reactions and taps stay limited per process only: they are the
 busiest messages, and their abuse reaches nobody's screen as text.

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from config import Settings, load_settings
 from config.runtime import tune_gc
-from core.errors import CodedError, ws_error
+from core.errors import CodedError
 from live.checkout_events import LiveEventSink
 from live.service import LiveService
 from signaling import SignalingConfig, SignalingService
@@ -111,7 +111,7 @@ async def _lifespan(made: Parts, migrate: bool, server_process: bool) -> AsyncIt
         checkout = await checkout_api.open_checkout(
             resources, made.settings, LiveEventSink(resources.redis), made.bus
         )
-        live = LiveService(resources.redis, resources.sessions, checkout, error_shape=ws_error)
+        live = LiveService(resources.redis, resources.sessions, checkout)
         closers += [live.close, checkout.close]
         made.bus.status_listeners.append(live.show_status_changed)
         made.bus.catalog_listeners.append(live.catalog_changed)

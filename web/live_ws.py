@@ -17,10 +17,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.errors import ws_error
 from core.roles import Role
-from live.outbox import AsgiSink, DirectSink, Sink
+from live.outbox import AsgiSink, Sink
 from live.protocol import CLOSE_AUTH, CLOSE_FORBIDDEN, ProtocolError, dumps
-from live.service import Participant
+from live.session import Participant
 from web.auth import AuthError, TokenIssuer
+from web.live_sink import DirectSink
 from web.parts import parts
 
 RAW_SEND = "liveshop.raw_send"
@@ -29,8 +30,8 @@ RAW_SEND = "liveshop.raw_send"
 class RawSendMiddleware:
     """Keeps the server's own ``send`` in a websocket scope, before any wrapper.
 
-    live writes pre-built frames straight to uvicorn's protocol through it (see
-    live/outbox.py); with any other server live falls back to awaited ASGI sends.
+    ``DirectSink`` (web/live_sink.py) writes live's pre-built frames straight to uvicorn's
+    protocol through it; with any other server live's ``AsgiSink`` awaits ASGI sends.
     """
 
     def __init__(self, app: ASGIApp) -> None:

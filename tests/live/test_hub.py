@@ -11,9 +11,9 @@ from websockets.exceptions import ConnectionClosed
 
 from core.roles import Role
 from live.event_log import EventLog, id_tuple
+from live.limits import RateLimits
 from live.outbox import Limits
 from live.protocol import Delivery
-from live.service import RateLimits
 from tests.live.conftest import Client, LiveServer, events_of, seed_show
 from web.parts import parts
 

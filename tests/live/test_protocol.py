@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from core.roles import Role
+from live.limits import RateLimits
 from live.protocol import CLIENT_TYPES, SERVER_TYPES, ProtocolError, clean_text, parse
-from live.service import RateLimits
 from tests.live.conftest import Client, LiveServer, seed_show
 from web.parts import parts
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from sqlalchemy import func, select
 from websockets.exceptions import ConnectionClosed
 
 from core.roles import Role
+from live.limits import RateLimits
 from live.models import ModerationAction
-from live.service import RateLimits
 from tests.live.conftest import Client, LiveServer, events_of, seed_show
 from web.parts import parts
 
@@ -189,24 +190,37 @@ async def test_questions_queue_answer_and_timing(live: LiveServer) -> None:
     vera = await _join(live, seeded.show_id, Role.VIEWER, "Vera")
     walt = await _join(live, seeded.show_id, Role.VIEWER, "Walt")
     q1 = (await vera.request("ask", text="Is it wool?"))["question_id"]
+    asking = time.monotonic()
     q2 = (await vera.request("ask", text="Does it shrink?"))["question_id"]
+    asked = time.monotonic()
     assert (await walt.expect("question"))["question"]["text"] == "Is it wool?"
     assert (await walt.request("upvote", question_id=q2))["votes"] == 1
     assert (await walt.request("upvote", question_id=q2))["code"] == "already_voted"
     queue = (await host.request("queue"))["questions"]
     assert [q["id"] for q in queue] == [q2, q1]
     assert (await mod.request("approve", question_id=q2))["type"] == "ok"
+    await asyncio.sleep(0.3)  # the answer comes at least this long after the question
+    answering = time.monotonic()
     answered = await mod.request("answer", question_id=q2, text="No, it does not.")
-    assert answered["answer_s"] >= 0
+    replied = time.monotonic()
+    # asked somewhere in [asking, asked], answered somewhere in [answering, replied]
+    # (with a millisecond for the stored timestamps and the two clocks):
+    assert answering - asked - 0.001 <= answered["answer_s"] <= replied - asking + 0.001
+    assert answering - asked >= 0.3
     answer = (await walt.expect("answer"))["question"]
     assert answer["id"] == q2 and answer["answer"] == "No, it does not."
+    assert answer["answer_s"] == answered["answer_s"]
     assert answer["text"] == "Does it shrink?"
     assert (await mod.request("approve", question_id=q2))["code"] == "illegal_transition"
     assert (await mod.request("dismiss", question_id=q1))["type"] == "ok"
     assert (await host.request("queue"))["questions"] == []
     stats = await host.request("stats")
-    assert stats["questions"]["answered"] == 1
-    assert stats["questions"]["median_answer_s"] >= 0
+    # one answered question (q1 was dismissed): its time is the median and the longest
+    assert stats["questions"] == {
+        "answered": 1,
+        "median_answer_s": answered["answer_s"],
+        "max_answer_s": answered["answer_s"],
+    }
     assert (await vera.request("approve", question_id=q1))["code"] == "forbidden_role"
     for client in (host, mod, vera, walt):
         await client.close()
@@ -313,8 +327,23 @@ async def test_reactions_are_aggregated_and_stats_count(live: LiveServer) -> Non
     assert len(reactions) <= 2  # counts per tick, never one message per tap
     await asyncio.sleep(1.2)
     stats = await host.request("stats")
-    assert stats["viewers_now"] == 1 and stats["viewers_peak"] >= 1
+    # the host is no viewer: Vera is the one viewer there is and ever was
+    assert stats["viewers_now"] == 1 and stats["viewers_peak"] == 1
     assert stats["taps"] == {seeded.product_ids[0]: 1}
+    for client in (host, vera):
+        await client.close()
+
+
+async def test_viewers_peak_outlasts_a_viewer_who_left(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    host = await _join(live, seeded.show_id, Role.HOST, "Hana")
+    vera = await _join(live, seeded.show_id, Role.VIEWER, "Vera")
+    walt = await _join(live, seeded.show_id, Role.VIEWER, "Walt")
+    await host.expect("viewers", now=2, peak=2)
+    await walt.close()
+    await host.expect("viewers", now=1, peak=2)
+    stats = await host.request("stats")
+    assert (stats["viewers_now"], stats["viewers_peak"]) == (1, 2)
     for client in (host, vera):
         await client.close()
 

@@ -1,0 +1,138 @@
+"""Requests of moderators (and of hosts for the queue and answers): the question queue,
+chat moderation, canned replies, and a viewer's orders (through checkout's port)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from live.event_log import key, valid_id
+from live.handlers.everyone import chat
+from live.models import QuestionStatus
+from live.protocol import Delivery, ProtocolError, clean_text
+from live.session import Context, Handler
+
+
+async def queue(ctx: Context) -> dict[str, Any]:
+    return {"questions": await ctx.room.questions.queue()}
+
+
+async def _question(ctx: Context, question_id: str, action: str, question: dict[str, Any]) -> None:
+    kind = "answer" if action == "answer" else "question_updated"
+    await ctx.room.event_log.publish(
+        kind, {"question": question}, Delivery.STATE, key_=f"q:{question_id}"
+    )
+    await ctx.log(action, target_id=question_id, target_viewer_id=question["viewer_id"])
+
+
+async def approve(ctx: Context, question_id: str) -> None:
+    q = await ctx.room.questions.move(question_id, QuestionStatus.APPROVED)
+    await _question(ctx, question_id, "approve", q)
+
+
+async def answer(ctx: Context, question_id: str, text: str) -> dict[str, Any]:
+    q = await ctx.room.questions.move(
+        question_id, QuestionStatus.ANSWERED, answer=clean_text(text), by=ctx.uid
+    )
+    await _question(ctx, question_id, "answer", q)
+    return {"answer_s": q["answer_s"]}
+
+
+async def pin_question(ctx: Context, question_id: str) -> None:
+    q = await ctx.room.questions.pin(question_id)
+    await _question(ctx, question_id, "pin_question", q)
+
+
+async def dismiss(ctx: Context, question_id: str) -> None:
+    q = await ctx.room.questions.move(question_id, QuestionStatus.DISMISSED)
+    await _question(ctx, question_id, "dismiss", q)
+
+
+async def delete_chat(ctx: Context, message_id: str) -> None:
+    if not valid_id(message_id):
+        raise ProtocolError("invalid_input", "not a message id", fields={"message_id": "bad id"})
+    await ctx.redis.sadd(key(ctx.room.show_id, "deleted"), message_id)
+    await ctx.room.event_log.publish("chat_deleted", {"message_id": message_id})
+    await ctx.log("delete_chat", target_id=message_id)
+
+
+async def mute(ctx: Context, user_id: str, seconds: int) -> None:
+    await ctx.room.moderation.mute(user_id, seconds)
+    await ctx.log("mute", target_viewer_id=user_id, detail={"seconds": seconds})
+    await _notify(ctx, user_id, "mute", seconds=seconds)
+
+
+async def ban(ctx: Context, user_id: str) -> None:
+    await ctx.room.moderation.ban(user_id)
+    await ctx.log("ban", target_viewer_id=user_id)
+    await _notify(ctx, user_id, "ban")
+
+
+async def shadow_ban(ctx: Context, user_id: str) -> None:
+    await ctx.room.moderation.shadow_ban(user_id)
+    await ctx.log("shadow_ban", target_viewer_id=user_id)
+
+
+async def slow_mode(ctx: Context, user_id: str, seconds: int) -> None:
+    await ctx.room.moderation.slow_mode(user_id, seconds)
+    await ctx.log("slow_mode", target_viewer_id=user_id, detail={"seconds": seconds})
+    await _notify(ctx, user_id, "slow_mode", seconds=seconds)
+
+
+async def blocked_words(ctx: Context, words: list[str]) -> dict[str, Any]:
+    words = await ctx.room.moderation.set_blocked_words(words)
+    await ctx.log("blocked_words", detail={"words": words})
+    return {"words": words}
+
+
+async def canned_add(ctx: Context, text: str) -> dict[str, Any]:
+    canned_id = await ctx.room.moderation.canned_add(clean_text(text))
+    await ctx.log("canned_add", target_id=canned_id)
+    return {"canned_id": canned_id}
+
+
+async def canned_list(ctx: Context) -> dict[str, Any]:
+    return {"canned": await ctx.room.moderation.canned()}
+
+
+async def canned_send(ctx: Context, canned_id: str) -> dict[str, Any]:
+    text = (await ctx.room.moderation.canned()).get(canned_id)
+    if text is None:
+        raise ProtocolError("not_found", "no such canned reply", fields={"canned_id": "unknown"})
+    await ctx.log("canned_send", target_id=canned_id)
+    return await chat(ctx, text)
+
+
+async def viewer_orders(ctx: Context, user_id: str) -> dict[str, Any]:
+    orders = await ctx.checkout.orders_of(ctx.room.show_id, user_id)
+    await ctx.log("viewer_orders", target_viewer_id=user_id)
+    return {"orders": [o.to_json() for o in orders]}
+
+
+async def _notify(ctx: Context, user_id: str, action: str, **detail: Any) -> None:
+    """Tell the target (only) what happened; a ban also closes their sockets."""
+    await ctx.room.event_log.publish(
+        "moderation",
+        {"action": action, **detail},
+        Delivery.PERSONAL,
+        key_="kick" if action == "ban" else "",
+        to=user_id,
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    "queue": queue,
+    "approve": approve,
+    "answer": answer,
+    "pin_question": pin_question,
+    "dismiss": dismiss,
+    "delete_chat": delete_chat,
+    "mute": mute,
+    "ban": ban,
+    "shadow_ban": shadow_ban,
+    "slow_mode": slow_mode,
+    "blocked_words": blocked_words,
+    "canned_add": canned_add,
+    "canned_list": canned_list,
+    "canned_send": canned_send,
+    "viewer_orders": viewer_orders,
+}

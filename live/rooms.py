@@ -1,0 +1,139 @@
+"""A show's room in one process: its hub, its features, its viewers' rate-limit buckets,
+and the snapshot a joining socket gets (built at most once per SNAPSHOT_TTL_S)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.errors import CodedError
+from live.cards import Cards
+from live.event_log import Entry, EventLog, key
+from live.hub import Member, ShowHub
+from live.limits import Bucket, RateLimits
+from live.moderation import Moderation
+from live.polls import Polls
+from live.ports import CheckoutPort
+from live.questions import Questions
+
+SNAPSHOT_TTL_S = 0.5
+
+
+class Room:
+    """One show in this process: its hub and its features.
+
+    ``rate_limits`` answers the service's rules as they are now (they may be changed on a
+    running service); a viewer's buckets are made from them on first use.
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        sessions: async_sessionmaker[AsyncSession],
+        checkout: CheckoutPort,
+        show_id: str,
+        *,
+        process_id: str,
+        rate_limits: Callable[[], RateLimits],
+    ) -> None:
+        self.show_id = show_id
+        self.event_log = EventLog(redis, show_id)
+        self.cards = Cards(redis, show_id, checkout)
+        self.questions = Questions(redis, sessions, show_id)
+        self.moderation = Moderation(redis, sessions, show_id)
+        self.polls = Polls(redis, show_id)
+        self.hub = ShowHub(redis, show_id, self.snapshot, process_id=process_id)
+        self.checkout = checkout
+        self.redis = redis
+        self._rate_limits = rate_limits
+        self.active = 0  # sockets being served in this process
+        self.buckets: dict[str, dict[str, Bucket]] = {}
+        self._snapshot_lock = asyncio.Lock()
+        self._cached: tuple[str, dict[str, Any], list[Entry], set[str]] | None = None
+        self._cached_at = 0.0
+        self._cached_version = -1
+
+    def buckets_of(self, user_id: str) -> dict[str, Bucket]:
+        """The rate-limit buckets of one viewer in this show, shared by their sockets."""
+        if user_id not in self.buckets:
+            rules = self._rate_limits().rules
+            self.buckets[user_id] = {name: Bucket(r, b) for name, (r, b) in rules.items()}
+        return self.buckets[user_id]
+
+    def release_buckets(self, user_id: str) -> None:
+        """The viewer's last socket here left: forget their buckets once they are full
+        again, not before (reconnecting must not give a fresh burst)."""
+        buckets = self.buckets.get(user_id)
+        if buckets is None or self.hub.members_of(user_id):
+            return
+        wait = max((bucket.until_full_s() for bucket in buckets.values()), default=0.0)
+        if wait <= 0:
+            del self.buckets[user_id]
+        else:
+            asyncio.get_running_loop().call_later(wait, self.release_buckets, user_id)
+
+    async def snapshot(self, member: Member) -> tuple[str, dict[str, Any]]:
+        """(the stream id it is current to, the snapshot) for ``member``.
+
+        The shared part is built at most once per SNAPSHOT_TTL_S per process, and again
+        when the hub has read a change (a crowd joining at once costs one build), together
+        with the stream id read before it: the hub sends every event after that id, so a
+        cached snapshot never leaves a gap.
+        """
+        async with self._snapshot_lock:
+            cached = self._cached
+            stale = time.monotonic() - self._cached_at > SNAPSHOT_TTL_S
+            if cached is None or stale or self._cached_version != self.hub.version:
+                self._cached_version = self.hub.version
+                self._cached = cached = await self._build_snapshot()
+                self._cached_at = time.monotonic()
+            since, shared, recent, deleted = cached
+        chat = []
+        for entry in recent:
+            if not member.sees(entry) or entry.id in deleted:
+                continue
+            event = json.loads(entry.event)
+            if event["type"] == "chat":
+                chat.append({"id": entry.id, **event})
+        return since, {
+            **shared,
+            "clock_ms": await self.event_log.clock_ms(),
+            "chat": chat[-50:],
+            "viewers": {"now": self.hub.viewers_now, "peak": self.hub.viewers_peak},
+        }
+
+    async def _status(self) -> str | None:
+        """The show's status: Redis keeps it once it changed; before that, ask checkout."""
+        raw = await self.redis.get(key(self.show_id, "status"))
+        status = None if raw is None else str(raw)
+        if status is None:
+            try:
+                status = (await self.checkout.show_status(self.show_id)).value
+            except CodedError:  # (show_not_found: the show is gone)
+                return None
+            await self.redis.set(key(self.show_id, "status"), status, nx=True)
+        return status
+
+    async def _build_snapshot(self) -> tuple[str, dict[str, Any], list[Entry], set[str]]:
+        since = await self.event_log.last_id()
+        deals: list[dict[str, Any]] = []
+        with contextlib.suppress(CodedError):
+            deals = [d.to_json() for d in await self.checkout.deals(self.show_id)]
+        deleted = {str(d) for d in await self.redis.smembers(key(self.show_id, "deleted"))}
+        shared = {
+            "show_id": self.show_id,
+            "status": await self._status(),
+            "stream": await self.redis.get(key(self.show_id, "video")) or "offline",
+            "cards": await self.cards.pinned(),
+            "deals": deals,
+            "poll": await self.polls.get(),
+            "questions": await self.questions.queue(limit=10),
+        }
+        return since, shared, await self.event_log.recent(300), deleted
