@@ -2,8 +2,8 @@
 
 checkout never knows how they travel: it calls an ``EventSink``. The live channel
 implements the sink and writes each event to the show's stream. Stock updates are
-coalesced here, in the service (at most one per variant per 0.25 s per process), and
-written at once by the sink. ``kind`` names the event on the wire.
+coalesced in checkout (``checkout.stock_events``: at most one per variant per 0.25 s per
+process), and written at once by the sink. ``kind`` names the event on the wire.
 """
 
 from __future__ import annotations

@@ -157,7 +157,9 @@ return {'ok', tonumber(h[1]), num(h[4]), price, redis.call('HGET', stock, 'epoch
 )
 
 # KEYS: stock, exp, hold, idem   ARGV: hold id, qty, epoch of the hold, order id
-# The order is in SQL: the hold's units become sold.
+# The order is in SQL: the paying hold's units become sold. A held hold under the id is a
+# cart line made after the paying one ran out: it stays in the cart, and the order's units
+# are taken again as if its hold were gone.
 # -> {'ok'} | {'noload'} | {'resync'}
 COMMIT = (
     PRELUDE
@@ -168,9 +170,10 @@ if order ~= '' and redis.call('EXISTS', ik) == 1 then
   redis.call('HSET', ik, 'state', 'done', 'order', order)
 end
 if redis.call('EXISTS', stock) == 0 then return {'noload'} end
-redis.call('ZREM', exp, hid)
-local h = redis.call('HMGET', hk, 'qty')
-if h[1] then
+local h = redis.call('HMGET', hk, 'qty', 'state')
+local mine = h[2] ~= 'held'  -- (a held hold here is a newer cart line: it stays)
+if mine then redis.call('ZREM', exp, hid) end
+if mine and h[1] then
   redis.call('DEL', hk)
   redis.call('HINCRBY', stock, 'held', -tonumber(h[1]))
   redis.call('HINCRBY', stock, 'sold', tonumber(h[1]))

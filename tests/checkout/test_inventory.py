@@ -8,7 +8,7 @@ import pytest
 
 from checkout.errors import CheckoutError
 from checkout.events import BackInStock, StockChanged
-from checkout.holds import HoldState, IllegalTransition, transition
+from checkout.holds import HoldState
 from checkout.inventory import Reserved, stock_key
 from tests.checkout.conftest import CART_HOLD_S, Shop, wait_until
 
@@ -159,17 +159,6 @@ async def test_set_stock_keeps_redis_in_line(shop: Shop) -> None:
         raise AssertionError("stock below held units was accepted")
     assert await shop.sql_stock(v) == 4
     assert await shop.counts(v) == {"avail": 1, "held": 3, "sold": 0, "listed": 4}
-
-
-def test_hold_transitions() -> None:
-    assert transition(HoldState.HELD, HoldState.PAYING) is HoldState.PAYING
-    assert transition(HoldState.PAYING, HoldState.COMMITTED) is HoldState.COMMITTED
-    try:
-        transition(HoldState.COMMITTED, HoldState.RELEASED)
-    except IllegalTransition:
-        pass
-    else:
-        raise AssertionError("committed -> released was allowed")
 
 
 async def test_taps_that_find_a_variant_unloaded_share_one_load(
