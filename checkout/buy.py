@@ -2,7 +2,7 @@
 
 The hot path of a tap is one Lua call (``Inventory.reserve``); a refusal never touches SQL.
 A tap that got units pays, then writes the order and the conditional stock decrement in one
-SQL transaction (shared with the orders written at the same moment: ``orders.OrderWriter``),
+SQL transaction (shared with the orders written at the same moment: ``order_writer.OrderWriter``),
 answers, and then, in the background, tells Redis the units are sold and sends the order
 event (``settled`` waits for that work). A repeated key waits for its first request and
 answers its outcome; a failed payment or order gives the held units back.
@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from checkout import orders
+from checkout import order_writer, orders
 from checkout.error_codes import IDEMPOTENCY_KEY_REUSED
 from checkout.errors import Conflict, OutOfStock, Unavailable
 from checkout.events import Event, OrderUpdate
@@ -59,7 +59,7 @@ class Buying:
         sessions: async_sessionmaker[AsyncSession],
         redis: aioredis.Redis,
         inventory: Inventory,
-        writer: orders.OrderWriter,
+        writer: order_writer.OrderWriter,
         payments: PaymentProvider,
         lookups: Lookups,
         stock_events: StockEvents,
@@ -170,10 +170,10 @@ class Buying:
                 OrderUpdate(show_id, buyer_id, "failed", idempotency_key=key, reason=reason)
             )
             raise failure(reason)
-        draft = orders.OrderDraft(show_id, buyer_id, key, currency, tuple(lines), charge.ref)
+        draft = order_writer.OrderDraft(show_id, buyer_id, key, currency, tuple(lines), charge.ref)
         try:
             result = await self.writer.write(draft)
-        except orders.DuplicateOrder:
+        except order_writer.DuplicateOrder:
             return await self._existing(show_id, buyer_id, key, held, charge)
         except (OutOfStock, Unavailable) as exc:
             # OutOfStock: Redis promised units SQL does not have: SQL wins, Redis follows it.

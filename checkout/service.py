@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from checkout import orders
+from checkout import order_writer
 from checkout.buy import Buying
 from checkout.cart import Carts
 from checkout.deals import Deals
@@ -52,7 +52,7 @@ class CheckoutService:
         self.payment_hold_s = payment_hold_s
         self._lookups = Lookups(sessions)
         self.inventory = Inventory(redis, self._lookups.sql_stock)
-        self.writer = orders.OrderWriter(sessions)
+        self.writer = order_writer.OrderWriter(sessions)
         self._stock_events = StockEvents(events, self.inventory)
         inventory, lookups, stock_events = self.inventory, self._lookups, self._stock_events
         self._buying = Buying(

@@ -1,7 +1,8 @@
-"""checkout's ``EventSink``, implemented by live: each domain event goes to its show's stream.
+"""checkout's ``EventSink``, implemented by live: each domain event goes to its show's event
+log.
 
 Stock updates are state, keyed by variant, so a slow socket only ever holds the newest;
-the checkout coalesces them already (``STOCK_EVENT_INTERVAL_S``), so they go out as they
+checkout coalesces them already (``checkout/stock_events.py``), so they go out as they
 come. Order updates are personal: only the buyer's sockets see them. Back-in-stock goes to
 each subscriber named in the event.
 """

@@ -1,7 +1,8 @@
 """The viewer's checkout API: one-tap buy, cart, notify-me; the host's deals.
 
 Every route takes the viewer's signed token; the buyer is the token's subject, never a
-field of the body. Domain rules live in ``checkout.service``; this module only maps HTTP.
+field of the body. Domain rules live behind ``checkout.service.CheckoutService``; this
+module only maps HTTP.
 """
 
 from __future__ import annotations

@@ -123,10 +123,12 @@ async def test_flush_while_paying_keeps_sql_truth(shop: Shop) -> None:
     await shop.service.sweep_once()  # the watchdog sees the epoch vanish and rebuilds
     assert (await shop.counts(v))["avail"] == 5
     # the order of the lost hold lands in SQL; Redis follows SQL afterwards
-    from checkout import orders
+    from checkout import order_writer, orders
 
     await shop.service.writer.write(
-        orders.OrderDraft(shop.show_id, "x", "k", "EUR", (orders.LineSpec(v, 2, 12900),), None)
+        order_writer.OrderDraft(
+            shop.show_id, "x", "k", "EUR", (orders.LineSpec(v, 2, 12900),), None
+        )
     )
     assert await inv.commit(v, "b:x:k", quantity=2, epoch=held.epoch, order_id="o") == "resync"
     await inv.resync(v)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from checkout.errors import CheckoutError, OutOfStock
-from checkout.orders import DuplicateOrder, LineSpec, OrderDraft, OrderWriter
+from checkout.order_writer import DuplicateOrder, OrderDraft, OrderWriter
+from checkout.orders import LineSpec
 from checkout.results import OrderResult
 from tests.checkout.conftest import Shop
 
