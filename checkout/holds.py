@@ -11,7 +11,7 @@ import enum
 
 from core.transitions import IllegalTransition, Transitions
 
-__all__ = ["HOLD_TRANSITIONS", "HoldState", "IllegalTransition", "transition"]
+__all__ = ["HOLD_TRANSITIONS", "LIVE_STATES", "HoldState", "IllegalTransition", "transition"]
 
 
 class HoldState(enum.StrEnum):
@@ -30,6 +30,10 @@ HOLD_TRANSITIONS = Transitions(
         HoldState.RELEASED: frozenset(),
     },
 )
+
+
+LIVE_STATES = frozenset({HoldState.HELD, HoldState.PAYING})
+"""The states of a hold that still holds units (MOVE goes between these only)."""
 
 
 def transition(current: HoldState, target: HoldState) -> HoldState:

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from checkout import scripts
 from checkout.batching import ScriptBatcher
 from checkout.errors import CheckoutError, Conflict, IdempotencyError, OutOfStock, Unavailable
-from checkout.holds import HoldState
+from checkout.holds import HOLD_TRANSITIONS, LIVE_STATES, HoldState
 from core.aio import SingleFlight
 
 EPOCH_KEY = "inv:epoch"
@@ -231,7 +231,14 @@ class Inventory:
     async def move(
         self, variant_id: str, hold_id: str, source: HoldState, target: HoldState, ttl_ms: int
     ) -> Moved | None:
-        """Move a live hold between states (held <-> paying); None when it is gone."""
+        """Move a live hold between states (held <-> paying); None when it is gone.
+
+        The Lua writes whatever state it is given, so the move is checked here first: a
+        move outside HOLD_TRANSITIONS, or to an end state (COMMIT and RELEASE end a hold),
+        raises before Redis is called."""
+        HOLD_TRANSITIONS.check(source, target)
+        if target not in LIVE_STATES:
+            raise ValueError(f"MOVE keeps a hold alive; {target} is an end state")
         p = prefix(variant_id)
         keys = [stock_key(variant_id), p + "exp", hold_key(variant_id, hold_id), p + "deal"]
         r = await self._call("MOVE", keys, [hold_id, source.value, target.value, ttl_ms])

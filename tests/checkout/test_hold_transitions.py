@@ -434,3 +434,28 @@ def test_hold_transitions() -> None:
         pass
     else:
         raise AssertionError("committed -> released was allowed")
+
+
+async def test_a_move_outside_the_table_is_refused_before_redis(shop: Shop) -> None:
+    # MOVE's Lua writes whatever state it is given: Inventory.move checks it first.
+    inv = shop.service.inventory
+    v = shop.v("SNK-43")
+    held = await inv.reserve(
+        v,
+        "c:guard",
+        buyer_id="b",
+        show_id=shop.show_id,
+        quantity=1,
+        ttl_ms=LONG_MS,
+        state=HELD,
+    )
+    assert isinstance(held, Reserved)
+    before = await shop.redis.hgetall(hold_key(v, "c:guard"))
+    for source, target in ((HELD, COMMITTED), (PAYING, RELEASED), (COMMITTED, HELD)):
+        try:
+            await inv.move(v, "c:guard", source, target, LONG_MS)
+        except (IllegalTransition, ValueError):
+            pass
+        else:
+            raise AssertionError(f"move {source} -> {target} was sent to Redis")
+    assert await shop.redis.hgetall(hold_key(v, "c:guard")) == before
