@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 import json
 import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,17 +46,7 @@ class ProtocolError(CodedError):
     """A coded refusal of one request; the socket stays open (codes: live/error_codes.py)."""
 
     codes = CODES
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        http_status: int | None = None,
-        fields: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(code, message, http_status=http_status, fields=fields)
-        self.ref: str | None = None  # the request's ref, when it could be read
+    ref: str | None = None  # the request's ref, when it could be read
 
 
 # Server -> client types (besides replies, which are "ok" and "error").
