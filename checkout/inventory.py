@@ -353,7 +353,6 @@ class Inventory:
             raise CheckoutError(
                 "deal_expired",
                 "the deal would end in the past",
-                http_status=422,
                 fields={"ends_at": "must be in the future"},
             )
         if r[0] == "short":

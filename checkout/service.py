@@ -2,7 +2,7 @@
 parts and hands each call to its owner: ``buy`` (one tap, paying), ``cart``, ``deals``,
 ``recovery`` (sweeper, rebuild), ``stock`` (restock, notify-me), ``reports`` (SQL reads),
 over the shared ``lookups`` and ``stock_events``, the Redis gate ``inventory`` and the
-SQL guard ``orders``.
+SQL guard ``order_writer``.
 """
 
 from __future__ import annotations

@@ -75,9 +75,7 @@ class Peers:
 
     def check_open(self) -> None:
         if self._closed:
-            raise SignalingError(
-                "service_closed", "The video relay is shutting down.", http_status=503
-            )
+            raise SignalingError("service_closed", "The video relay is shutting down.")
 
     def find_session(self, request: Request, role: PeerRole) -> PeerSession:
         session = self.sessions.get(request.path_params["session_id"])

@@ -80,7 +80,7 @@ T = TypeVar("T")
 
 
 def _unavailable(message: str) -> SignalingError:
-    return SignalingError("video_unavailable", message, http_status=503)
+    return SignalingError("video_unavailable", message)
 
 
 class VideoPlacement:

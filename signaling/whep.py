@@ -41,7 +41,6 @@ class WhepPlayback:
                 raise SignalingError(
                     "unsupported_codec",
                     "The offer has neither VP8 nor H.264 constrained baseline.",
-                    http_status=400,
                 )
         session = PeerSession(
             show_id,

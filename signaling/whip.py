@@ -99,7 +99,6 @@ class WhipIngest:
             raise SignalingError(
                 "unsupported_codec",
                 "The offer has neither VP8 nor H.264 constrained baseline (packetization-mode 1).",
-                http_status=400,
             )
         self._check_publisher(show_id, identity)
         session = PeerSession(

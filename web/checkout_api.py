@@ -96,7 +96,6 @@ def _idempotency_key(request: Request) -> str:
         raise ApiError(
             "idempotency_key_missing",
             "the Idempotency-Key header is required",
-            http_status=422,
             fields={"Idempotency-Key": "required"},
         )
     return key

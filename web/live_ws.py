@@ -79,7 +79,7 @@ def _participant(
         return None, None
     principal = tokens.verify(token)
     if not principal.can_act_on(show_id):
-        raise AuthError("forbidden_show", "this token is for another show", http_status=403)
+        raise AuthError("forbidden_show", "this token is for another show")
     return Participant(principal.user_id, principal.name, principal.role), principal.expires_at
 
 
