@@ -28,6 +28,7 @@ IDEM_TTL_MS = 24 * 3600 * 1000
 SWEEP_BATCH = 500
 
 StockReader = Callable[[str], Awaitable[int]]
+SweptListener = Callable[["Swept"], Awaitable[None]]
 
 
 def prefix(variant_id: str) -> str:
@@ -106,6 +107,9 @@ def _released(variant_id: str, flat: Sequence[Any]) -> list[Released]:
 class Inventory:
     def __init__(self, redis: aioredis.Redis, stock_of: StockReader) -> None:
         self.redis = redis
+        # Told of the holds a refused reserve released on its way (their time was up): the
+        # refusal changes nothing, but those releases are announced like any other.
+        self.on_swept: SweptListener | None = None
         self._stock_of = stock_of
         self._loads = SingleFlight()
         self.epoch: str | None = None
@@ -226,6 +230,9 @@ class Inventory:
             )
         if tag == "idem":
             return Replay(str(r[1]), str(r[2]), str(r[3]))
+        if len(r) > 4 and self.on_swept is not None:  # (a refusal after the lazy sweep)
+            released = _released(variant_id, r[4:])
+            await self.on_swept(Swept(variant_id, int(r[2]), bool(int(r[3])), None, released))
         raise _refusal(variant_id, tag, r)
 
     async def move(

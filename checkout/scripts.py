@@ -48,9 +48,10 @@ local function release_hold(prefix, stock, hid)
   return h
 end
 
--- Release every hold whose time is up (at most `limit`); returns {hid, buyer, show, ...}.
+-- Release every hold whose time is up (at most `limit`); returns {hid, buyer, show, ...}
+-- and the units it gave back.
 local function sweep(prefix, stock, now, limit)
-  local out = {}
+  local out, freed = {}, 0
   local due = redis.call('ZRANGEBYSCORE', prefix .. 'exp', '-inf', now, 'LIMIT', 0, limit)
   for _, hid in ipairs(due) do
     local h = release_hold(prefix, stock, hid)
@@ -58,9 +59,10 @@ local function sweep(prefix, stock, now, limit)
       table.insert(out, hid)
       table.insert(out, h[2])
       table.insert(out, h[5] or '')
+      freed = freed + tonumber(h[1])
     end
   end
-  return out
+  return out, freed
 end
 
 local function deal_running(dk, now)
@@ -74,7 +76,9 @@ end
 # Sets the hold to `qty` units (0 removes it), all or nothing.
 # -> {'ok', avail, qty, deal_units, deal_price, exp_ms, epoch, was_zero, deal_left_zero,
 #     released...}
-#  | {'noload'} | {'short', avail} | {'deal_limit', room} | {'deal_short', left}
+#  | {'noload'} | {'short', avail, ...} | {'deal_limit', room, ...} | {'deal_short', left, ...}
+#  | {'paying', 0, ...}: a refusal after the lazy sweep ends with (avail, back_in_stock,
+#    released...) so that the holds it released are announced like any other release
 #  | {'paying'} | {'idem_mismatch'} | {'idem', state, order, reason}
 RESERVE = (
     PRELUDE
@@ -91,19 +95,24 @@ if fp ~= '' then
   end
 end
 local now = now_ms()
-local released = sweep(prefix, stock, now, 100)
-local old = redis.call('HMGET', hk, 'qty', 'deal', 'dealid', 'state')
-if old[4] == 'paying' then return {'paying'} end
-local old_q, old_d = num(old[1]), num(old[2])
+local released, freed = sweep(prefix, stock, now, 100)
 local avail = num(redis.call('HGET', stock, 'avail'))
-if qty > avail + old_q then return {'short', avail} end
+local function refused(tag, value)
+  local res = {tag, value, avail, (freed > 0 and avail == freed) and 1 or 0}
+  for _, v in ipairs(released) do table.insert(res, v) end
+  return res
+end
+local old = redis.call('HMGET', hk, 'qty', 'deal', 'dealid', 'state')
+if old[4] == 'paying' then return refused('paying', 0) end
+local old_q, old_d = num(old[1]), num(old[2])
+if qty > avail + old_q then return refused('short', avail) end
 local new_d, price, dealid = 0, -1, ''
 if qty > 0 and deal_running(dk, now) then
   local d = redis.call('HMGET', dk, 'id', 'price', 'left', 'limit')
   local mine = (d[1] == old[3]) and old_d or 0
   local bought = num(redis.call('HGET', dbk, buyer)) - mine
-  if bought + qty > tonumber(d[4]) then return {'deal_limit', tonumber(d[4]) - bought} end
-  if qty > tonumber(d[3]) + mine then return {'deal_short', tonumber(d[3]) + mine} end
+  if bought + qty > tonumber(d[4]) then return refused('deal_limit', tonumber(d[4]) - bought) end
+  if qty > tonumber(d[3]) + mine then return refused('deal_short', tonumber(d[3]) + mine) end
   new_d, price, dealid = qty, tonumber(d[2]), d[1]
 end
 local was_zero = (avail == 0) and 1 or 0

@@ -54,6 +54,7 @@ class CheckoutService:
         self.inventory = Inventory(redis, self._lookups.sql_stock)
         self.writer = order_writer.OrderWriter(sessions)
         self._stock_events = StockEvents(events, self.inventory)
+        self.inventory.on_swept = self._stock_events.swept  # releases inside a refusal
         inventory, lookups, stock_events = self.inventory, self._lookups, self._stock_events
         self._buying = Buying(
             sessions, redis, inventory, self.writer, payments, lookups, stock_events,

@@ -12,7 +12,7 @@ import asyncio
 import logging
 
 from checkout.events import BackInStock, DealEnded, Event, EventSink, OrderUpdate, StockChanged
-from checkout.inventory import Inventory, Released, Reserved
+from checkout.inventory import Inventory, Released, Reserved, Swept
 from checkout.lookups import VariantInfo
 from core.aio import cancel_requested
 
@@ -58,6 +58,15 @@ class StockEvents:
             await self.back_in_stock(info.show_id, info.variant_id, res.available)
         if res.deal_units_gone:
             await self.publish(DealEnded(info.show_id, info.variant_id, "sold_out"))
+
+    async def swept(self, swept: Swept) -> None:
+        """A refused reserve released holds whose time was up: their carts hear it, and the
+        units they gave back show in stock."""
+        show_id = swept.released[0].show_id
+        self.moved(show_id, swept.variant_id, swept.available)
+        await self.on_released(swept.released)
+        if swept.back_in_stock:
+            await self.back_in_stock(show_id, swept.variant_id, swept.available)
 
     async def on_released(self, released: list[Released]) -> None:
         for hold in released:
