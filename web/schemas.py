@@ -58,9 +58,9 @@ class StockIn(Strict):
 
 class TokenIn(Strict):
     role: Role = Field(strict=False)
-    name: Text
-    show_id: str | None = None
-    user_id: str | None = None
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+    show_id: str | None = Field(default=None, max_length=40)
+    user_id: str | None = Field(default=None, max_length=40)
     ttl_s: int | None = Field(default=None, ge=60, le=30 * 24 * 3600)
 
 
