@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Enum,
     ForeignKey,
@@ -116,7 +117,8 @@ class Order(Base):
     status: Mapped[OrderStatus] = mapped_column(
         _enum(OrderStatus, "order_status"), default=OrderStatus.CONFIRMED
     )
-    total_minor: Mapped[int] = mapped_column(Integer)
+    # A cart's lines add up past 2**31 minor units (ten units of each at the highest price).
+    total_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     idempotency_key: Mapped[str] = mapped_column(String(128))
     payment_ref: Mapped[str | None] = mapped_column(String(128), nullable=True)

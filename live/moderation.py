@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +44,12 @@ class Moderation:
     def _k(self, name: str) -> str:
         return key(self.show_id, name)
 
-    async def log(
+    async def log(self, moderator_id: str, action: str, **row: Any) -> None:
+        async with self.logged(moderator_id, action, **row):
+            pass
+
+    @asynccontextmanager
+    async def logged(
         self,
         moderator_id: str,
         action: str,
@@ -50,7 +57,11 @@ class Moderation:
         target_viewer_id: str | None = None,
         target_id: str | None = None,
         detail: dict[str, Any] | None = None,
-    ) -> None:
+    ) -> AsyncIterator[None]:
+        """The action's row is written (flushed) before the body runs and committed after
+        it: a row the database refuses stops the action before it starts, and an action
+        that fails leaves no row. Only for actions on Redis (an SQL write of another
+        session inside would wait on this transaction's lock under SQLite)."""
         async with self.sessions.begin() as session:
             session.add(
                 ModerationAction(
@@ -62,6 +73,8 @@ class Moderation:
                     detail=detail or {},
                 )
             )
+            await session.flush()
+            yield
 
     async def is_banned(self, user_id: str) -> bool:
         return bool(await self.redis.sismember(self._k("bans"), user_id))
@@ -83,8 +96,12 @@ class Moderation:
         else:
             await self.redis.hset(self._k("slow"), user_id, seconds)
 
+    @staticmethod
+    def clean_words(words: list[str]) -> list[str]:
+        return sorted({w.strip().lower() for w in words if w.strip()})
+
     async def set_blocked_words(self, words: list[str]) -> list[str]:
-        cleaned = sorted({w.strip().lower() for w in words if w.strip()})
+        cleaned = self.clean_words(words)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(self._k("blocked"))
             if cleaned:

@@ -27,6 +27,8 @@ CLOSE_SHUTDOWN = 1012  # the server restarts: resume with last_id
 MAX_MESSAGE_BYTES = 4096
 MAX_TEXT_CHARS = 500
 MAX_REF_CHARS = 64
+MAX_ID_CHARS = 64  # any id a client names (product, variant, question, poll, user, message...)
+MAX_STRING_CHARS = 4 * MAX_TEXT_CHARS  # any other string, before its own check (e.g. clean_text)
 
 
 class Delivery(enum.StrEnum):
@@ -81,7 +83,7 @@ SERVER_TYPES: frozenset[str] = frozenset(
     }
 )
 
-S, INT, B = "str", "int", "bool"
+S, ID, INT, B = "str", "id", "int", "bool"
 
 
 @dataclass(frozen=True)
@@ -104,56 +106,56 @@ REQUESTS: dict[str, Request] = {
     "ping": Request(ANY),
     "chat": Request(ANY, {"text": (S, True)}),
     "react": Request(VIEWER, {"emoji": (S, True)}, reply=False),
-    "tap": Request(VIEWER, {"product_id": (S, True)}),
+    "tap": Request(VIEWER, {"product_id": (ID, True)}),
     "ask": Request(VIEWER, {"text": (S, True)}),
-    "upvote": Request(VIEWER, {"question_id": (S, True)}),
-    "vote": Request(VIEWER, {"poll_id": (S, True), "option": (INT, True)}),
-    "add_to_cart": Request(VIEWER, {"variant_id": (S, True), "quantity": (INT, True)}),
-    "set_cart_quantity": Request(VIEWER, {"variant_id": (S, True), "quantity": (INT, True)}),
-    "remove_from_cart": Request(VIEWER, {"variant_id": (S, True)}),
+    "upvote": Request(VIEWER, {"question_id": (ID, True)}),
+    "vote": Request(VIEWER, {"poll_id": (ID, True), "option": (INT, True)}),
+    "add_to_cart": Request(VIEWER, {"variant_id": (ID, True), "quantity": (INT, True)}),
+    "set_cart_quantity": Request(VIEWER, {"variant_id": (ID, True), "quantity": (INT, True)}),
+    "remove_from_cart": Request(VIEWER, {"variant_id": (ID, True)}),
     "view_cart": Request(VIEWER),
     "checkout_cart": Request(VIEWER, {"idempotency_key": (S, True), "payment_method": (S, True)}),
     "buy_now": Request(
         VIEWER,
         {
-            "variant_id": (S, True),
+            "variant_id": (ID, True),
             "quantity": (INT, True),
             "idempotency_key": (S, True),
             "payment_method": (S, True),
         },
     ),
-    "notify_me": Request(VIEWER, {"variant_id": (S, True)}),
-    "pin": Request(HOST, {"product_id": (S, True)}),
-    "unpin": Request(HOST, {"product_id": (S, True)}),
+    "notify_me": Request(VIEWER, {"variant_id": (ID, True)}),
+    "pin": Request(HOST, {"product_id": (ID, True)}),
+    "unpin": Request(HOST, {"product_id": (ID, True)}),
     "start_deal": Request(
         HOST,
         {
-            "variant_id": (S, True),
+            "variant_id": (ID, True),
             "price_minor": (INT, True),
             "units": (INT, True),
             "duration_s": (INT, True),
             "per_buyer_limit": (INT, False),
         },
     ),
-    "stop_deal": Request(HOST, {"variant_id": (S, True)}),
+    "stop_deal": Request(HOST, {"variant_id": (ID, True)}),
     "open_poll": Request(HOST, {"question": (S, True), "options": ("list", True)}),
-    "close_poll": Request(HOST, {"poll_id": (S, True)}),
+    "close_poll": Request(HOST, {"poll_id": (ID, True)}),
     "stats": Request(HOST_MOD),
     "queue": Request(HOST_MOD),
-    "approve": Request(MOD, {"question_id": (S, True)}),
-    "answer": Request(HOST_MOD, {"question_id": (S, True), "text": (S, True)}),
-    "pin_question": Request(MOD, {"question_id": (S, True)}),
-    "dismiss": Request(MOD, {"question_id": (S, True)}),
-    "delete_chat": Request(MOD, {"message_id": (S, True)}),
-    "mute": Request(MOD, {"user_id": (S, True), "seconds": (INT, True)}),
-    "ban": Request(MOD, {"user_id": (S, True)}),
-    "shadow_ban": Request(MOD, {"user_id": (S, True)}),
-    "slow_mode": Request(MOD, {"user_id": (S, True), "seconds": (INT, True)}),
+    "approve": Request(MOD, {"question_id": (ID, True)}),
+    "answer": Request(HOST_MOD, {"question_id": (ID, True), "text": (S, True)}),
+    "pin_question": Request(MOD, {"question_id": (ID, True)}),
+    "dismiss": Request(MOD, {"question_id": (ID, True)}),
+    "delete_chat": Request(MOD, {"message_id": (ID, True)}),
+    "mute": Request(MOD, {"user_id": (ID, True), "seconds": (INT, True)}),
+    "ban": Request(MOD, {"user_id": (ID, True)}),
+    "shadow_ban": Request(MOD, {"user_id": (ID, True)}),
+    "slow_mode": Request(MOD, {"user_id": (ID, True), "seconds": (INT, True)}),
     "blocked_words": Request(MOD, {"words": ("list", True)}),
     "canned_add": Request(MOD, {"text": (S, True)}),
     "canned_list": Request(MOD),
-    "canned_send": Request(MOD, {"canned_id": (S, True)}),
-    "viewer_orders": Request(MOD, {"user_id": (S, True)}),
+    "canned_send": Request(MOD, {"canned_id": (ID, True)}),
+    "viewer_orders": Request(MOD, {"user_id": (ID, True)}),
 }
 
 CLIENT_TYPES: frozenset[str] = frozenset(REQUESTS)
@@ -221,7 +223,7 @@ def _check(data: dict[str, Any], ref: str | None) -> tuple[str, dict[str, Any]]:
             continue
         value = data[name]
         if not _is(kind_name, value):
-            problems[name] = f"expected {kind_name}"
+            problems[name] = EXPECTED.get(kind_name, f"expected {kind_name}")
         else:
             fields[name] = value
     extra = set(data) - set(spec.fields) - {"type", "ref"}
@@ -232,14 +234,21 @@ def _check(data: dict[str, Any], ref: str | None) -> tuple[str, dict[str, Any]]:
     return kind, fields
 
 
+EXPECTED = {ID: f"a string of at most {MAX_ID_CHARS} characters"}
+
+
 def _is(kind: str, value: object) -> bool:
     if kind == S:
-        return isinstance(value, str) and len(value) <= 4 * MAX_TEXT_CHARS
+        return isinstance(value, str) and len(value) <= MAX_STRING_CHARS
+    if kind == ID:
+        return isinstance(value, str) and len(value) <= MAX_ID_CHARS
     if kind == INT:
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == B:
         return isinstance(value, bool)
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return isinstance(value, list) and all(
+        isinstance(v, str) and len(v) <= MAX_STRING_CHARS for v in value
+    )
 
 
 def dumps(message: dict[str, Any]) -> str:

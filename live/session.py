@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,10 @@ class Context:
 
     async def log(self, action: str, **kwargs: Any) -> None:
         await self.room.moderation.log(self.uid, action, **kwargs)
+
+    def logged(self, action: str, **kwargs: Any) -> AbstractAsyncContextManager[None]:
+        """The action in the body and its log row as one unit (Moderation.logged)."""
+        return self.room.moderation.logged(self.uid, action, **kwargs)
 
 
 # A request's handler: the context, then the request's fields as keyword arguments (a

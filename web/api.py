@@ -33,10 +33,22 @@ def is_admin(request: Request) -> bool:
 
 
 def require_admin(request: Request) -> None:
+    """401 without the admin secret (none, a wrong one, or a token that is not valid); 403
+    for a valid token of a host, moderator or viewer, who may not use the admin API."""
     if _parts(request).settings.admin_secret is None:
         raise AuthError("admin_disabled", "the admin API is off: set LIVESHOP_ADMIN_SECRET")
-    if not is_admin(request):
-        raise AuthError("auth_invalid", "the admin secret is required")
+    if is_admin(request):
+        return
+    given = bearer(request.headers.get("authorization"))
+    if given is None:
+        raise AuthError("auth_missing", "the admin secret is required")
+    try:
+        principal = _parts(request).tokens.verify(given)
+    except AuthError as exc:
+        if exc.code != "auth_invalid":
+            raise
+        raise AuthError("auth_invalid", "the admin secret is required") from None
+    raise AuthError("forbidden_role", f"a {principal.role} may not use the admin API")
 
 
 def require_token(request: Request) -> None:

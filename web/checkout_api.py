@@ -18,6 +18,7 @@ from checkout.service import CheckoutService
 from checkout.show_state import ShowStatus
 from config import Settings
 from core.errors import CodedError, error_response
+from core.roles import Role
 from web.api import HOST_OR_ADMIN, require_show_role
 from web.auth import Principal, bearer
 from web.errors import ApiError
@@ -26,6 +27,8 @@ from web.http import json_body
 from web.parts import parts
 from web.resources import Resources
 from web.schemas import Strict
+
+VIEWER = frozenset({Role.VIEWER})
 
 
 class BuyIn(Strict):
@@ -87,7 +90,10 @@ def _service(request: Request) -> CheckoutService:
 
 
 def _viewer(request: Request) -> Principal:
-    return parts(request.app).tokens.verify(bearer(request.headers.get("authorization")))
+    """The viewer behind the bearer token: staff tokens (of any show) buy and cart nothing."""
+    return parts(request.app).tokens.require(
+        bearer(request.headers.get("authorization")), request.path_params["show_id"], VIEWER
+    )
 
 
 def _idempotency_key(request: Request) -> str:

@@ -13,6 +13,15 @@ from core.roles import Role
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+# An https URL on a named host (no user info), or a path of this app ("/static/..."): never
+# "//host" or "/\host" (both are another host to a browser), nor http (mixed content).
+ImageUrl = Annotated[
+    str,
+    StringConstraints(
+        max_length=1000,
+        pattern=r"^(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s\\]*)?|/[^/\s\\][^\s\\]*)$",
+    ),
+]
 
 
 class Strict(BaseModel):
@@ -39,7 +48,7 @@ class VariantIn(Strict):
 class ProductIn(Strict):
     name: Text
     description: Annotated[str, StringConstraints(max_length=4000)] = ""
-    image_url: Annotated[str, StringConstraints(pattern=r"^(https?://|/)\S{1,990}$")] | None = None
+    image_url: ImageUrl | None = None
     variants: list[VariantIn] = Field(min_length=1, max_length=50)
 
 
@@ -49,9 +58,9 @@ class StockIn(Strict):
 
 class TokenIn(Strict):
     role: Role = Field(strict=False)
-    name: Text
-    show_id: str | None = None
-    user_id: str | None = None
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+    show_id: str | None = Field(default=None, max_length=40)
+    user_id: str | None = Field(default=None, max_length=40)
     ttl_s: int | None = Field(default=None, ge=60, le=30 * 24 * 3600)
 
 

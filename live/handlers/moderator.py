@@ -1,5 +1,9 @@
 """Requests of moderators (and of hosts for the queue and answers): the question queue,
-chat moderation, canned replies, and a viewer's orders (through checkout's port)."""
+chat moderation, canned replies, and a viewer's orders (through checkout's port).
+
+An action on Redis (delete, mute, ban, shadow ban, slow mode, blocked words) and its
+moderation-log row are one unit (``Context.logged``): if the row cannot be written, the
+action is not applied."""
 
 from __future__ import annotations
 
@@ -50,38 +54,39 @@ async def dismiss(ctx: Context, question_id: str) -> None:
 async def delete_chat(ctx: Context, message_id: str) -> None:
     if not valid_id(message_id):
         raise ProtocolError("invalid_input", "not a message id", fields={"message_id": "bad id"})
-    await ctx.redis.sadd(key(ctx.room.show_id, "deleted"), message_id)
+    async with ctx.logged("delete_chat", target_id=message_id):
+        await ctx.redis.sadd(key(ctx.room.show_id, "deleted"), message_id)
     await ctx.room.event_log.publish("chat_deleted", {"message_id": message_id})
-    await ctx.log("delete_chat", target_id=message_id)
 
 
 async def mute(ctx: Context, user_id: str, seconds: int) -> None:
-    await ctx.room.moderation.mute(user_id, seconds)
-    await ctx.log("mute", target_viewer_id=user_id, detail={"seconds": seconds})
+    async with ctx.logged("mute", target_viewer_id=user_id, detail={"seconds": seconds}):
+        await ctx.room.moderation.mute(user_id, seconds)
     await _notify(ctx, user_id, "mute", seconds=seconds)
 
 
 async def ban(ctx: Context, user_id: str) -> None:
-    await ctx.room.moderation.ban(user_id)
-    await ctx.log("ban", target_viewer_id=user_id)
+    async with ctx.logged("ban", target_viewer_id=user_id):
+        await ctx.room.moderation.ban(user_id)
     await _notify(ctx, user_id, "ban")
 
 
 async def shadow_ban(ctx: Context, user_id: str) -> None:
-    await ctx.room.moderation.shadow_ban(user_id)
-    await ctx.log("shadow_ban", target_viewer_id=user_id)
+    async with ctx.logged("shadow_ban", target_viewer_id=user_id):
+        await ctx.room.moderation.shadow_ban(user_id)
 
 
 async def slow_mode(ctx: Context, user_id: str, seconds: int) -> None:
-    await ctx.room.moderation.slow_mode(user_id, seconds)
-    await ctx.log("slow_mode", target_viewer_id=user_id, detail={"seconds": seconds})
+    async with ctx.logged("slow_mode", target_viewer_id=user_id, detail={"seconds": seconds}):
+        await ctx.room.moderation.slow_mode(user_id, seconds)
     await _notify(ctx, user_id, "slow_mode", seconds=seconds)
 
 
 async def blocked_words(ctx: Context, words: list[str]) -> dict[str, Any]:
-    words = await ctx.room.moderation.set_blocked_words(words)
-    await ctx.log("blocked_words", detail={"words": words})
-    return {"words": words}
+    cleaned = ctx.room.moderation.clean_words(words)
+    async with ctx.logged("blocked_words", detail={"words": cleaned}):
+        await ctx.room.moderation.set_blocked_words(cleaned)
+    return {"words": cleaned}
 
 
 async def canned_add(ctx: Context, text: str) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from live.handlers import HANDLERS, everyone, host, moderator, viewer
-from live.protocol import ANY, INT, REQUESTS, VIEWER, B, Request, S
+from live.protocol import ANY, ID, INT, REQUESTS, VIEWER, B, Request, S
 from live.session import Context, Handler
 
-KINDS: dict[str, Any] = {S: str, INT: int, B: bool, "list": list[str]}
+KINDS: dict[str, Any] = {S: str, ID: str, INT: int, B: bool, "list": list[str]}
 FIELD_PARAMETER = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 

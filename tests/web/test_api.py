@@ -145,6 +145,58 @@ async def test_bad_product_fields_change_nothing(
     assert (await client.get(f"/api/shows/{show['id']}")).json()["products"] == []
 
 
+@pytest.mark.parametrize(
+    "image_url",
+    [
+        "https://img.example/s.png",
+        "https://img.example:8443/a/b.png?w=2",
+        "/static/img/sweater.svg",
+        "https://img.example/" + "x" * 980,
+    ],
+)
+async def test_image_url_accepts_https_and_own_paths(
+    client: httpx.AsyncClient, image_url: str
+) -> None:
+    show = await _show(client)
+    body = {**PRODUCT, "image_url": image_url}
+    resp = await client.post(
+        f"/api/shows/{show['id']}/products", json=body, headers=admin_headers()
+    )
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["image_url"] == image_url
+
+
+@pytest.mark.parametrize(
+    "image_url",
+    [
+        "//evil.example/x.png",  # protocol-relative: a third party's image
+        "/\\evil.example/x.png",  # browsers read "/\" as "//"
+        "http://img.example/s.png",  # mixed content on an https page
+        "https://",
+        "https:///x.png",
+        "https://user@evil.example/x.png",
+        "javascript:alert(1)",
+        "data:image/png;base64,AAAA",
+        "static/img/x.png",
+        "/",
+        "/static/a b.png",
+        "https://img.example/" + "x" * 981,
+    ],
+)
+async def test_image_url_refuses_other_origins_and_schemes(
+    client: httpx.AsyncClient, image_url: str
+) -> None:
+    show = await _show(client)
+    body = {**PRODUCT, "image_url": image_url}
+    resp = await client.post(
+        f"/api/shows/{show['id']}/products", json=body, headers=admin_headers()
+    )
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["error"]
+    assert (error["code"], list(error["fields"])) == ("invalid_input", ["image_url"])
+    assert (await client.get(f"/api/shows/{show['id']}")).json()["products"] == []
+
+
 async def test_bad_bodies(client: httpx.AsyncClient) -> None:
     show = await _show(client)
     url = f"/api/shows/{show['id']}/products"
