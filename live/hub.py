@@ -1,9 +1,12 @@
 """One hub per show per process: one stream reader, local sockets, presence, reactions.
 
 The reader XREADs the show's stream (BLOCK) and hands each entry, serialized once, to
-every local socket that may see it. A joining socket catches up first (missed entries by
-id, or a snapshot) while the reader holds its live entries; then the held entries newer
-than what it got are flushed, so there is no gap and no duplicate.
+every local socket that may see it, in id order (a run of public feed entries goes out as
+one batch). A joining socket catches up first (missed entries by id, or a snapshot) while
+the reader holds its live entries; then the held entries newer than what it got are
+flushed. Every entry is checked against the socket's ``last_sent`` by its own id, batched
+or not: a reader that lags behind a socket's catch-up sends it only what is newer, so
+there is no gap and no duplicate.
 """
 
 from __future__ import annotations
@@ -137,10 +140,7 @@ class ShowHub:
             member.last_sent = id_tuple(since)
         missed = [e for e in await self.event_log.after(since) if member.sees(e)]
         for chunk in _groups(missed, 8 * BATCH_BYTES):
-            events = ",".join(e.text() for e in chunk)
-            member.outlet.offer(
-                Frame('{"type":"batch","events":[' + events + "]}", Delivery.PERSONAL)
-            )
+            member.outlet.offer(_batch(chunk, Delivery.PERSONAL))
             member.last_sent = id_tuple(chunk[-1].id)
         held, member.held = member.held, None
         for entry in held or ():
@@ -180,24 +180,26 @@ class ShowHub:
                 await asyncio.sleep(self.tick_s)  # a storm: let the next read batch more
 
     def fan_out(self, entries: list[Entry]) -> None:
-        """Write entries to local sockets: public stream entries batched, each serialized once."""
-        public = [e for e in entries if e.delivery is Delivery.FEED and not e.to]
-        batches: dict[int, tuple[Frame, list[Entry]]] = {}
-        for group in _groups(public, BATCH_BYTES):
-            if len(group) > 1:
-                events = ",".join(e.text() for e in group)
-                frame = Frame('{"type":"batch","events":[' + events + "]}", Delivery.FEED)
-                batches[id(group[-1])] = (frame, group)
-        batched = {id(e) for _, group in batches.values() for e in group}
+        """Write entries to local sockets in id order, each serialized once: every run of
+        public feed entries in batches, any other entry alone, where it is in the stream."""
+        run: list[Entry] = []
         for entry in entries:
-            if id(entry) in batched:
-                found = batches.get(id(entry))
-                if found is not None:  # a batch goes out at its last entry
-                    self._deliver(entry, found[0], batched=found[1])
+            if entry.delivery is Delivery.FEED and not entry.to:
+                run.append(entry)
                 continue
+            self._deliver_run(run)
+            run = []
             self._deliver(entry, Frame(entry.text(), entry.delivery, entry.key))
+        self._deliver_run(run)
 
-    def _deliver(self, entry: Entry, frame: Frame, batched: list[Entry] | None = None) -> None:
+    def _deliver_run(self, run: list[Entry]) -> None:
+        for group in _groups(run, BATCH_BYTES):
+            if len(group) == 1:
+                self._deliver(group[0], Frame(group[0].text(), Delivery.FEED))
+            else:
+                self._deliver_batch(group)
+
+    def _deliver(self, entry: Entry, frame: Frame) -> None:
         # The hot loop of fan-out: kept flat (one id parse per entry, not per socket).
         position = id_tuple(entry.id)
         to = entry.to
@@ -210,7 +212,7 @@ class ShowHub:
             if to and to != member.user_id:
                 continue
             if member.held is not None:
-                member.held.extend(batched or [entry])
+                member.held.append(entry)
                 continue
             if position <= member.last_sent:
                 continue
@@ -218,6 +220,28 @@ class ShowHub:
             outlet.offer(frame)
             if kick:
                 outlet.shut(CLOSE_FORBIDDEN, "banned")
+
+    def _deliver_batch(self, group: list[Entry]) -> None:
+        """Public feed entries as one shared batch; a socket whose catch-up already sent
+        the batch's head gets its own batch of the rest."""
+        frame = _batch(group, Delivery.FEED)
+        first, last = id_tuple(group[0].id), id_tuple(group[-1].id)
+        for member in tuple(self.members):
+            outlet = member.outlet
+            if outlet.closed:
+                self.members.discard(member)
+                continue
+            if member.held is not None:
+                member.held.extend(group)
+                continue
+            sent = member.last_sent
+            if last <= sent:
+                continue
+            member.last_sent = last
+            if sent < first:
+                outlet.offer(frame)
+            else:
+                outlet.offer(_batch([e for e in group if id_tuple(e.id) > sent], Delivery.FEED))
 
     def local_broadcast(self, message: dict[str, Any], key_: str) -> None:
         """A state message that is not kept in the stream (viewer counts)."""
@@ -286,6 +310,11 @@ class ShowHub:
             self.local_broadcast({"type": "viewers", "now": total, "peak": peak}, "viewers")
         self.viewers_now, self.viewers_peak = total, peak
         self._viewers_stale = False
+
+
+def _batch(entries: list[Entry], delivery: Delivery) -> Frame:
+    events = ",".join(e.text() for e in entries)
+    return Frame('{"type":"batch","events":[' + events + "]}", delivery)
 
 
 def _groups(entries: list[Entry], limit: int) -> list[list[Entry]]:

@@ -10,11 +10,13 @@ Two ways to the wire, chosen per socket by the web layer, both a ``Sink``:
   socket (``Frame.wire``): one ``transport.write`` of pre-built bytes per socket.
 - ``AsgiSink``: any other server: a writer task awaits ``websocket.send`` per frame.
 
-When the transport is writable and nothing is queued, a frame is written at once. Otherwise
-it waits in the ``Outbox`` by delivery class: state frames replace older ones of the same
-key, stream frames drop the oldest past a bound, personal frames are bounded and
-overflowing them closes the socket (CLOSE_SLOW) so the client resumes by id. A socket whose
-queue has not moved for ``stall_s`` is closed the same way: it never stalls the others.
+When the transport is writable and nothing is queued or in flight, a frame is written at
+once. Otherwise it waits in the ``Outbox`` by delivery class: state frames replace older
+ones of the same key, stream frames drop the oldest past a bound, personal frames are
+bounded and overflowing them closes the socket (CLOSE_SLOW) so the client resumes by id.
+Whatever is kept leaves in the order it was offered (the hub offers events in id order,
+so a client's last id is its resume point). A socket whose queue has not moved for
+``stall_s`` is closed the same way: it never stalls the others.
 """
 
 from __future__ import annotations
@@ -96,45 +98,55 @@ class AsgiSink:
 
 
 class Outbox:
-    """The bounded backlog of one socket, by delivery class."""
+    """The bounded backlog of one socket, by delivery class, in the order frames came."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self.personal: deque[Frame] = deque()
-        self.state: dict[str, Frame] = {}
-        self.stream: deque[Frame] = deque()
+        # Each frame with the number of its offer: pop takes the oldest head of the three.
+        self.personal: deque[tuple[int, Frame]] = deque()
+        self.state: dict[str, tuple[int, Frame]] = {}  # insertion order is offer order
+        self.stream: deque[tuple[int, Frame]] = deque()
         self.dropped = 0
+        self._offers = 0
 
     def __len__(self) -> int:
         return len(self.personal) + len(self.state) + len(self.stream)
 
     def put(self, frame: Frame) -> bool:
         """Queue ``frame``; False when the socket must be closed (it fell too far behind)."""
+        self._offers += 1
+        item = (self._offers, frame)
         if frame.delivery is Delivery.PERSONAL:
             if len(self.personal) >= self.limits.personal_frames:
                 return False
-            self.personal.append(frame)
+            self.personal.append(item)
         elif frame.delivery is Delivery.STATE:
             self.state.pop(frame.key, None)
             if len(self.state) >= self.limits.state_keys:
                 return False
-            self.state[frame.key] = frame
+            self.state[frame.key] = item
         else:
             if len(self.stream) >= self.limits.stream_frames:
                 self.stream.popleft()
                 self.dropped += 1
-            self.stream.append(frame)
+            self.stream.append(item)
         return True
 
     def pop(self) -> Frame | None:
-        if self.personal:
-            return self.personal.popleft()
+        """The frame offered first of those still kept, whatever its class."""
+        heads = [q[0] for q in (self.personal, self.stream) if q]
         if self.state:
-            key = next(iter(self.state))
-            return self.state.pop(key)
-        if self.stream:
-            return self.stream.popleft()
-        return None
+            heads.append(next(iter(self.state.values())))
+        if not heads:
+            return None
+        frame = min(heads, key=lambda item: item[0])[1]
+        if frame.delivery is Delivery.PERSONAL:
+            self.personal.popleft()
+        elif frame.delivery is Delivery.STATE:
+            del self.state[frame.key]
+        else:
+            self.stream.popleft()
+        return frame
 
 
 class Outlet:
@@ -145,6 +157,7 @@ class Outlet:
         self.outbox = Outbox(limits)
         self.closed = False
         self.close_code: int | None = None
+        self._in_flight = False  # the writer has taken a frame it has not written yet
         self._wake = asyncio.Event()
         self._moved_at = time.monotonic()
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
@@ -153,7 +166,7 @@ class Outlet:
         """Deliver or queue ``frame`` without awaiting; never blocks the caller."""
         if self.closed:
             return
-        if not self.outbox and self.sink.writable():
+        if not self.outbox and not self._in_flight and self.sink.writable():
             self.sink.write_now(frame)
             return
         if not self.outbox:
@@ -182,6 +195,7 @@ class Outlet:
             await self._wake.wait()
             self._wake.clear()
             while (frame := self.outbox.pop()) is not None:
+                self._in_flight = True
                 try:
                     async with asyncio.timeout(self.outbox.limits.stall_s):
                         await self.sink.send(frame)
@@ -191,6 +205,7 @@ class Outlet:
                 except Exception:
                     self.closed = True
                     return
+                self._in_flight = False
                 self._moved_at = time.monotonic()
 
     async def aclose(self) -> None:

@@ -178,9 +178,16 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def two_server_ports(settings: Settings, tmp_path: Path) -> Iterator[list[int]]:
+def two_server_ports(two_server_processes: list[tuple[int, int]]) -> list[int]:
+    """The ports of ``two_server_processes``."""
+    return [port for port, _ in two_server_processes]
+
+
+@pytest.fixture
+def two_server_processes(settings: Settings, tmp_path: Path) -> Iterator[list[tuple[int, int]]]:
     """Two real server processes (uvicorn, the app made from the environment) on the test's
-    database and Redis, ICE on 127.0.0.1 only: their ports. Both are stopped at the end."""
+    database and Redis, ICE on 127.0.0.1 only: (port, pid) each. Both are stopped at the end
+    (one the test killed too)."""
     env = {
         **os.environ,
         "DATABASE_URL": str(settings.database_url),
@@ -191,7 +198,7 @@ def two_server_ports(settings: Settings, tmp_path: Path) -> Iterator[list[int]]:
         "LIVESHOP_LOG_LEVEL": "warning",
     }
     with server_processes(2, env, tmp_path) as servers:
-        yield [port for port, _ in servers]
+        yield servers
 
 
 def admin_headers() -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""Fan-out: resume by id with no gap and no duplicate, the late joiner's snapshot, and a
-slow consumer that is closed (4008) without stalling the others."""
+"""Fan-out: resume by id with no gap and no duplicate (also while the stream reader lags),
+events in id order, the late joiner's snapshot, and a slow consumer that is closed (4008)
+without stalling the others."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from core.roles import Role
-from live.event_log import EventLog, id_tuple
+from live.event_log import Entry, EventLog, id_tuple
+from live.hub import ShowHub
 from live.limits import RateLimits
 from live.outbox import Limits
 from live.protocol import Delivery
@@ -50,6 +52,77 @@ async def test_resume_by_id_has_no_gap_and_no_duplicate(live: LiveServer) -> Non
     await back.expect("chat", text="live tail")
     for client in (poster, back):
         await client.close()
+
+
+class StalledReader:
+    """Holds a hub's stream reader before its next read until ``release``; the real read
+    then runs: a reader that lags behind what joining sockets read themselves."""
+
+    def __init__(self, hub: ShowHub) -> None:
+        self.gate = asyncio.Event()
+        read = hub.event_log.read
+
+        async def held_read(last_id: str, block_ms: int, count: int = 1000) -> list[Entry]:
+            await self.gate.wait()
+            return await read(last_id, block_ms, count)
+
+        hub.event_log.read = held_read  # type: ignore[method-assign]
+
+    def release(self) -> None:
+        self.gate.set()
+
+
+async def _stalled(
+    live: LiveServer, show_id: str, watcher: Client
+) -> tuple[EventLog, StalledReader]:
+    """Stall the show's reader: once ``watcher`` has got one more chat, it waits at the gate."""
+    stall = StalledReader(parts(live.app).live.rooms[show_id].hub)
+    stream = EventLog(parts(live.app).resources.redis, show_id)
+    await stream.publish("chat", {"text": "stall", "name": "bot"})
+    await watcher.expect("chat", text="stall")
+    return stream, stall
+
+
+def _ids(client: Client, kind: str | None = None) -> list[str]:
+    return [str(e["id"]) for e in events_of(client.log) if "id" in e and kind in (None, e["type"])]
+
+
+async def test_resume_while_the_reader_lags_sends_each_event_once(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    watcher = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "W"))
+    await watcher.expect("snapshot")
+    stream, stall = await _stalled(live, seeded.show_id, watcher)
+    last_id = _ids(watcher, "chat")[-1]
+    c1 = await stream.publish("chat", {"text": "c1", "name": "bot"})
+    c2 = await stream.publish("chat", {"text": "c2", "name": "bot"})
+    back = await Client.open(
+        live.url, seeded.show_id, live.token(Role.VIEWER, "R"), last_id=last_id
+    )
+    await back.expect("chat", text="c2")  # caught up by id, past what the reader has read
+    c3 = await stream.publish("chat", {"text": "c3", "name": "bot"})
+    stall.release()  # the reader's next read holds c1, c2 and c3
+    await back.expect("chat", text="c3")
+    await watcher.expect("chat", text="c3")
+    assert _ids(back, "chat") == [c1, c2, c3]
+    for client in (watcher, back):
+        await client.close()
+
+
+async def test_a_socket_gets_events_in_id_order(live: LiveServer) -> None:
+    seeded = await seed_show(live.app)
+    watcher = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "W"))
+    await watcher.expect("snapshot")
+    stream, stall = await _stalled(live, seeded.show_id, watcher)
+    before = len(_ids(watcher))
+    c1 = await stream.publish("chat", {"text": "c1", "name": "bot"})
+    s2 = await stream.publish("reactions", {"counts": {"+1": 1}}, Delivery.STATE, key_="reactions")
+    c3 = await stream.publish("chat", {"text": "c3", "name": "bot"})
+    c4 = await stream.publish("chat", {"text": "c4", "name": "bot"})
+    stall.release()  # one read: chat, state, chat, chat
+    await watcher.expect("chat", text="c4")
+    await watcher.expect("reactions")
+    assert _ids(watcher)[before:] == [c1, s2, c3, c4]
+    await watcher.close()
 
 
 async def test_stale_or_foreign_last_id_gets_a_snapshot(live: LiveServer) -> None:
