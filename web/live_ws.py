@@ -1,8 +1,12 @@
-"""The live websocket endpoint: ``/live/{show_id}?token=...&last_id=...``.
+"""The live websocket endpoint: ``/live/{show_id}?last_id=...``.
 
-It authenticates the participant, then hands the socket to live's service. Refusals are
-sent in the websocket error shape and the socket is closed with 4401 (no valid token) or
-4403 (a token that may not join this show, or a banned viewer).
+The token travels in the handshake's ``Sec-WebSocket-Protocol`` header, never in the URL
+(servers and proxies log URLs): the client offers ``liveshop, token.<token>`` and the
+server selects ``liveshop``. Old clients' ``?token=`` is still accepted; the log filter
+(web/log_redaction.py) keeps it out of every log line. The endpoint authenticates the
+participant, then hands the socket to live's service. Refusals are sent in the websocket
+error shape and the socket is closed with 4401 (no valid token) or 4403 (a token that may
+not join this show, or a banned viewer).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from web.live_sink import DirectSink
 from web.parts import parts
 
 RAW_SEND = "liveshop.raw_send"
+SUBPROTOCOL = "liveshop"
+TOKEN_PROTOCOL = "token."  # noqa: S105 (a prefix, not a secret)
 
 
 class RawSendMiddleware:
@@ -71,6 +77,20 @@ async def _refuse(websocket: WebSocket, code: str, message: str, close_code: int
     await websocket.close(close_code, code)
 
 
+def _offered_token(websocket: WebSocket) -> str | None:
+    """The token of a ``token.<token>`` subprotocol, else of the (old) ``?token=`` query."""
+    for protocol in websocket.scope.get("subprotocols", ()):
+        if protocol.startswith(TOKEN_PROTOCOL):
+            return str(protocol.removeprefix(TOKEN_PROTOCOL))
+    return websocket.query_params.get("token")
+
+
+def _subprotocol(websocket: WebSocket) -> str | None:
+    """``liveshop`` when the client offered it (a browser that offered subprotocols fails
+    a handshake that selects none)."""
+    return SUBPROTOCOL if SUBPROTOCOL in websocket.scope.get("subprotocols", ()) else None
+
+
 def _participant(
     tokens: TokenIssuer, token: str | None, show_id: str
 ) -> tuple[Participant | None, float | None]:
@@ -87,9 +107,9 @@ async def live_socket(websocket: WebSocket) -> None:
     show_id: str = websocket.path_params["show_id"]
     made = parts(websocket.app)
     service = made.live
-    await websocket.accept()
+    await websocket.accept(subprotocol=_subprotocol(websocket))
     try:
-        who, expires_at = _participant(made.tokens, websocket.query_params.get("token"), show_id)
+        who, expires_at = _participant(made.tokens, _offered_token(websocket), show_id)
     except AuthError as exc:
         close = CLOSE_AUTH if exc.http_status == 401 else CLOSE_FORBIDDEN
         await _refuse(websocket, exc.code, exc.message, close)
