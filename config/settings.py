@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     ws_compression: bool = False
     recording_dir: Path | None = None
     redis_max_connections: int = Field(default=200, ge=4, le=10_000)
+    max_sockets_per_user: int = Field(default=5, ge=1, le=1000)
+    max_sockets_per_address: int = Field(default=50, ge=1, le=1_000_000)
 
     @field_validator("database_url")
     @classmethod

@@ -20,5 +20,6 @@ CODES: dict[str, int] = {
     "forbidden_show": 403,
     "renewal_limit": 403,
     "admin_disabled": 403,
+    "too_many_sockets": 429,
     "internal_error": 500,
 }

@@ -5,8 +5,9 @@ The token travels in the handshake's ``Sec-WebSocket-Protocol`` header, never in
 server selects ``liveshop``. Old clients' ``?token=`` is still accepted; the log filter
 (web/log_redaction.py) keeps it out of every log line. The endpoint authenticates the
 participant, then hands the socket to live's service. Refusals are sent in the websocket
-error shape and the socket is closed with 4401 (no valid token) or 4403 (a token that may
-not join this show, or a banned viewer).
+error shape and the socket is closed with 4401 (no valid token), 4403 (a token that may
+not join this show, or a banned viewer) or 4429 (too many sockets of one identity or
+address: web/socket_limits.py).
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from core.errors import ws_error
 from core.roles import Role
 from live.outbox import AsgiSink, Sink
 from live.protocol import CLOSE_AUTH, CLOSE_FORBIDDEN, ProtocolError, dumps
+from live.service import LiveService
 from live.session import Participant
 from web.auth import AuthError, TokenIssuer
+from web.errors import ApiError
 from web.live_sink import DirectSink
 from web.parts import parts
+from web.socket_limits import CLOSE_TOO_MANY
 
 RAW_SEND = "liveshop.raw_send"
 SUBPROTOCOL = "liveshop"
@@ -106,7 +110,6 @@ def _participant(
 async def live_socket(websocket: WebSocket) -> None:
     show_id: str = websocket.path_params["show_id"]
     made = parts(websocket.app)
-    service = made.live
     await websocket.accept(subprotocol=_subprotocol(websocket))
     try:
         who, expires_at = _participant(made.tokens, _offered_token(websocket), show_id)
@@ -114,6 +117,26 @@ async def live_socket(websocket: WebSocket) -> None:
         close = CLOSE_AUTH if exc.http_status == 401 else CLOSE_FORBIDDEN
         await _refuse(websocket, exc.code, exc.message, close)
         return
+    address = websocket.client.host if websocket.client else None
+    try:
+        held = made.sockets.take(who.user_id if who else None, address)
+    except ApiError as exc:  # (too_many_sockets)
+        await _refuse(websocket, exc.code, exc.message, CLOSE_TOO_MANY)
+        return
+    try:
+        await _admitted(websocket, made.live, show_id, who, expires_at)
+    finally:
+        made.sockets.release(held)
+
+
+async def _admitted(
+    websocket: WebSocket,
+    service: LiveService,
+    show_id: str,
+    who: Participant | None,
+    expires_at: float | None,
+) -> None:
+    """Serve a socket whose token (if any) is valid and whose identity is under its limit."""
     if who is not None and who.role is Role.VIEWER:
         room = None
         try:
