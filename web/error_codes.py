@@ -21,5 +21,7 @@ CODES: dict[str, int] = {
     "renewal_limit": 403,
     "admin_disabled": 403,
     "too_many_sockets": 429,
+    "request_timeout": 408,
+    "header_too_large": 431,
     "internal_error": 500,
 }
