@@ -406,6 +406,8 @@ def _run(args: argparse.Namespace, workdir: Path, redis_url: str) -> int:
         "LIVESHOP_DATA_DIR": str(workdir),
         "LIVESHOP_SECRET_KEY": "bench-secret-key-0123456789-abcdefghijkl",
         "LIVESHOP_LOG_LEVEL": "warning",
+        # every viewer is anonymous and on 127.0.0.1: one address, far past the default
+        "LIVESHOP_MAX_SOCKETS_PER_ADDRESS": str(max(50, args.viewers)),
     }
     subprocess.run(
         [sys.executable, "-m", "web.cli", "migrate"], env=env, check=True, capture_output=True

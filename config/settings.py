@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     ws_compression: bool = False
     recording_dir: Path | None = None
     redis_max_connections: int = Field(default=200, ge=4, le=10_000)
+    max_sockets_per_user: int = Field(default=5, ge=1, le=1000)
+    max_sockets_per_address: int = Field(default=50, ge=1, le=1_000_000)
+    request_read_timeout_s: float = Field(default=10.0, ge=0.5, le=300)
+    max_header_bytes: int = Field(default=16 * 1024, ge=4096, le=1024 * 1024)
 
     @field_validator("database_url")
     @classmethod

@@ -1,11 +1,13 @@
 """A show's room in one process: its hub, its features, its viewers' rate-limit buckets,
-and the snapshot a joining socket gets (built at most once per SNAPSHOT_TTL_S)."""
+the snapshot a joining socket gets (built at most once per SNAPSHOT_TTL_S) and the show's
+product ids (read at most once per PRODUCT_IDS_TTL_S)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +26,7 @@ from live.ports import CheckoutPort
 from live.questions import Questions
 
 SNAPSHOT_TTL_S = 0.5
+PRODUCT_IDS_TTL_S = 2.0
 
 
 class Room:
@@ -59,6 +62,26 @@ class Room:
         self._cached: tuple[str, dict[str, Any], list[Entry], set[str]] | None = None
         self._cached_at = 0.0
         self._cached_version = -1
+        self._product_ids: frozenset[str] = frozenset()
+        self._product_ids_at = -math.inf
+        self._product_ids_lock = asyncio.Lock()
+
+    async def product_ids(self) -> frozenset[str]:
+        """The show's product ids, read through checkout at most once per
+        PRODUCT_IDS_TTL_S (a tap storm must not read the catalog per tap; the taps that
+        find it stale wait for one read), and at once after this process saw it change."""
+        if time.monotonic() - self._product_ids_at <= PRODUCT_IDS_TTL_S:
+            return self._product_ids
+        async with self._product_ids_lock:
+            if time.monotonic() - self._product_ids_at > PRODUCT_IDS_TTL_S:
+                products = await self.checkout.products(self.show_id)
+                self._product_ids = frozenset(p.id for p in products)
+                self._product_ids_at = time.monotonic()
+        return self._product_ids
+
+    def catalog_changed(self) -> None:
+        """The show's catalog changed: the next ``product_ids`` reads it again."""
+        self._product_ids_at = -math.inf
 
     def buckets_of(self, user_id: str) -> dict[str, Bucket]:
         """The rate-limit buckets of one viewer in this show, shared by their sockets."""

@@ -112,6 +112,7 @@ class LiveService:
 
     async def catalog_changed(self, show_id: str) -> None:
         room = await self.room(show_id)
+        room.catalog_changed()
         cards = await room.cards.pinned()
         await room.event_log.publish(
             "catalog_changed", {"cards": cards}, Delivery.STATE, key_="catalog"

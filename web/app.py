@@ -146,4 +146,7 @@ def app_from_env() -> Starlette:
     from web.observability import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
+    from web.edge import EdgeHttpProtocol
+
+    EdgeHttpProtocol.configure(settings.request_read_timeout_s, settings.max_header_bytes)
     return create_app(settings, server_process=True)

@@ -9,6 +9,7 @@ import os
 import secrets
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from config import Settings, SettingsError, load_settings
 from core.db import make_engine
@@ -142,14 +143,25 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             host=host,
             port=port,
             workers=args.workers,
-            log_config=None,
-            ws_per_message_deflate=settings.ws_compression,
-            timeout_graceful_shutdown=10,  # then open sockets are closed; clients resume
+            **uvicorn_options(settings),
         )
     finally:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for the app, but where to bind (``liveshop serve`` and the tests)."""
+    return {
+        "log_config": None,
+        "ws_per_message_deflate": settings.ws_compression,
+        "timeout_graceful_shutdown": 10,  # then open sockets are closed; clients resume
+        # web/edge.py: a read deadline and a head cap (the app factory sets them from
+        # the settings, in each worker); idle keep-alive connections close after 5 s
+        "http": "web.edge:EdgeHttpProtocol",
+        "timeout_keep_alive": 5,
+    }
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:

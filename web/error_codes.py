@@ -20,5 +20,8 @@ CODES: dict[str, int] = {
     "forbidden_show": 403,
     "renewal_limit": 403,
     "admin_disabled": 403,
+    "too_many_sockets": 429,
+    "request_timeout": 408,
+    "header_too_large": 431,
     "internal_error": 500,
 }

@@ -1,8 +1,13 @@
-"""The live websocket endpoint: ``/live/{show_id}?token=...&last_id=...``.
+"""The live websocket endpoint: ``/live/{show_id}?last_id=...``.
 
-It authenticates the participant, then hands the socket to live's service. Refusals are
-sent in the websocket error shape and the socket is closed with 4401 (no valid token) or
-4403 (a token that may not join this show, or a banned viewer).
+The token travels in the handshake's ``Sec-WebSocket-Protocol`` header, never in the URL
+(servers and proxies log URLs): the client offers ``liveshop, token.<token>`` and the
+server selects ``liveshop``. Old clients' ``?token=`` is still accepted; the log filter
+(web/log_redaction.py) keeps it out of every log line. The endpoint authenticates the
+participant, then hands the socket to live's service. Refusals are sent in the websocket
+error shape and the socket is closed with 4401 (no valid token), 4403 (a token that may
+not join this show, or a banned viewer) or 4429 (too many sockets of one identity or
+address: web/socket_limits.py).
 """
 
 from __future__ import annotations
@@ -19,12 +24,17 @@ from core.errors import ws_error
 from core.roles import Role
 from live.outbox import AsgiSink, Sink
 from live.protocol import CLOSE_AUTH, CLOSE_FORBIDDEN, ProtocolError, dumps
+from live.service import LiveService
 from live.session import Participant
 from web.auth import AuthError, TokenIssuer
+from web.errors import ApiError
 from web.live_sink import DirectSink
 from web.parts import parts
+from web.socket_limits import CLOSE_TOO_MANY
 
 RAW_SEND = "liveshop.raw_send"
+SUBPROTOCOL = "liveshop"
+TOKEN_PROTOCOL = "token."  # noqa: S105 (a prefix, not a secret)
 
 
 class RawSendMiddleware:
@@ -71,6 +81,20 @@ async def _refuse(websocket: WebSocket, code: str, message: str, close_code: int
     await websocket.close(close_code, code)
 
 
+def _offered_token(websocket: WebSocket) -> str | None:
+    """The token of a ``token.<token>`` subprotocol, else of the (old) ``?token=`` query."""
+    for protocol in websocket.scope.get("subprotocols", ()):
+        if protocol.startswith(TOKEN_PROTOCOL):
+            return str(protocol.removeprefix(TOKEN_PROTOCOL))
+    return websocket.query_params.get("token")
+
+
+def _subprotocol(websocket: WebSocket) -> str | None:
+    """``liveshop`` when the client offered it (a browser that offered subprotocols fails
+    a handshake that selects none)."""
+    return SUBPROTOCOL if SUBPROTOCOL in websocket.scope.get("subprotocols", ()) else None
+
+
 def _participant(
     tokens: TokenIssuer, token: str | None, show_id: str
 ) -> tuple[Participant | None, float | None]:
@@ -86,14 +110,33 @@ def _participant(
 async def live_socket(websocket: WebSocket) -> None:
     show_id: str = websocket.path_params["show_id"]
     made = parts(websocket.app)
-    service = made.live
-    await websocket.accept()
+    await websocket.accept(subprotocol=_subprotocol(websocket))
     try:
-        who, expires_at = _participant(made.tokens, websocket.query_params.get("token"), show_id)
+        who, expires_at = _participant(made.tokens, _offered_token(websocket), show_id)
     except AuthError as exc:
         close = CLOSE_AUTH if exc.http_status == 401 else CLOSE_FORBIDDEN
         await _refuse(websocket, exc.code, exc.message, close)
         return
+    address = websocket.client.host if websocket.client else None
+    try:
+        held = made.sockets.take(who.user_id if who else None, address)
+    except ApiError as exc:  # (too_many_sockets)
+        await _refuse(websocket, exc.code, exc.message, CLOSE_TOO_MANY)
+        return
+    try:
+        await _admitted(websocket, made.live, show_id, who, expires_at)
+    finally:
+        made.sockets.release(held)
+
+
+async def _admitted(
+    websocket: WebSocket,
+    service: LiveService,
+    show_id: str,
+    who: Participant | None,
+    expires_at: float | None,
+) -> None:
+    """Serve a socket whose token (if any) is valid and whose identity is under its limit."""
     if who is not None and who.role is Role.VIEWER:
         room = None
         try:

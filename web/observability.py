@@ -1,4 +1,4 @@
-"""Structured logs (one JSON object a line) and Prometheus metrics."""
+"""Structured logs (one JSON object a line, credentials redacted) and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from web.log_redaction import RedactSecrets
+
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -27,13 +29,14 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         entry.update({k: v for k, v in vars(record).items() if k not in _RESERVED})
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+        if record.exc_info:  # (the text RedactSecrets cleaned, when it ran)
+            entry["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
 def configure_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactSecrets())  # on the handler: it sees every propagated record
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

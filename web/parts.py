@@ -20,6 +20,7 @@ from web.auth import TokenIssuer
 from web.event_bus import EventBus
 from web.observability import Metrics
 from web.resources import Resources
+from web.socket_limits import SocketLimits
 from web.video_access import VideoAccess
 
 
@@ -52,6 +53,7 @@ class Parts:
         self.access = access
         self.video = video
         self.placement = placement
+        self.sockets = SocketLimits(settings.max_sockets_per_user, settings.max_sockets_per_address)
         self.running: Running | None = None
 
     def _started(self) -> Running:

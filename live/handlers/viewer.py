@@ -18,7 +18,11 @@ async def react(ctx: Context, emoji: str) -> None:
 
 
 async def tap(ctx: Context, product_id: str) -> dict[str, Any]:
-    count = await ctx.redis.hincrby(key(ctx.room.show_id, "taps"), product_id[:64], 1)
+    if product_id not in await ctx.room.product_ids():  # (no junk keys in the host's stats)
+        raise ProtocolError(
+            "product_not_found", "no such product in this show", fields={"product_id": "unknown"}
+        )
+    count = await ctx.redis.hincrby(key(ctx.room.show_id, "taps"), product_id, 1)
     return {"taps": count}
 
 

@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from checkout import catalog
 from checkout.show_state import ShowStatus
@@ -108,15 +109,27 @@ class Client:
 
     @classmethod
     async def open(
-        cls, base: str, show_id: str, token: str | None = None, last_id: str | None = None
+        cls,
+        base: str,
+        show_id: str,
+        token: str | None = None,
+        last_id: str | None = None,
+        *,
+        token_in_query: bool = False,
     ) -> Client:
+        """Join as the pages do (the token as a ``token.<token>`` subprotocol), or as an
+        old client (``?token=``) with ``token_in_query``."""
         query = []
-        if token:
+        protocols = [Subprotocol("liveshop")]
+        if token and token_in_query:
             query.append(f"token={token}")
+        elif token:
+            protocols.append(Subprotocol(f"token.{token}"))
         if last_id:
             query.append(f"last_id={last_id}")
         url = f"{base}/live/{show_id}" + ("?" + "&".join(query) if query else "")
-        ws = await asyncio.wait_for(connect(url, open_timeout=WAIT_S), WAIT_S)
+        opening = connect(url, subprotocols=protocols, open_timeout=WAIT_S)
+        ws = await asyncio.wait_for(opening, WAIT_S)
         return cls(ws)
 
     async def next(self, wait_s: float = WAIT_S) -> dict[str, Any]:

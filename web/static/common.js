@@ -148,13 +148,17 @@ export class LiveSocket {
     this.connect();
   }
 
+  // The token travels as a subprotocol ("token.<token>", the server selects "liveshop"),
+  // never in the URL, which servers and proxies write to their logs.
   connect() {
     const params = new URLSearchParams();
+    const protocols = ["liveshop"];
     this.openedWith = this.credentials?.token;
-    if (this.openedWith) params.set("token", this.openedWith);
+    if (this.openedWith) protocols.push(`token.${this.openedWith}`);
     if (this.lastId) params.set("last_id", this.lastId);
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    this.ws = new WebSocket(`${scheme}://${location.host}/live/${encodeURIComponent(showId)}?${params}`);
+    const url = `${scheme}://${location.host}/live/${encodeURIComponent(showId)}?${params}`;
+    this.ws = new WebSocket(url, protocols);
     this.ws.onopen = () => { this.retry = 0; this.onStatus("open"); };
     this.ws.onmessage = (event) => this.dispatch(JSON.parse(event.data));
     this.ws.onclose = async (event) => {
