@@ -107,8 +107,9 @@ class EventLog:
         rows: Any = await self.redis.xrange(self.name, f"({last_id}", "+", count=count)
         return [Entry.of(str(i), f) for i, f in rows]
 
-    async def recent(self, count: int) -> list[Entry]:
-        rows: Any = await self.redis.xrevrange(self.name, "+", "-", count=count)
+    async def recent(self, count: int, upto: str = "+") -> list[Entry]:
+        """The last ``count`` entries, oldest first, none after ``upto``."""
+        rows: Any = await self.redis.xrevrange(self.name, upto, "-", count=count)
         return [Entry.of(str(i), f) for i, f in reversed(rows)]
 
     async def read(self, last_id: str, block_ms: int, count: int = 1000) -> list[Entry]:

@@ -159,4 +159,6 @@ class Room:
             "poll": await self.polls.get(),
             "questions": await self.questions.queue(limit=10),
         }
-        return since, shared, await self.event_log.recent(300), deleted
+        # Chat up to ``since`` only: the hub sends what came after it, and a chat in both
+        # the snapshot and that catch-up would reach the client twice.
+        return since, shared, await self.event_log.recent(300, upto=since), deleted

@@ -219,3 +219,25 @@ async def test_idle_room_is_collected_and_comes_back(live: LiveServer) -> None:
     await again.expect("snapshot")
     assert seeded.show_id in service.rooms
     await again.close()
+
+
+async def test_a_snapshot_holds_no_chat_after_its_id(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A chat that lands between the snapshot's id and its read of recent chat is sent after
+    # the snapshot (it is after the id): in the snapshot too, it reached the client twice.
+    seeded = await seed_show(live.app)
+    room = await parts(live.app).live.room(seeded.show_id)
+    log = room.event_log
+    await log.publish("chat", {"text": "before", "name": "bot"})
+    read_id = log.last_id
+
+    async def id_then_a_chat() -> str:
+        since = await read_id()
+        await log.publish("chat", {"text": "after", "name": "bot"})
+        return since
+
+    monkeypatch.setattr(log, "last_id", id_then_a_chat)
+    since, _, recent, _ = await room._build_snapshot()
+    assert [e.id for e in recent] == [since]
+    assert [e.id for e in await log.after(since)] != []  # "after" follows in the catch-up
