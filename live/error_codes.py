@@ -12,6 +12,7 @@ CODES: dict[str, int] = {
     # the message itself
     "message_too_large": 413,
     "malformed_json": 400,
+    "json_too_deep": 400,
     "malformed_message": 400,
     "unknown_type": 400,
     "invalid_input": 422,

@@ -7,6 +7,7 @@ and ``to``: a user id when only that user may see it (personal replies, shadow-b
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, cast
@@ -16,6 +17,8 @@ import redis.asyncio as aioredis
 from live.protocol import Delivery, dumps
 
 STREAM_MAXLEN = 10_000
+MAX_ID_PART = 2**64 - 1  # a stream id is two unsigned 64-bit numbers, ``ms-seq``
+_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")  # ASCII digits only, nothing around
 
 
 def key(show_id: str, name: str) -> str:
@@ -23,16 +26,29 @@ def key(show_id: str, name: str) -> str:
 
 
 def id_tuple(stream_id: str) -> tuple[int, int]:
+    """The (ms, seq) of an id Redis wrote, or one ``parse_id`` accepted."""
     ms, _, seq = stream_id.partition("-")
     return int(ms), int(seq or 0)
 
 
-def valid_id(stream_id: str) -> bool:
-    try:
-        id_tuple(stream_id)
-    except ValueError:
-        return False
-    return True
+def parse_id(text: str) -> str | None:
+    """The canonical ``ms-seq`` form of an id a client sent, or None when it is not one.
+
+    Strict where ``int()`` is lenient: ASCII digits only (no full-width digits, ``_``,
+    signs or spaces), ``ms`` or ``ms-seq``, each part within Redis's 64-bit range; so an id
+    it accepts is one Redis accepts (``tests/live/test_event_log.py`` asks Redis).
+    """
+    match = _ID.fullmatch(text)
+    if match is None:
+        return None
+    ms, seq = int(match[1]), int(match[2] or 0)
+    if ms > MAX_ID_PART or seq > MAX_ID_PART:
+        return None
+    return f"{ms}-{seq}"
+
+
+def valid_id(text: str) -> bool:
+    return parse_id(text) is not None
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,10 @@ class EventLog:
     async def last_id(self) -> str:
         rows = await self.redis.xrevrange(self.name, "+", "-", count=1)
         return str(rows[0][0]) if rows else "0-0"
+
+    async def holds(self, stream_id: str) -> bool:
+        """Whether the stream has an entry with exactly this (canonical) id."""
+        return bool(await self.redis.xrange(self.name, stream_id, stream_id, count=1))
 
     async def first_id(self) -> str | None:
         rows = await self.redis.xrange(self.name, "-", "+", count=1)

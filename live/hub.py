@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from core.aio import cancel_requested, stop_tasks
 from core.roles import Role
-from live.event_log import Entry, EventLog, id_tuple, key
+from live.event_log import Entry, EventLog, id_tuple, key, parse_id
 from live.outbox import Frame, Outlet
 from live.protocol import CLOSE_FORBIDDEN, Delivery, dumps
 
@@ -128,10 +128,9 @@ class ShowHub:
         await self.start()
         member.held = []
         self.members.add(member)
-        resumed = last_id is not None and await self._resumable(last_id)
-        if last_id is not None and resumed:
-            member.last_sent = id_tuple(last_id)
-            since = last_id
+        since = None if last_id is None else await self._resume_point(last_id)
+        if since is not None:
+            member.last_sent = id_tuple(since)
         else:
             since, snap = await self._snapshot(member)
             member.send(
@@ -146,13 +145,18 @@ class ShowHub:
         for entry in held or ():
             member.send_entry(entry)
 
-    async def _resumable(self, last_id: str) -> bool:
-        first = await self.event_log.first_id()
-        last = await self.event_log.last_id()
-        position = id_tuple(last_id)
-        if position > id_tuple(last):
-            return False  # an id from another stream (or the future): resync
-        return first is None or id_tuple(first) <= position or position == id_tuple(last)
+    async def _resume_point(self, last_id: str) -> str | None:
+        """The id to resume after, or None for a snapshot: only an id the stream holds
+        resumes (or ``0-0`` while it is empty). A malformed id, one trimmed away, or one it
+        never held (another show's, another Redis's, the future's) gets a snapshot."""
+        stream_id = parse_id(last_id)
+        if stream_id is None:
+            return None
+        if await self.event_log.holds(stream_id):
+            return stream_id
+        if stream_id == "0-0" and await self.event_log.first_id() is None:
+            return stream_id
+        return None
 
     def leave(self, member: Member) -> None:
         self.members.discard(member)

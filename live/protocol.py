@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import CodedError
+from core.json_depth import MAX_DEPTH, too_deep
 from core.roles import Role
 from live.error_codes import CODES
 
@@ -183,9 +184,13 @@ def parse(raw: str) -> tuple[str | None, str, dict[str, Any]]:
     """
     if len(raw.encode()) > MAX_MESSAGE_BYTES:
         raise ProtocolError("message_too_large", f"messages are at most {MAX_MESSAGE_BYTES} bytes")
+    if too_deep(raw):
+        raise ProtocolError(
+            "json_too_deep", f"JSON nests at most {MAX_DEPTH} arrays or objects deep"
+        )
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ProtocolError("malformed_json", "the message is not valid JSON") from None
     if not isinstance(data, dict):
         raise ProtocolError("malformed_message", "a message is a JSON object")

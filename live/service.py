@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from checkout.show_state import ShowStatus
 from core.aio import stop_tasks
 from core.errors import CodedError
-from live.event_log import EventLog, key, valid_id
+from live.event_log import EventLog, key
 from live.handlers import HANDLERS
 from live.hub import Member, new_process_id
 from live.limits import RateLimits
@@ -133,8 +133,6 @@ class LiveService:
         room.active += 1  # no await since room(): an idle collection cannot slip between
         outlet = Outlet(sink, self.limits)
         member = Member(who.user_id if who else "", who.role if who else None, outlet)
-        if last_id is not None and not valid_id(last_id):
-            last_id = None
         try:
             member.send(
                 {

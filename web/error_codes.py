@@ -6,7 +6,9 @@ from __future__ import annotations
 
 CODES: dict[str, int] = {
     "bad_request": 400,
+    "client_disconnected": 400,
     "malformed_json": 400,
+    "json_too_deep": 400,
     "invalid_input": 422,
     "idempotency_key_missing": 422,
     "body_too_large": 413,

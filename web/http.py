@@ -1,17 +1,21 @@
-"""Request helpers: a size-capped JSON body validated into a model, with field-level errors."""
+"""Request helpers: a size-capped JSON body (nested at most ``core.json_depth.MAX_DEPTH``)
+validated into a model, with field-level errors."""
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
+from core.json_depth import MAX_DEPTH, too_deep
 from web.errors import ApiError
 from web.parts import parts
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger("liveshop.http")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -23,11 +27,17 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise ApiError("body_too_large", f"the body is over {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError("body_too_large", f"the body is over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError("body_too_large", f"the body is over {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to answer: one line (not a traceback); the 400 is for the metrics.
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        log.info("client disconnected mid-body", extra={"path": route, "received": size})
+        raise ApiError("client_disconnected", "the client hung up before the body ended") from None
     return b"".join(chunks)
 
 
@@ -63,8 +73,18 @@ async def json_body(request: Request, model: type[M]) -> M:
     if ctype != "application/json":
         raise ApiError("unsupported_media_type", "send application/json")
     raw = await read_body(request, limit)
+    return parse_model(model, parse_json(raw))
+
+
+def parse_json(raw: bytes) -> Any:
+    """The body's JSON value, or a coded 400: not JSON, or nested past MAX_DEPTH."""
     try:
-        data = _DECODER.decode(raw.decode("utf-8-sig"))  # (a BOM is ignored, RFC 8259 8.1)
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        text = raw.decode("utf-8-sig")  # (a BOM is ignored, RFC 8259 8.1)
+    except UnicodeDecodeError:
+        raise ApiError("malformed_json", "the body is not valid UTF-8") from None
+    if too_deep(text):
+        raise ApiError("json_too_deep", f"JSON nests at most {MAX_DEPTH} arrays or objects deep")
+    try:
+        return _DECODER.decode(text)
+    except (ValueError, RecursionError):  # (JSONDecodeError is a ValueError)
         raise ApiError("malformed_json", "the body is not valid JSON") from None
-    return parse_model(model, data)

@@ -1,0 +1,56 @@
+"""What a refused request must leave as it was: every SQL row and every Redis value.
+
+``digest`` reads both whole (the fuzz tests' databases are small); ``VOLATILE`` names the
+Redis keys that change with no request at all, or by design on a refused one, each with
+its reason.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import redis.asyncio as aioredis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import Base
+
+VOLATILE = re.compile(
+    r"liveshop:test-claim:.*"  # (the test session's claim on its Redis database)
+    r"|live:\{[^}]*\}:(presence|peak)"  # viewer counts: each hub's tick, every second
+    r"|live:\{[^}]*\}:rl:.*"  # rate-limit buckets: a request counts before it is judged
+)
+
+
+async def digest(engine: AsyncEngine, redis: aioredis.Redis) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    async with engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            rows = (await conn.execute(select(table))).all()
+            state[f"sql:{table.name}"] = sorted(repr(tuple(row)) for row in rows)
+    keys = sorted(str(k) for k in await redis.keys("*") if not VOLATILE.fullmatch(str(k)))
+    for name in keys:
+        state[f"redis:{name}"] = await _value(redis, name)
+    return state
+
+
+async def _value(redis: aioredis.Redis, name: str) -> Any:
+    kind = str(await redis.type(name))
+    if kind == "string":
+        return await redis.get(name)
+    if kind == "hash":
+        return await redis.hgetall(name)
+    if kind == "set":
+        return sorted(await redis.smembers(name))
+    if kind == "zset":
+        return await redis.zrange(name, 0, -1, withscores=True)
+    if kind == "list":
+        return await redis.lrange(name, 0, -1)
+    if kind == "stream":
+        return await redis.xrange(name, "-", "+")
+    return kind  # (gone between KEYS and TYPE: "none")
+
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
