@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from core.roles import Role
 from live.limits import RateLimits
-from live.protocol import INT, MAX_MESSAGE_BYTES, REQUESTS, S
+from live.protocol import ID, INT, MAX_MESSAGE_BYTES, REQUESTS, S
 from tests.hostile import NOT_JSON, mutated, nested
 from tests.live.conftest import Client, LiveServer, seed_show
 from tests.state_digest import changes, digest
@@ -33,7 +33,7 @@ ERROR_KEYS = {"type", "ref", "code", "message", "fields"}
 
 
 def _valid(kind: str) -> dict[str, Any]:
-    sample = {S: "x", INT: 1, "list": ["a", "b"], "bool": True}
+    sample = {S: "x", ID: "x", INT: 1, "list": ["a", "b"], "bool": True}
     fields = {name: sample[spec] for name, (spec, _) in REQUESTS[kind].fields.items()}
     return {"type": kind, "ref": "f", **fields}
 
