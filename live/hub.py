@@ -64,6 +64,8 @@ class Member:
             return
         self.last_sent = position
         self.outlet.offer(frame or Frame(entry.text(), entry.delivery, entry.key))
+        if entry.key == "kick":  # (a ban that came while this socket was catching up)
+            self.outlet.shut(CLOSE_FORBIDDEN, "banned")
 
     def send(self, message: dict[str, Any], delivery: Delivery = Delivery.PERSONAL) -> None:
         self.outlet.offer(Frame(dumps(message), delivery, str(message.get("type", ""))))
@@ -141,6 +143,8 @@ class ShowHub:
         for chunk in _groups(missed, 8 * BATCH_BYTES):
             member.outlet.offer(_batch(chunk, Delivery.PERSONAL))
             member.last_sent = id_tuple(chunk[-1].id)
+        if any(e.key == "kick" for e in missed):  # banned since the socket was let in
+            member.outlet.shut(CLOSE_FORBIDDEN, "banned")
         held, member.held = member.held, None
         for entry in held or ():
             member.send_entry(entry)

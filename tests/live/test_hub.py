@@ -241,3 +241,40 @@ async def test_a_snapshot_holds_no_chat_after_its_id(
     since, _, recent, _ = await room._build_snapshot()
     assert [e.id for e in recent] == [since]
     assert [e.id for e in await log.after(since)] != []  # "after" follows in the catch-up
+
+
+async def test_a_ban_that_comes_during_the_catch_up_closes_the_socket(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Entries the reader fans out while a socket catches up are held and sent after it; a
+    # ban among them was sent but did not close the socket as a ban does.
+    seeded = await seed_show(live.app)
+    hub = (await parts(live.app).live.room(seeded.show_id)).hub
+    token = live.token(Role.VIEWER, "Banned")
+    user_id = parts(live.app).tokens.verify(token).user_id
+    read_after = hub.event_log.after
+
+    async def after_then_a_ban(since: str, count: int = 10_000) -> list[Entry]:
+        missed = await read_after(since, count)
+        await hub.event_log.publish(
+            "moderation", {"action": "ban"}, Delivery.PERSONAL, key_="kick", to=user_id
+        )
+        await asyncio.sleep(0.5)  # the reader fans it out meanwhile: held for this socket
+        return missed
+
+    monkeypatch.setattr(hub.event_log, "after", after_then_a_ban)
+    client = await Client.open(live.url, seeded.show_id, token)
+    try:
+        await client.expect("moderation", action="ban")
+        code = None
+        try:
+            async with asyncio.timeout(5):
+                while True:
+                    await client.ws.recv()
+        except ConnectionClosed as closed:
+            code = closed.rcvd.code if closed.rcvd else None
+        except TimeoutError:
+            pass
+        assert code == 4403, "a banned viewer's socket stayed open"
+    finally:
+        await client.close()
