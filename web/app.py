@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -23,7 +23,7 @@ from signaling import SignalingConfig, SignalingService
 from signaling.placement import VideoPlacement
 from web import api, checkout_api, live_ws, pages
 from web.auth import TokenIssuer
-from web.errors import handle_coded, handle_http, handle_unexpected
+from web.errors import handle_coded, handle_disconnect, handle_http, handle_unexpected
 from web.event_bus import EventBus
 from web.migrate import upgrade
 from web.observability import Metrics, MetricsMiddleware, StateCollector
@@ -50,6 +50,7 @@ def create_app(
         ],
         exception_handlers={
             CodedError: handle_coded,
+            ClientDisconnect: handle_disconnect,
             HTTPException: handle_http,
             Exception: handle_unexpected,
         },

@@ -6,6 +6,7 @@ The shapes are built in ``core/errors.py`` (one HTTP body, one websocket message
 
 from __future__ import annotations
 
+import logging
 from typing import cast
 
 from starlette.exceptions import HTTPException
@@ -14,6 +15,8 @@ from starlette.responses import JSONResponse, Response
 
 from core.errors import INTERNAL_ERROR, CodedError, error_body, error_response
 from web.error_codes import CODES
+
+log = logging.getLogger("liveshop.http")
 
 
 class ApiError(CodedError):
@@ -36,6 +39,15 @@ async def handle_http(request: Request, exc: Exception) -> Response:
     return JSONResponse(
         error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
     )
+
+
+async def handle_disconnect(request: Request, exc: Exception) -> Response:
+    """A client that hung up before its body ended, on any route (signaling reads its
+    offers itself): one line, not a traceback; nobody hears the 400, the metrics do."""
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    log.info("client disconnected mid-body", extra={"path": route})
+    error = ApiError("client_disconnected", "the client hung up before the body ended")
+    return error_response(error)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

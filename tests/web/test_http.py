@@ -72,3 +72,37 @@ async def test_a_client_that_hangs_up_mid_body_is_one_line(
     assert bad == [], [r.getMessage() for r in bad]
     assert len(said) == 3
     assert {r.levelno for r in said} == {logging.INFO}
+
+
+def _hang_up_mid_offer(port: int, show_id: str) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            f"POST /whep/{show_id} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
+            + b"Content-Type: application/sdp\r\nContent-Length: 4000\r\n\r\nv=0\r\n"
+        )
+
+
+async def test_a_viewer_that_hangs_up_mid_offer_is_one_line(
+    settings: Settings, redis_client: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    # signaling reads its offers itself: the app answers the hang-up for every route.
+    caplog.set_level(logging.INFO)
+    app: Starlette = create_app(settings)
+    server, task, port = await start_server(app)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            resp = await http.post("/api/shows", json={"title": "Hang"}, headers=admin_headers())
+            show_id = resp.json()["id"]
+        await asyncio.to_thread(_hang_up_mid_offer, port, show_id)
+        for _ in range(100):
+            said = [r for r in caplog.records if r.getMessage() == "client disconnected mid-body"]
+            if said:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert bad == [], [r.getMessage() for r in bad]
+    assert [r.levelno for r in said] == [logging.INFO]
