@@ -17,6 +17,7 @@ from core.roles import Role
 from web.auth import TokenIssuer
 from web.embedded_redis import EmbeddedRedis
 from web.migrate import upgrade
+from web.schemas import NAME_MAX_CHARS
 
 BENCHES = {
     "drop": ("benches.drop", "one-tap buy drop: 100 units, 10,000 viewers plus double taps"),
@@ -118,8 +119,11 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     if role is not Role.VIEWER and not args.show:
         print("liveshop token: --show is required for hosts and moderators", file=sys.stderr)
         return 2
+    if not 1 <= len(args.name.strip()) <= NAME_MAX_CHARS:
+        print(f"liveshop token: --name is 1 to {NAME_MAX_CHARS} characters", file=sys.stderr)
+        return 2
     issuer = TokenIssuer(settings.signing_key(), settings.token_ttl_s)
-    print(issuer.issue(role, name=args.name, show_id=args.show, ttl_s=args.ttl))
+    print(issuer.issue(role, name=args.name.strip(), show_id=args.show, ttl_s=args.ttl))
     return 0
 
 

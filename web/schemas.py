@@ -56,9 +56,15 @@ class StockIn(Strict):
     stock: int = Field(ge=0, le=MAX_UNITS)
 
 
+NAME_MAX_CHARS = 80
+"""A token's display name: users.display_name and questions.viewer_name hold 80."""
+
+
 class TokenIn(Strict):
     role: Role = Field(strict=False)
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_CHARS)
+    ]
     show_id: str | None = Field(default=None, max_length=40)
     user_id: str | None = Field(default=None, max_length=40)
     ttl_s: int | None = Field(default=None, ge=60, le=30 * 24 * 3600)

@@ -70,6 +70,15 @@ def test_token_command_signs_with_the_data_folder_key(tmp_path: Path) -> None:
         env=_env(tmp_path),
     )
     assert proc.returncode == 2 and "--show is required" in proc.stderr
+    # A name longer than the columns that keep it (users, questions) is refused here too.
+    proc = subprocess.run(
+        [*LIVESHOP, "token", "--role", "viewer", "--name", "n" * 81],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_env(tmp_path),
+    )
+    assert proc.returncode == 2 and "--name is 1 to 80 characters" in proc.stderr
 
 
 def _valkey_pids() -> set[int]:
