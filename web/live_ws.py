@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from core.errors import ws_error
+from core.errors import INTERNAL_ERROR, ws_error
 from core.roles import Role
 from live.outbox import AsgiSink, Sink
 from live.protocol import CLOSE_AUTH, CLOSE_FORBIDDEN, ProtocolError, dumps
@@ -31,6 +32,8 @@ from web.errors import ApiError
 from web.live_sink import DirectSink
 from web.parts import parts
 from web.socket_limits import CLOSE_TOO_MANY
+
+log = logging.getLogger("liveshop.live")
 
 RAW_SEND = "liveshop.raw_send"
 SUBPROTOCOL = "liveshop"
@@ -170,6 +173,10 @@ async def _admitted(
         await _refuse(websocket, exc.code, exc.message, CLOSE_FORBIDDEN)
     except WebSocketDisconnect:
         return
+    except Exception:  # (Redis down mid-join, a bug): say so, and let the client resume
+        log.exception("live socket failed", extra={"show": show_id})
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # (it may be gone)
+            await _refuse(websocket, INTERNAL_ERROR, "something went wrong on our side", 1011)
 
 
 def routes() -> list[BaseRoute]:

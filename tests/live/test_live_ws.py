@@ -15,6 +15,7 @@ from core.roles import Role
 from tests.conftest import make_settings
 from tests.live.conftest import Client, LiveServer, seed_show, start_server
 from web.app import create_app
+from web.parts import parts
 
 
 @pytest.mark.parametrize("in_query", [False, True], ids=["subprotocol", "old query"])
@@ -90,4 +91,34 @@ async def test_anonymous_sockets_per_address_are_bounded(tight: LiveServer) -> N
     viewer = await Client.open(tight.url, show_id, tight.token(Role.VIEWER, "Vera"))
     assert (await viewer.expect("hello"))["role"] == "viewer"
     for client in (*watchers, viewer):
+        await client.close()
+
+
+async def test_a_join_that_fails_says_so_and_closes_for_a_resume(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Redis refusing mid-join (down, or paused past its timeout) used to drop the socket
+    # with 1006 and nothing said; the client now hears internal_error and a 1011 close.
+    from redis.exceptions import ConnectionError as RedisDown
+
+    seeded = await seed_show(live.app)
+    hub = (await parts(live.app).live.room(seeded.show_id)).hub
+
+    async def down(*_: Any, **__: Any) -> None:
+        raise RedisDown("Redis is down")
+
+    monkeypatch.setattr(hub, "join", down)
+    client = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "V"))
+    try:
+        error = await client.expect("error")
+        assert (error["code"], error["ref"]) == ("internal_error", None)
+        code = None
+        try:
+            async with asyncio.timeout(5):
+                while True:
+                    await client.ws.recv()
+        except ConnectionClosed as closed:
+            code = closed.rcvd.code if closed.rcvd else None
+        assert code == 1011
+    finally:
         await client.close()
