@@ -134,18 +134,24 @@ class Outbox:
 
     def pop(self) -> Frame | None:
         """The frame offered first of those still kept, whatever its class."""
-        heads = [q[0] for q in (self.personal, self.stream) if q]
-        if self.state:
-            heads.append(next(iter(self.state.values())))
-        if not heads:
+        # (per queued frame of every socket: plain comparisons, no allocation)
+        personal, stream, state = self.personal, self.stream, self.state
+        best = personal[0] if personal else None
+        if stream and (best is None or stream[0][0] < best[0]):
+            best = stream[0]
+        if state:
+            head = next(iter(state.values()))
+            if best is None or head[0] < best[0]:
+                best = head
+        if best is None:
             return None
-        frame = min(heads, key=lambda item: item[0])[1]
-        if frame.delivery is Delivery.PERSONAL:
-            self.personal.popleft()
-        elif frame.delivery is Delivery.STATE:
-            del self.state[frame.key]
+        frame = best[1]
+        if personal and best is personal[0]:
+            personal.popleft()
+        elif stream and best is stream[0]:
+            stream.popleft()
         else:
-            self.stream.popleft()
+            del state[frame.key]
         return frame
 
 
