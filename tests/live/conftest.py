@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from checkout import catalog
@@ -173,6 +174,18 @@ class Client:
             if message.get("ref") == ref and message["type"] in ("ok", "error"):
                 self.seen.remove(message)
                 return message
+
+    async def close_code(self, wait_s: float = WAIT_S) -> int | None:
+        """Read on until the server closes the socket: its close code (None: still open
+        after ``wait_s``, or closed without a code)."""
+        try:
+            async with asyncio.timeout(wait_s):
+                while True:
+                    await self.ws.recv()
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+        except TimeoutError:
+            return None
 
     async def close(self) -> None:
         await self.ws.close()
