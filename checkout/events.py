@@ -84,10 +84,3 @@ class BackInStock(Event):
 
 class EventSink(Protocol):
     async def publish(self, event: Event) -> None: ...
-
-
-class NullSink:
-    """A sink that drops events (for tools that run checkout without a live channel)."""
-
-    async def publish(self, event: Event) -> None:
-        return None

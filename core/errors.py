@@ -77,8 +77,3 @@ def ws_error(
         "message": message,
         "fields": dict(fields or {}),
     }
-
-
-def ws_error_of(error: CodedError, ref: str | None = None) -> dict[str, Any]:
-    """A coded error as a websocket message."""
-    return ws_error(error.code, error.message, ref, error.fields)

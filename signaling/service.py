@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from . import aiortc_hooks
-from .access import ShowAccess, VideoState
+from .access import ShowAccess
 from .config import SignalingConfig
 from .errors import SignalingError
 from .http import add_link_headers, bearer_token, token_digest, with_errors
@@ -90,9 +90,6 @@ class SignalingService:
     def stats(self) -> dict[str, int]:
         """Counts of what the service owns, and its viewers' video queues."""
         return {"publishers": self._whip.publisher_count, **self._peers.stats()}
-
-    def video_state(self, show_id: str) -> VideoState:
-        return self._states.get(show_id)
 
     async def close(self) -> None:
         """Close every peer connection and cancel every task; the service is then unusable."""
