@@ -7,6 +7,12 @@ the calls of one loop turn share one connection, one write and one read (about 2
 call). Every call is still its own ``EVALSHA``: atomic on its own and answered on its own,
 an error fails only its call, and no call waits for a timer: a batch leaves on the next
 turn of the loop.
+
+A batch whose connection fails (``ConnectionError``: after a Redis restart every pooled
+connection is stale) is sent once more on a fresh connection, the pool's idle connections
+dropped first. That is safe: a command written to a dead server's socket never ran, and a
+server that died mid-batch lost its data with it (the scripts then answer ``noload``). A
+timeout (a paused server, which may still run the batch) is not retried.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import hashlib
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 Call = tuple[str, list[str], list[Any], "asyncio.Future[Any]"]
@@ -28,6 +35,7 @@ class ScriptBatcher:
         self.sources: dict[str, str] = {}  # sha -> source
         self.batches = 0
         self.calls = 0
+        self.reconnects = 0
         self._queue: list[Call] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -81,7 +89,12 @@ class ScriptBatcher:
                 future.set_result(result)
 
     async def _execute(self, calls: list[Call]) -> list[Any]:
-        results = await self._pipeline(calls)
+        try:
+            results = await self._pipeline(calls)
+        except RedisConnectionError:
+            self.reconnects += 1
+            await self.redis.connection_pool.disconnect(inuse_connections=False)
+            results = await self._pipeline(calls)
         again = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if not again:
             return results

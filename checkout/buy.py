@@ -1,12 +1,14 @@
-"""One-tap buy and paying: reserve, charge, write the order, answer, then tell Redis.
+"""One-tap buy and paying: reserve, record the attempt, charge, write the order, answer.
 
 The hot path of a tap is one Lua call (``Inventory.reserve``); a refusal never touches SQL.
-A tap that got units pays, then writes the order and the conditional stock decrement in one
-SQL transaction (shared with the orders written at the same moment: ``order_writer.OrderWriter``),
-answers, and then, in the background, tells Redis the units are sold and sends the order
-event (``settled`` waits for that work). A repeated key waits for its first request and
-answers its outcome; a failed payment or order gives the held units back.
-The cart's checkout pays through the same ``pay_and_order``.
+A tap that got units writes its payment attempt to SQL (``checkout/attempts.py``) before
+the provider is called, pays, then writes the order and the conditional stock decrement in
+one SQL transaction (shared with the orders written at the same moment:
+``order_writer.OrderWriter``), answers, and then, in the background, tells Redis the units
+are sold and sends the order event (``checkout/settle.py``). A repeated key waits for its
+first request and answers its outcome, from Redis or from the attempt in SQL; a failed
+payment gives the held units back. The cart's checkout pays through the same
+``pay_and_order``.
 """
 
 from __future__ import annotations
@@ -14,43 +16,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from checkout import order_writer, orders
+from checkout import orders
+from checkout.attempts import Attempt, Attempts, HeldLine
 from checkout.error_codes import IDEMPOTENCY_KEY_REUSED
-from checkout.errors import Conflict, OutOfStock, Unavailable
-from checkout.events import Event, OrderUpdate
+from checkout.errors import Conflict, PaymentFailed
 from checkout.holds import HoldState
 from checkout.inventory import Inventory, Replay, idem_key
 from checkout.lookups import Lookups
+from checkout.models import AttemptState
 from checkout.orders import LineSpec
-from checkout.payments import Charge, PaymentProvider
+from checkout.payments import Charge, PaymentProvider, PaymentRequest, PaymentState
 from checkout.results import OrderResult
+from checkout.settle import Settler
 from checkout.stock_events import StockEvents
 from checkout.validation import check_key, check_method, check_quantity, failure
+
+__all__ = ["Buying", "HeldLine", "Poll"]
 
 log = logging.getLogger("liveshop.checkout")
 
 REPLAY_MARGIN_S = 5.0
+SQL_POLL_S = 0.2
 
 Poll = Callable[[], Awaitable[tuple[str, str]]]
 """Reads a first request's (state, reason) again while a repeat waits on it."""
-
-
-@dataclass(frozen=True)
-class HeldLine:
-    """A hold in payment that will become one order line."""
-
-    line: LineSpec
-    hold_id: str
-    epoch: str
-    idem: str = ""
 
 
 class Buying:
@@ -59,8 +54,9 @@ class Buying:
         sessions: async_sessionmaker[AsyncSession],
         redis: aioredis.Redis,
         inventory: Inventory,
-        writer: order_writer.OrderWriter,
         payments: PaymentProvider,
+        attempts: Attempts,
+        settler: Settler,
         lookups: Lookups,
         stock_events: StockEvents,
         *,
@@ -69,12 +65,12 @@ class Buying:
         self.sessions = sessions
         self.redis = redis
         self.inventory = inventory
-        self.writer = writer
         self.payments = payments
+        self.attempts = attempts
+        self.settler = settler
         self.lookups = lookups
         self.stock_events = stock_events
         self.payment_hold_s = payment_hold_s
-        self._background: set[asyncio.Task[None]] = set()
 
     async def buy_now(
         self,
@@ -120,36 +116,98 @@ class Buying:
 
     async def replay(self, res: Replay, buyer_id: str, key: str, poll: Poll) -> OrderResult:
         """Answer a repeated key: wait for the first request, then give its outcome."""
-        deadline = time.monotonic() + self.payments.timeout_s + REPLAY_MARGIN_S
-        state, reason = res.state, res.reason
-        while state == "pending" and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            state, reason = await poll()
-        if state == "failed":
-            raise failure(reason)
-        async with self.sessions() as session:
-            order = await orders.find_order(session, buyer_id, key)
-        if order is not None:
-            return orders.order_result(order, replayed=True)
-        raise Conflict(
-            "request_in_progress",
-            "a request with this key is still in progress, try again",
-            extra={"retry": True},
-        )
+        if res.state == "failed":
+            raise failure(res.reason)
+        return await self.outcome(buyer_id, key, poll)
 
-    async def _charge(self, total: int, currency: str, method: str, key: str) -> Charge:
+    async def outcome(
+        self,
+        buyer_id: str,
+        key: str,
+        poll: Poll | None = None,
+        *,
+        show_id: str | None = None,
+        lines: list[LineSpec] | None = None,
+    ) -> OrderResult:
+        """The outcome of the key's first request, once it has one (bounded wait): its
+        order, or its failure. Read from SQL (the order, the attempt) and from Redis
+        (``poll``: failures before any attempt, such as an expired cart); a Redis error
+        only leaves SQL to decide."""
+        deadline = time.monotonic() + self.payments.timeout_s + REPLAY_MARGIN_S
+        while True:
+            async with self.sessions() as session:
+                order = await orders.find_order(session, buyer_id, key)
+            if order is not None:
+                if (show_id is not None and order.show_id != show_id) or (
+                    lines is not None and not orders.same_lines(order, lines)
+                ):
+                    raise failure(IDEMPOTENCY_KEY_REUSED)
+                return orders.order_result(order, replayed=True)
+            attempt = await self.attempts.get(buyer_id, key)
+            if attempt is not None:
+                if show_id is not None and attempt.show_id != show_id:
+                    raise failure(IDEMPOTENCY_KEY_REUSED)
+                if attempt.state in (AttemptState.FAILED, AttemptState.REFUNDED):
+                    raise failure(attempt.reason or "payment_interrupted")
+                if attempt.state is AttemptState.REQUIRES_ACTION:
+                    return await self._after_authentication(attempt)
+            state, reason = await self._poll(poll)
+            if state == "failed":
+                raise failure(reason)
+            if time.monotonic() >= deadline:
+                raise Conflict(
+                    "request_in_progress",
+                    "a request with this key is still in progress, try again",
+                    extra={"retry": True},
+                )
+            await asyncio.sleep(SQL_POLL_S)
+
+    async def _poll(self, poll: Poll | None) -> tuple[str, str]:
+        if poll is None:
+            return "pending", ""
         try:
-            return await asyncio.wait_for(
-                self.payments.charge(
-                    amount_minor=total,
-                    currency=currency,
-                    payment_method=method,
-                    idempotency_key=key,
-                ),
-                timeout=self.payments.timeout_s,
+            return await poll()
+        except RedisError:
+            return "pending", ""
+
+    async def _after_authentication(self, attempt: Attempt) -> OrderResult:
+        """The buyer was asked to authenticate: ask the provider how it went."""
+        charge = await self.payments.lookup(attempt.id, attempt.provider_ref)
+        if charge.ok:
+            return await self.settler.complete(attempt, charge)
+        if charge.state is PaymentState.REQUIRES_ACTION:
+            raise _requires_action(charge)
+        if charge.state is PaymentState.PENDING:
+            raise Conflict(
+                "request_in_progress", "the payment is being completed, try again",
+                extra={"retry": True},
+            )  # fmt: skip
+        reason = charge.reason or "payment_declined"
+        await self.settler.failed(attempt, reason)
+        raise failure(reason)
+
+    async def _charge(self, request: PaymentRequest) -> Charge:
+        refs: list[str] = []
+
+        async def record(ref: str) -> bool:
+            refs.append(ref)
+            return await self.attempts.move(
+                request.attempt_id,
+                frozenset({AttemptState.OPEN}),
+                AttemptState.CHARGING,
+                provider_ref=ref,
             )
-        except TimeoutError:
-            return Charge(ok=False, reason="payment_timeout")
+
+        # The provider bounds its own calls (``timeout_s``): no cancellation here, which
+        # would cut an SQL write of the attempt (or the test provider's ledger) in half.
+        charge = await self.payments.charge(request, record)
+        if charge.state is not PaymentState.PENDING:
+            return charge
+        # No answer in time: whether it charged is not known. Stop it, and learn which.
+        charge = await self.payments.cancel(request.attempt_id, refs[0] if refs else None)
+        if charge.state is PaymentState.NONE:
+            return Charge(PaymentState.FAILED, charge.ref, "payment_timeout")
+        return charge
 
     async def pay_and_order(
         self,
@@ -162,109 +220,48 @@ class Buying:
     ) -> OrderResult:
         lines = [h.line for h in held]
         total = sum(line.quantity * line.unit_price_minor for line in lines)
-        charge = await self._charge(total, currency, method, f"{buyer_id}:{key}")
-        if not charge.ok:
-            reason = charge.reason or "payment_declined"
-            await self._release_all(show_id, held, reason)
-            await self.stock_events.publish(
-                OrderUpdate(show_id, buyer_id, "failed", idempotency_key=key, reason=reason)
-            )
-            raise failure(reason)
-        draft = order_writer.OrderDraft(show_id, buyer_id, key, currency, tuple(lines), charge.ref)
         try:
-            result = await self.writer.write(draft)
-        except order_writer.DuplicateOrder:
-            return await self._existing(show_id, buyer_id, key, held, charge)
-        except (OutOfStock, Unavailable) as exc:
-            # OutOfStock: Redis promised units SQL does not have: SQL wins, Redis follows it.
-            await self._refund(charge)
-            await self._release_all(show_id, held, exc.code)
-            if isinstance(exc, OutOfStock):
-                for variant_id in exc.fields:
-                    await self.inventory.resync(variant_id)
-            await self.stock_events.publish(
-                OrderUpdate(show_id, buyer_id, "failed", idempotency_key=key, reason=exc.code)
-            )
+            attempt_id = await self.attempts.open(
+                buyer_id=buyer_id, key=key, show_id=show_id, amount_minor=total,
+                currency=currency, provider=self.payments.name, held=held,
+            )  # fmt: skip
+        except Exception:
+            await self.settler.release_all(show_id, held, "")
             raise
-        # The order stands in SQL: the buyer is answered now. Telling Redis the units are
-        # sold and the live channel's copy of the news follow without holding the answer
-        # up (a drop's winners waited ~40 ms on them). Were they lost, the hold would run
-        # out and Redis would show a unit SQL no longer has; SQL refuses it and Redis
-        # follows SQL again (resync): never an oversell.
-        update = OrderUpdate(
-            show_id,
-            buyer_id,
-            "confirmed",
-            order_id=result.order_id,
-            idempotency_key=key,
-            total_minor=result.total_minor,
-            currency=result.currency,
-        )
-        self._in_background(self._after_order(held, result.order_id, update))
-        return result
-
-    async def _after_order(self, held: list[HeldLine], order_id: str, update: Event) -> None:
-        for h in held:
-            await self._commit(h, order_id)
-        await self.stock_events.publish(update)
-
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work, name="checkout-after-order")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        if attempt_id is None:
+            # The key paid before (Redis forgot it): the first attempt decides, once.
+            await self.settler.release_all(show_id, held, "")
+            try:
+                return await self.outcome(buyer_id, key, show_id=show_id, lines=lines)
+            finally:
+                first = await self.attempts.get(buyer_id, key)
+                if first is not None:
+                    await self.settler.answer_key(held, first)
+        attempt = Attempt.new(attempt_id, buyer_id, key, show_id, total, currency, held)
+        request = PaymentRequest(attempt_id, buyer_id, total, currency, method, key)
+        charge = await self._charge(request)
+        if charge.ok:
+            return await self.settler.charged(attempt, charge)
+        if charge.state is PaymentState.REQUIRES_ACTION:
+            moved = await self.attempts.move(
+                attempt_id, frozenset({AttemptState.CHARGING}), AttemptState.REQUIRES_ACTION
+            )
+            if moved:
+                raise _requires_action(charge)
+        elif charge.state is PaymentState.FAILED or charge.state is PaymentState.NONE:
+            reason = charge.reason or "payment_declined"
+            if await self.settler.failed(attempt, reason):
+                raise failure(reason)
+        # (PENDING: the provider did not say; a settler asks it again in a few seconds.)
+        return await self.outcome(buyer_id, key, show_id=show_id, lines=lines)
 
     async def settled(self, timeout_s: float = 5.0) -> None:
-        """Wait for the work answered orders left behind (Redis commits, their events)."""
-        if self._background:
-            await asyncio.wait(list(self._background), timeout=timeout_s)
+        await self.settler.settled(timeout_s)
 
-    async def _commit(self, h: HeldLine, order_id: str) -> None:
-        """Tell Redis the units are sold; the order already stands in SQL whatever happens."""
-        try:
-            outcome = await self.inventory.commit(
-                h.line.variant_id,
-                h.hold_id,
-                quantity=h.line.quantity,
-                epoch=h.epoch,
-                order_id=order_id,
-                idem=h.idem,
-            )
-            if outcome == "resync":
-                await self.inventory.resync(h.line.variant_id)
-        except (Unavailable, RedisError):
-            log.warning("commit not recorded in redis; the next rebuild follows SQL")
 
-    async def _refund(self, charge: Charge) -> None:
-        if charge.ref:
-            await self.payments.refund(charge.ref)
-
-    async def _existing(
-        self, show_id: str, buyer_id: str, key: str, held: list[HeldLine], charge: Charge
-    ) -> OrderResult:
-        """The key already made an order (Redis forgot it): answer that order, once."""
-        await self._refund(charge)
-        async with self.sessions() as session:
-            order = await orders.find_order(session, buyer_id, key)
-        if order is None:
-            await self._release_all(show_id, held, "")
-            raise Unavailable("inventory_unavailable", "the order could not be written, try again")
-        if order.show_id != show_id or not orders.same_lines(order, [h.line for h in held]):
-            await self._release_all(show_id, held, IDEMPOTENCY_KEY_REUSED)
-            raise failure(IDEMPOTENCY_KEY_REUSED)
-        await self._release_all(show_id, held, "")
-        for h in held:
-            if h.idem:
-                await self.redis.hset(h.idem, mapping={"state": "done", "order": order.id})
-        return orders.order_result(order, replayed=True)
-
-    async def _release_all(self, show_id: str, held: list[HeldLine], reason: str) -> None:
-        for h in held:
-            try:
-                avail, back, _ = await self.inventory.release(
-                    h.line.variant_id, h.hold_id, idem=h.idem, reason=reason
-                )
-            except Unavailable:
-                continue
-            self.stock_events.moved(show_id, h.line.variant_id, avail)
-            if back:
-                await self.stock_events.back_in_stock(show_id, h.line.variant_id, avail)
+def _requires_action(charge: Charge) -> PaymentFailed:
+    return PaymentFailed(
+        "payment_requires_action",
+        "the card needs the buyer's authentication: complete it, then retry with the same key",
+        extra={"client_secret": charge.client_secret, "payment_ref": charge.ref, "retry": True},
+    )

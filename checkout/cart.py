@@ -13,7 +13,8 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from checkout import orders
-from checkout.buy import Buying, HeldLine, Poll
+from checkout.attempts import HeldLine
+from checkout.buy import Buying, Poll
 from checkout.error_codes import IDEMPOTENCY_KEY_REUSED
 from checkout.errors import Conflict, NotFound, PaymentFailed
 from checkout.holds import HoldState
@@ -167,7 +168,8 @@ class Carts:
         try:
             result = await self._checkout_cart(show_id, buyer_id, idempotency_key, payment_method)
         except PaymentFailed as exc:
-            await self.redis.set(claim, f"{show_id}|failed|{exc.code}", ex=CLAIM_TTL_S)
+            if exc.code != "payment_requires_action":  # (that one waits for the buyer)
+                await self.redis.set(claim, f"{show_id}|failed|{exc.code}", ex=CLAIM_TTL_S)
             raise
         except BaseException:
             await self.redis.delete(claim)

@@ -43,6 +43,10 @@ CODES: dict[str, int] = {
     "payment_declined": 402,
     "payment_timeout": 402,
     "payment_method_invalid": 402,
+    "payment_requires_action": 402,
+    "payment_interrupted": 402,
+    "payment_expired": 402,
+    "refund_failed": 502,
     # retry later
     "inventory_unavailable": 503,
     "order_store_unavailable": 503,

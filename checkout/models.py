@@ -127,6 +127,79 @@ class Order(Base):
     lines: Mapped[list[OrderLine]] = relationship(back_populates="order")
 
 
+class AttemptState(enum.StrEnum):
+    OPEN = "open"  # written before the provider is called; nothing confirmed yet
+    CHARGING = "charging"  # the provider's id is recorded: it may be confirming
+    REQUIRES_ACTION = "requires_action"  # the buyer must authenticate on the page
+    ORDERED = "ordered"  # charged, and the order stands
+    FAILED = "failed"  # nothing charged (or the charge was cancelled)
+    REFUNDED = "refunded"  # charged, but the order could not stand: money given back
+
+
+class PaymentAttempt(Base):
+    """One payment of one request (buyer, idempotency key), written before the provider is
+    called: any process can finish what a dead one started (``checkout/attempts.py``)."""
+
+    __tablename__ = "payment_attempts"
+    __table_args__ = (UniqueConstraint("buyer_id", "idempotency_key", name="attempt_key"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    buyer_id: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    show_id: Mapped[str] = mapped_column(String(40))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_ref: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    state: Mapped[AttemptState] = mapped_column(_enum(AttemptState, "attempt_state"), index=True)
+    reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    order_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    # the holds it pays for: [{variant_id, hold_id, quantity, unit_price_minor, epoch, idem}]
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WorkerBeat(Base):
+    """A worker process's heartbeat: the attempts of a worker silent too long are settled
+    by the others."""
+
+    __tablename__ = "worker_beats"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TestPayment(Base):
+    """The built-in test provider's own ledger (a real provider keeps its own books)."""
+
+    __test__ = False
+    __tablename__ = "test_provider_payments"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    attempt_id: Mapped[str] = mapped_column(String(40), unique=True)
+    buyer_id: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    # pending | requires_action | succeeded | failed | cancelled
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TestRefund(Base):
+    __test__ = False
+    __tablename__ = "test_provider_refunds"
+
+    idempotency_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("test_provider_payments.id"))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class OrderLine(Base):
     __tablename__ = "order_lines"
     __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)

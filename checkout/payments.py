@@ -1,70 +1,227 @@
-"""The payment port and the built-in test provider.
+"""The payment port, and the built-in test provider.
 
-Test payment methods (card numbers or tokens):
+A charge has two steps so that a crash is safe: the provider creates the payment without
+taking money, the caller writes the provider's id to its SQL attempt row (``record_ref``),
+and only then is the payment confirmed. A payment whose id is not in SQL was never
+confirmed; one whose id is there can be asked about (``lookup``) or stopped (``cancel``) by
+any process. The provider's own idempotency keys are never relied on (localstripe ignores
+them): liveshop's attempt rows make every retry safe (``checkout/attempts.py``).
+
+The test provider keeps its ledger in SQL tables of its own (``test_provider_payments``,
+``test_provider_refunds``), as a real provider keeps its own books: every worker process
+sees the same payments, and a benchmark reads what was charged from there. Test payment
+methods (card numbers or tokens):
 
 | method | outcome |
 |---|---|
 | ``pm_card_ok``, ``4242424242424242`` | succeeds |
 | ``pm_card_declined``, ``4000000000000002`` | declined (``payment_declined``) |
-| ``pm_card_timeout``, ``4000000000000119`` | hangs: the timeout fires (``payment_timeout``) |
+| ``pm_card_timeout``, ``4000000000000119`` | no answer in time, cancelled (``payment_timeout``) |
+| ``pm_card_3ds``, ``4000002500003155`` | needs authentication (``payment_requires_action``) |
 
-Anything else is refused as ``payment_method_invalid``.
+Anything else is refused as ``payment_method_invalid``. A payment that needs
+authentication is completed by ``TestPaymentProvider.authenticate`` (the test's stand-in for
+the buyer passing 3-D Secure on the page), or failed by ``fail_authentication``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
+import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from checkout.errors import CheckoutError
+from checkout.models import TestPayment, TestRefund
+from core.db import insert_ignoring, new_id
 
 OK = frozenset({"pm_card_ok", "4242424242424242"})
 DECLINED = frozenset({"pm_card_declined", "4000000000000002"})
 TIMEOUT = frozenset({"pm_card_timeout", "4000000000000119"})
+AUTHENTICATE = frozenset({"pm_card_3ds", "4000002500003155"})
+
+
+class PaymentState(enum.StrEnum):
+    SUCCEEDED = "succeeded"  # money taken
+    FAILED = "failed"  # refused (``reason`` says why); nothing taken
+    REQUIRES_ACTION = "requires_action"  # the buyer must authenticate on the page
+    PENDING = "pending"  # the provider is still working on it
+    NONE = "none"  # no charge for this attempt (never confirmed, or cancelled)
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    attempt_id: str  # liveshop's id of the attempt: the provider's metadata
+    buyer_id: str
+    amount_minor: int
+    currency: str  # ISO 4217, upper case
+    payment_method: str
+    idempotency_key: str = ""  # the buyer's key (metadata: to find double charges)
 
 
 @dataclass(frozen=True)
 class Charge:
-    """The provider's answer: ``ok`` with a reference, or a coded ``reason``."""
+    """What the provider says of a payment."""
 
-    ok: bool
-    ref: str | None = None
-    reason: str | None = None
+    state: PaymentState
+    ref: str | None = None  # the provider's id (Stripe: the PaymentIntent's)
+    reason: str | None = None  # FAILED: a coded reason (payment_declined, ...)
+    client_secret: str | None = None  # REQUIRES_ACTION: the page completes it
+
+    @property
+    def ok(self) -> bool:
+        return self.state is PaymentState.SUCCEEDED
+
+
+RecordRef = Callable[[str], Awaitable[bool]]
+"""Writes the provider's id to the attempt row; False: the attempt was taken over, stop."""
+
+
+class PaymentError(CheckoutError):
+    """The provider refused or could not be reached for a refund or a look-up."""
+
+    default_status = 502
 
 
 class PaymentProvider(Protocol):
+    name: str
+    """"test" or "stripe": stored on each attempt row."""
     timeout_s: float
-    """How long the service waits for ``charge``; the payment hold must outlast it."""
+    """How long ``charge`` may take: a provider that has no answer by then answers
+    ``PENDING`` (its HTTP timeout), and the caller cancels it. The payment hold must
+    outlast it."""
 
-    async def charge(
-        self, *, amount_minor: int, currency: str, payment_method: str, idempotency_key: str
-    ) -> Charge: ...
+    async def charge(self, request: PaymentRequest, record_ref: RecordRef) -> Charge:
+        """Create the payment unconfirmed, ``record_ref`` its id, and only if that returns
+        True confirm it; otherwise cancel what was created and answer ``NONE``."""
+        ...
 
-    async def refund(self, ref: str) -> None: ...
+    async def lookup(self, attempt_id: str, ref: str | None) -> Charge:
+        """What the provider did with an attempt (perhaps a dead process's)."""
+        ...
+
+    async def cancel(self, attempt_id: str, ref: str | None) -> Charge:
+        """Make sure the attempt never charges: ``NONE`` once cancelled, ``SUCCEEDED`` if it
+        had already charged (then it stays charged)."""
+        ...
+
+    async def refund(self, ref: str, *, amount_minor: int, idempotency_key: str) -> None:
+        """Give money back (whole or part); the same ``idempotency_key`` refunds once."""
+        ...
+
+
+def _charge_of(row: TestPayment | None, ref: str | None) -> Charge:
+    if row is None:
+        return Charge(PaymentState.PENDING if ref else PaymentState.NONE, ref)
+    state = PaymentState(row.state) if row.state != "cancelled" else PaymentState.NONE
+    secret = f"{row.id}_secret" if state is PaymentState.REQUIRES_ACTION else None
+    return Charge(state, row.id, row.reason, secret)
 
 
 class TestPaymentProvider:
-    """Answers at once from the method; the timeout card hangs until cancelled."""
+    """Answers at once from the method, the timeout card after ``timeout_s``; the ledger
+    is SQL, so any process can look a payment up."""
 
     __test__ = False  # not a pytest class
+    name = "test"
 
-    def __init__(self, timeout_s: float = 10.0) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], timeout_s: float = 10.0):
+        self.sessions = sessions
         self.timeout_s = timeout_s
-        self.charges: dict[str, int] = {}
-        self.refunds: list[str] = []
 
-    async def charge(
-        self, *, amount_minor: int, currency: str, payment_method: str, idempotency_key: str
-    ) -> Charge:
-        if payment_method in OK:
-            ref = f"pay_{secrets.token_urlsafe(9)}"
-            self.charges[ref] = amount_minor
-            return Charge(ok=True, ref=ref)
-        if payment_method in DECLINED:
-            return Charge(ok=False, reason="payment_declined")
-        if payment_method in TIMEOUT:
-            await asyncio.sleep(3600)
-        return Charge(ok=False, reason="payment_method_invalid")
+    async def charge(self, request: PaymentRequest, record_ref: RecordRef) -> Charge:
+        ref = new_id("tpi")
+        if not await record_ref(ref):
+            return Charge(PaymentState.NONE)  # nothing was created
+        method = request.payment_method
+        state: str = "failed"
+        reason: str | None = "payment_method_invalid"
+        if method in OK:
+            state, reason = "succeeded", None
+        elif method in DECLINED:
+            reason = "payment_declined"
+        elif method in TIMEOUT:
+            state, reason = "pending", None
+        elif method in AUTHENTICATE:
+            state, reason = "requires_action", None
+        row = {
+            "id": ref,
+            "attempt_id": request.attempt_id,
+            "buyer_id": request.buyer_id,
+            "idempotency_key": request.idempotency_key,
+            "amount_minor": request.amount_minor,
+            "currency": request.currency,
+            "state": state,
+            "reason": reason,
+        }
+        async with self.sessions.begin() as session:
+            await insert_ignoring(session, TestPayment, [row], ["attempt_id"])
+            saved = await self._row(session, request.attempt_id)
+        if saved is not None and saved.state == "pending":
+            # The timeout card: no answer within the timeout (a real provider's HTTP
+            # timeout); the caller then cancels it and learns what became of it.
+            await asyncio.sleep(self.timeout_s)
+        return _charge_of(saved, ref)
 
-    async def refund(self, ref: str) -> None:
-        self.refunds.append(ref)
+    async def _row(self, session: AsyncSession, attempt_id: str) -> TestPayment | None:
+        return await session.scalar(select(TestPayment).where(TestPayment.attempt_id == attempt_id))
+
+    async def lookup(self, attempt_id: str, ref: str | None) -> Charge:
+        async with self.sessions() as session:
+            return _charge_of(await self._row(session, attempt_id), ref)
+
+    async def cancel(self, attempt_id: str, ref: str | None) -> Charge:
+        async with self.sessions.begin() as session:
+            # A payment not made yet can never be made now (the charge's insert loses).
+            blank = {"id": ref or new_id("tpi"), "attempt_id": attempt_id, "buyer_id": "",
+                     "idempotency_key": "", "amount_minor": 0, "currency": "",
+                     "state": "cancelled", "reason": None}  # fmt: skip
+            await insert_ignoring(session, TestPayment, [blank], ["attempt_id"])
+            await session.execute(
+                update(TestPayment)
+                .where(
+                    TestPayment.attempt_id == attempt_id,
+                    TestPayment.state.in_(("pending", "requires_action")),
+                )
+                .values(state="cancelled")
+            )
+            return _charge_of(await self._row(session, attempt_id), ref)
+
+    async def refund(self, ref: str, *, amount_minor: int, idempotency_key: str) -> None:
+        async with self.sessions.begin() as session:
+            payment = await session.get(TestPayment, ref, with_for_update=True)
+            if payment is None or payment.state != "succeeded":
+                raise PaymentError("refund_failed", f"no charge {ref} to refund")
+            row = {
+                "idempotency_key": idempotency_key,
+                "payment_id": ref,
+                "amount_minor": amount_minor,
+            }
+            if not await insert_ignoring(session, TestRefund, [row], ["idempotency_key"]):
+                return  # this refund was made before
+            if payment.refunded_minor + amount_minor > payment.amount_minor:
+                raise PaymentError("refund_failed", "the refund is more than was charged")
+            payment.refunded_minor += amount_minor
+
+    # -- the buyer's side of authentication, for tests and the demo ----------------------
+
+    async def authenticate(self, ref: str, *, passed: bool = True) -> None:
+        """The buyer completed (or failed) 3-D Secure on the page."""
+        values = (
+            {"state": "succeeded"} if passed else {"state": "failed", "reason": "payment_declined"}
+        )
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(TestPayment)
+                .where(TestPayment.id == ref, TestPayment.state == "requires_action")
+                .values(**values)
+            )
+
+    async def payments(self) -> list[TestPayment]:
+        """The whole ledger (benchmarks and tests read what was charged here)."""
+        async with self.sessions() as session:
+            return list((await session.scalars(select(TestPayment))).all())

@@ -8,6 +8,7 @@ SQL guard ``order_writer``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from checkout import order_writer
+from checkout.attempts import Attempts, worker_id
 from checkout.buy import Buying
 from checkout.cart import Carts
 from checkout.deals import Deals
@@ -25,10 +27,13 @@ from checkout.payments import PaymentProvider
 from checkout.recovery import Recovery
 from checkout.reports import Reports
 from checkout.results import CartView, CatalogProduct, DealView, OrderResult, OrderSummary
+from checkout.settle import Settler
 from checkout.show_state import ShowStatus
 from checkout.stock import Stock
 from checkout.stock_events import StockEvents
 from core.aio import stop_tasks
+
+log = logging.getLogger("liveshop.checkout")
 
 
 class CheckoutService:
@@ -56,9 +61,14 @@ class CheckoutService:
         self._stock_events = StockEvents(events, self.inventory)
         self.inventory.on_swept = self._stock_events.swept  # releases inside a refusal
         inventory, lookups, stock_events = self.inventory, self._lookups, self._stock_events
-        self._buying = Buying(
-            sessions, redis, inventory, self.writer, payments, lookups, stock_events,
+        self.attempts = Attempts(sessions, worker_id())
+        self._settler = Settler(
+            sessions, redis, inventory, self.writer, payments, self.attempts, stock_events,
             payment_hold_s=payment_hold_s,
+        )  # fmt: skip
+        self._buying = Buying(
+            sessions, redis, inventory, payments, self.attempts, self._settler, lookups,
+            stock_events, payment_hold_s=payment_hold_s,
         )  # fmt: skip
         self._carts = Carts(
             sessions, redis, inventory, lookups, stock_events, self._buying,
@@ -76,7 +86,9 @@ class CheckoutService:
         self.inventory.register()
         await self.writer.start()
         await self.rebuild()
+        await self.attempts.beat()
         self._tasks = [
+            asyncio.create_task(self._settler.run(), name="checkout-settler"),
             asyncio.create_task(self._recovery.run(), name="checkout-sweeper"),
             asyncio.create_task(self._stock_events.run(), name="checkout-stock-events"),
         ]
@@ -87,6 +99,10 @@ class CheckoutService:
         await self.writer.close()  # (its last orders may start after-order work)
         await self.settled(timeout_s=2.0)  # orders already answered finish first (bounded)
         await self.inventory.batcher.close()
+        try:
+            await self.attempts.leave()
+        except Exception as exc:  # (the database is gone: the beat just grows old)
+            log.warning("worker beat not removed: %r", exc)
 
     async def settled(self, timeout_s: float = 5.0) -> None:
         """Wait for the work answered orders left behind (Redis commits, their events)."""
@@ -103,6 +119,10 @@ class CheckoutService:
 
     async def sweep_once(self) -> None:
         await self._recovery.sweep_once()
+
+    async def settle_once(self) -> None:
+        """Settle the payment attempts of dead or stuck owners (the settler's pass)."""
+        await self._settler.settle_once()
 
     # -- buying ----------------------------------------------------------------------------
 

@@ -77,3 +77,23 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def insert_ignoring(
+    session: AsyncSession, table: Any, rows: list[dict[str, Any]], index_elements: list[str]
+) -> int:
+    """INSERT the rows, skipping those that conflict on ``index_elements`` (either
+    database's ``ON CONFLICT DO NOTHING``); the number inserted."""
+    if not rows:
+        return 0
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    key = list(table.__table__.primary_key.columns)
+    stmt = (
+        dialect.insert(table)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=index_elements)
+        .returning(*key)
+    )
+    return len((await session.execute(stmt)).all())

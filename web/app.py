@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -23,7 +24,7 @@ from signaling import SignalingConfig, SignalingService
 from signaling.placement import VideoPlacement
 from web import api, checkout_api, live_ws, pages
 from web.auth import TokenIssuer
-from web.errors import handle_coded, handle_disconnect, handle_http, handle_unexpected
+from web.errors import handle_coded, handle_disconnect, handle_http, handle_redis, handle_unexpected
 from web.event_bus import EventBus
 from web.migrate import upgrade
 from web.observability import Metrics, MetricsMiddleware, StateCollector
@@ -52,6 +53,7 @@ def create_app(
             CodedError: handle_coded,
             ClientDisconnect: handle_disconnect,
             HTTPException: handle_http,
+            RedisError: handle_redis,
             Exception: handle_unexpected,
         },
         lifespan=lambda _: _lifespan(made, migrate, server_process),

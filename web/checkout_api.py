@@ -65,7 +65,9 @@ async def open_checkout(
     resources: Resources, settings: Settings, events: EventSink, bus: EventBus
 ) -> CheckoutService:
     """Build and start the service for the app's lifespan (the caller closes it)."""
-    payments = TestPaymentProvider(timeout_s=min(10.0, settings.payment_hold_s / 2))
+    payments = TestPaymentProvider(
+        resources.sessions, timeout_s=min(10.0, settings.payment_hold_s / 2)
+    )
     service = CheckoutService(
         resources.sessions,
         resources.redis,

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from checkout.errors import Unavailable
 from core.errors import INTERNAL_ERROR, CodedError, error_body, error_response
 from web.error_codes import CODES
 
@@ -48,6 +49,19 @@ async def handle_disconnect(request: Request, exc: Exception) -> Response:
     log.info("client disconnected mid-body", extra={"path": route})
     error = ApiError("client_disconnected", "the client hung up before the body ended")
     return error_response(error)
+
+
+async def handle_redis(request: Request, exc: Exception) -> Response:
+    """A Redis error no domain turned into a code (a raw call on the buy path while Redis
+    restarts): retryable, like the inventory's own ``inventory_unavailable``, never a 500
+    (uvicorn would close the keep-alive connection after one)."""
+    log.warning("redis error reached the web layer: %r", exc)
+    return error_response(
+        Unavailable(
+            "inventory_unavailable", "the inventory is unreachable, try again",
+            extra={"retry": True},
+        )
+    )  # fmt: skip
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

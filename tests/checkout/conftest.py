@@ -149,7 +149,7 @@ async def shop(db_url: str, redis_client: aioredis.Redis) -> AsyncIterator[Shop]
     sessions = make_sessionmaker(engine)
     show_id, other_id, variants = await seed(sessions)
     sink = RecordingSink()
-    payments = TestPaymentProvider(timeout_s=PROVIDER_TIMEOUT_S)
+    payments = TestPaymentProvider(sessions, timeout_s=PROVIDER_TIMEOUT_S)
     service = CheckoutService(
         sessions,
         redis_client,

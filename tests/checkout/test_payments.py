@@ -6,7 +6,7 @@ import pytest
 
 from checkout.errors import CheckoutError
 from checkout.events import OrderUpdate
-from checkout.payments import TestPaymentProvider
+from checkout.payments import Charge, PaymentError, PaymentRequest, PaymentState
 from tests.checkout.conftest import Shop
 
 
@@ -37,13 +37,43 @@ async def test_failed_payment_releases_the_hold(shop: Shop, method: str, code: s
     assert ok.status == "confirmed"
 
 
-async def test_test_provider() -> None:
-    provider = TestPaymentProvider(timeout_s=0.1)
-    ok = await provider.charge(
-        amount_minor=100, currency="EUR", payment_method="pm_card_ok", idempotency_key="k"
-    )
-    assert ok.ok and ok.ref is not None and provider.charges == {ok.ref: 100}
-    declined = await provider.charge(
-        amount_minor=100, currency="EUR", payment_method="4000000000000002", idempotency_key="k"
-    )
-    assert declined == type(declined)(ok=False, reason="payment_declined")
+async def test_test_provider(shop: Shop) -> None:
+    provider = shop.payments
+    recorded: list[str] = []
+
+    async def record(ref: str) -> bool:
+        recorded.append(ref)
+        return True
+
+    def request(attempt_id: str, method: str) -> PaymentRequest:
+        return PaymentRequest(attempt_id, "u1", 100, "EUR", method, "k")
+
+    ok = await provider.charge(request("pay_1", "pm_card_ok"), record)
+    assert ok.ok and ok.ref == recorded[0]
+    assert await provider.lookup("pay_1", ok.ref) == ok
+    assert (await provider.cancel("pay_1", ok.ref)).ok  # too late to stop: it charged
+    declined = await provider.charge(request("pay_2", "4000000000000002"), record)
+    assert declined == Charge(PaymentState.FAILED, recorded[1], "payment_declined")
+
+    # a payment whose id could not be recorded is never made
+    async def refuse(ref: str) -> bool:
+        return False
+
+    none = await provider.charge(request("pay_3", "pm_card_ok"), refuse)
+    assert none.state is PaymentState.NONE
+    assert (await provider.lookup("pay_3", None)).state is PaymentState.NONE
+    # cancelled first: the charge that comes after takes nothing
+    assert (await provider.cancel("pay_4", None)).state is PaymentState.NONE
+    late = await provider.charge(request("pay_4", "pm_card_ok"), record)
+    assert late.state is PaymentState.NONE
+    # refunds: once per key, never more than was charged
+    assert ok.ref is not None
+    await provider.refund(ok.ref, amount_minor=60, idempotency_key="r1")
+    await provider.refund(ok.ref, amount_minor=60, idempotency_key="r1")
+    with pytest.raises(PaymentError):
+        await provider.refund(ok.ref, amount_minor=60, idempotency_key="r2")
+    ledger = {p.attempt_id: p for p in await provider.payments()}
+    assert ledger["pay_1"].refunded_minor == 60
+    assert {k: p.state for k, p in ledger.items()} == {
+        "pay_1": "succeeded", "pay_2": "failed", "pay_4": "cancelled",
+    }  # fmt: skip
