@@ -22,6 +22,8 @@ from checkout.events import EventSink
 from checkout.inventory import Inventory
 from checkout.lookups import Lookups
 from checkout.payments import PaymentProvider
+from checkout.provider_events import PaymentEvent
+from checkout.reconcile import Reconciler
 from checkout.recovery import Recovery
 from checkout.reports import Reports
 from checkout.results import CartView, CatalogProduct, DealView, OrderResult, OrderSummary
@@ -68,6 +70,7 @@ class CheckoutService:
         self._recovery = Recovery(sessions, redis, inventory, lookups, stock_events)
         self._stock = Stock(sessions, inventory, lookups, stock_events)
         self._reports = Reports(sessions)
+        self._reconciler = Reconciler(sessions)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- life ----------------------------------------------------------------------------
@@ -139,6 +142,10 @@ class CheckoutService:
         self, show_id: str, buyer_id: str, idempotency_key: str, payment_method: str
     ) -> OrderResult:
         return await self._carts.checkout_cart(show_id, buyer_id, idempotency_key, payment_method)
+
+    async def payment_event(self, event: PaymentEvent) -> bool:
+        """Apply a provider's verified event once: False for a duplicate (nothing changed)."""
+        return await self._reconciler.payment_event(event)
 
     # -- deals, stock, reports -------------------------------------------------------------
 
