@@ -257,3 +257,14 @@ async def test_localstripe_delivers_its_webhooks_to_the_served_app(
             await http.post(hook, json={"url": "http://127.0.0.1:9/", "secret": "x",
                                         "events": ["none"]})  # fmt: skip
         await engine.dispose()
+
+
+async def test_the_viewer_page_may_load_stripe_js_only_when_stripe_is_on(
+    stripe_http: tuple[httpx.AsyncClient, Starlette], client: httpx.AsyncClient,
+    localstripe_url: str,
+) -> None:  # fmt: skip
+    stripe_page = (await stripe_http[0].get("/watch/shw_x")).headers["content-security-policy"]
+    assert f"script-src 'self' {localstripe_url};" in stripe_page
+    assert f"connect-src 'self' ws: wss: {localstripe_url} {localstripe_url};" in stripe_page
+    test_page = (await client.get("/watch/shw_x")).headers["content-security-policy"]
+    assert "script-src 'self';" in test_page and localstripe_url not in test_page
