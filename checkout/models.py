@@ -150,7 +150,7 @@ class PaymentAttempt(Base):
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     provider: Mapped[str] = mapped_column(String(16))
-    provider_ref: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    provider_ref: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
     state: Mapped[AttemptState] = mapped_column(_enum(AttemptState, "attempt_state"), index=True)
     reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     order_id: Mapped[str | None] = mapped_column(String(40), nullable=True)

@@ -195,7 +195,7 @@ class TestPaymentProvider:
         async with self.sessions.begin() as session:
             payment = await session.get(TestPayment, ref, with_for_update=True)
             if payment is None or payment.state != "succeeded":
-                raise PaymentError("refund_failed", f"no charge {ref} to refund")
+                raise PaymentError("payment_not_refundable", f"no charge {ref} to refund")
             row = {
                 "idempotency_key": idempotency_key,
                 "payment_id": ref,
@@ -204,7 +204,7 @@ class TestPaymentProvider:
             if not await insert_ignoring(session, TestRefund, [row], ["idempotency_key"]):
                 return  # this refund was made before
             if payment.refunded_minor + amount_minor > payment.amount_minor:
-                raise PaymentError("refund_failed", "the refund is more than was charged")
+                raise PaymentError("refund_exceeds_payment", "the refund is more than was charged")
             payment.refunded_minor += amount_minor
 
     # -- the buyer's side of authentication, for tests and the demo ----------------------

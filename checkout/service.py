@@ -24,6 +24,8 @@ from checkout.events import EventSink
 from checkout.inventory import Inventory
 from checkout.lookups import Lookups
 from checkout.payments import PaymentProvider
+from checkout.provider_events import PaymentEvent, PaymentEventKind
+from checkout.reconcile import Reconciler
 from checkout.recovery import Recovery
 from checkout.reports import Reports
 from checkout.results import CartView, CatalogProduct, DealView, OrderResult, OrderSummary
@@ -78,6 +80,7 @@ class CheckoutService:
         self._recovery = Recovery(sessions, redis, inventory, lookups, stock_events)
         self._stock = Stock(sessions, inventory, lookups, stock_events)
         self._reports = Reports(sessions)
+        self._reconciler = Reconciler(sessions)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- life ----------------------------------------------------------------------------
@@ -159,6 +162,18 @@ class CheckoutService:
         self, show_id: str, buyer_id: str, idempotency_key: str, payment_method: str
     ) -> OrderResult:
         return await self._carts.checkout_cart(show_id, buyer_id, idempotency_key, payment_method)
+
+    async def payment_event(self, event: PaymentEvent) -> bool:
+        """Apply a provider's verified event once: False for a duplicate (nothing changed).
+        A payment that succeeded or failed while its attempt waited for the buyer (3-D
+        Secure completed on the page) becomes the order, or gives the units back, now."""
+        if not await self._reconciler.payment_event(event):
+            return False
+        if event.kind is PaymentEventKind.SUCCEEDED:
+            await self._settler.provider_said(event.ref, succeeded=True)
+        elif event.kind is PaymentEventKind.FAILED:
+            await self._settler.provider_said(event.ref, succeeded=False)
+        return True
 
     # -- deals, stock, reports -------------------------------------------------------------
 

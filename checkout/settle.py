@@ -277,6 +277,21 @@ class Settler:
             raise _in_progress()
         return await self.charged(attempt, charge)
 
+    async def provider_said(self, ref: str, *, succeeded: bool) -> None:
+        """A provider's event about a payment: an attempt waiting for the buyer is settled
+        by it (the others are their owner's, or the settler's, already)."""
+        attempt = await self.attempts.by_ref(ref)
+        if attempt is None or attempt.state is not AttemptState.REQUIRES_ACTION:
+            return
+        charge = await self.payments.lookup(attempt.id, ref)  # (the event's word, checked)
+        try:
+            if charge.ok and succeeded:
+                await self.complete(attempt, charge)
+            elif charge.state is PaymentState.FAILED and not succeeded:
+                await self.failed(attempt, charge.reason or "payment_declined")
+        except (Conflict, OutOfStock, Unavailable) as exc:
+            log.info("payment event for attempt %s: %s", attempt.id, exc.code)
+
     async def settle_once(self) -> None:
         stuck_after = self.payments.timeout_s + 10.0
         for attempt in await self.attempts.orphans(stuck_after_s=stuck_after):

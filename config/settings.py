@@ -13,7 +13,14 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -62,6 +69,13 @@ class Settings(BaseSettings):
     max_sockets_per_address: int = Field(default=50, ge=1, le=1_000_000)
     request_read_timeout_s: float = Field(default=10.0, ge=0.5, le=300)
     max_header_bytes: int = Field(default=16 * 1024, ge=4096, le=1024 * 1024)
+    payment_provider: Literal["test", "stripe"] = "test"
+    # (visible ASCII: they travel in HTTP headers)
+    stripe_secret_key: str | None = Field(default=None, max_length=500, pattern=r"^[!-~]+$")
+    stripe_publishable_key: str | None = Field(default=None, max_length=500, pattern=r"^[!-~]+$")
+    stripe_webhook_secret: str | None = Field(default=None, max_length=500, pattern=r"^[!-~]+$")
+    stripe_api_base: str = Field(default="https://api.stripe.com", pattern=r"^https?://[!-~]+$")
+    stripe_js_url: str = Field(default="https://js.stripe.com/v3/", pattern=r"^https?://[!-~]+$")
 
     @field_validator("database_url")
     @classmethod
@@ -134,6 +148,20 @@ class Settings(BaseSettings):
             raise ValueError("give a TURN shared secret or a static TURN credential, not both")
         return value
 
+    @model_validator(mode="after")
+    def _stripe_needs_keys(self) -> Settings:
+        if self.payment_provider == "stripe":
+            missing = [
+                env_name(name)
+                for name in ("stripe_secret_key", "stripe_webhook_secret")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(
+                    "LIVESHOP_PAYMENT_PROVIDER=stripe needs " + " and ".join(missing) + " set"
+                )
+        return self
+
     @property
     def effective_database_url(self) -> str:
         """The configured database, or the SQLite file in the data folder."""
@@ -186,7 +214,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            loc = err["loc"][0] if err["loc"] else "?"
+            if not err["loc"]:  # a rule across settings: its message names them (no values)
+                problems.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
+            loc = err["loc"][0]
             field = str(loc)
             name = field if field.isupper() else env_name(field)
             problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")

@@ -52,28 +52,44 @@ class CodedError(Exception):
         self.extra: dict[str, object] = dict(extra or {})
 
 
-def error_body(code: str, message: str, fields: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The HTTP error body (web and signaling alike)."""
-    return {"error": {"code": code, "message": message, "fields": dict(fields or {})}}
+def error_body(
+    code: str,
+    message: str,
+    fields: Mapping[str, str] | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> dict[str, Any]:
+    """The HTTP error body (web and signaling alike); ``extra`` only when there is some."""
+    body: dict[str, Any] = {"code": code, "message": message, "fields": dict(fields or {})}
+    if extra:
+        body["extra"] = dict(extra)
+    return {"error": body}
 
 
 def error_response(error: CodedError, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """A coded error as an HTTP response: its status and the one body."""
     return JSONResponse(
-        error_body(error.code, error.message, error.fields),
+        error_body(error.code, error.message, error.fields, error.extra),
         status_code=error.http_status,
         headers=dict(headers) if headers else None,
     )
 
 
 def ws_error(
-    code: str, message: str, ref: str | None = None, fields: Mapping[str, str] | None = None
+    code: str,
+    message: str,
+    ref: str | None = None,
+    fields: Mapping[str, str] | None = None,
+    extra: Mapping[str, object] | None = None,
 ) -> dict[str, Any]:
-    """The websocket error message (a refused request keeps its ``ref``)."""
-    return {
+    """The websocket error message (a refused request keeps its ``ref``); ``extra`` only
+    when there is some (a payment's ``client_secret``, the units left)."""
+    message_: dict[str, Any] = {
         "type": "error",
         "ref": ref,
         "code": code,
         "message": message,
         "fields": dict(fields or {}),
     }
+    if extra:
+        message_["extra"] = dict(extra)
+    return message_

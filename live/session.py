@@ -111,8 +111,15 @@ class Session:
             bucket.tokens = min(bucket.burst, bucket.tokens + 1)
         return allowed
 
-    def error(self, ref: str | None, code: str, message: str, fields: dict[str, str]) -> None:
-        self.member.send(ws_error(code, message, ref, fields))
+    def error(
+        self,
+        ref: str | None,
+        code: str,
+        message: str,
+        fields: dict[str, str],
+        extra: dict[str, object] | None = None,
+    ) -> None:
+        self.member.send(ws_error(code, message, ref, fields, extra))
 
     async def handle(self, raw: str) -> None:
         ref: str | None = None
@@ -132,7 +139,7 @@ class Session:
         except ProtocolError as exc:
             self.error(ref or exc.ref, exc.code, exc.message, exc.fields)
         except CodedError as exc:  # checkout's refusals, illegal transitions
-            self.error(ref, exc.code, exc.message, exc.fields)
+            self.error(ref, exc.code, exc.message, exc.fields, exc.extra)
         except Exception:
             log.exception("live request failed")
             self.error(ref, INTERNAL_ERROR, "something went wrong on our side", {})

@@ -13,6 +13,8 @@ import asyncio
 import os
 import secrets
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 
 from benches.fanout import server_processes
+from benches.processes import free_port, spawn, stop, wait_http_ok
 from config import Settings, load_settings
 from core.db import Base, make_engine
 from web.app import create_app
@@ -35,6 +38,7 @@ PG_ADMIN_URL = os.environ.get(
     "LIVESHOP_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 ADMIN_SECRET = "test-admin-secret-123"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -203,3 +207,25 @@ def two_server_processes(settings: Settings, tmp_path: Path) -> Iterator[list[tu
 
 def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_SECRET}"}
+
+
+@pytest.fixture(scope="session")
+def localstripe_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real localstripe server (a stateful Stripe-compatible API) on 127.0.0.1 for the
+    session, through ``tests/localstripe_server.py`` (loopback only, state in memory);
+    stopped, with anything it started, at the end."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("localstripe") / "localstripe.log"
+    with log_path.open("wb") as log:
+        proc = spawn(
+            [sys.executable, "-m", "tests.localstripe_server", "--port", str(port)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_http_ok(f"{url}/js.stripe.com/v3/", proc)
+            yield url
+        finally:
+            stop(proc, timeout_s=5)

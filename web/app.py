@@ -22,7 +22,7 @@ from live.checkout_events import LiveEventSink
 from live.service import LiveService
 from signaling import SignalingConfig, SignalingService
 from signaling.placement import VideoPlacement
-from web import api, checkout_api, live_ws, pages
+from web import api, checkout_api, live_ws, pages, payments_api
 from web.auth import TokenIssuer
 from web.errors import handle_coded, handle_disconnect, handle_http, handle_redis, handle_unexpected
 from web.event_bus import EventBus
@@ -95,6 +95,7 @@ def _routes(made: Parts) -> list[BaseRoute]:
     return [
         *checkout_api.routes(),  # first: a tap is the hottest request of a drop
         *api.routes(),
+        *payments_api.routes(),
         *live_ws.routes(),
         *made.placement.routes(),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
@@ -115,7 +116,7 @@ async def _lifespan(made: Parts, migrate: bool, server_process: bool) -> AsyncIt
             resources, made.settings, LiveEventSink(resources.redis), made.bus
         )
         live = LiveService(resources.redis, resources.sessions, checkout)
-        closers += [live.close, checkout.close]
+        closers += [live.close, checkout.close, payments_api.closer(checkout.payments)]
         made.bus.status_listeners.append(live.show_status_changed)
         made.bus.catalog_listeners.append(live.catalog_changed)
         made.bus.video_listeners.append(live.video_state_changed)

@@ -25,6 +25,7 @@ from web.errors import ApiError
 from web.event_bus import EventBus
 from web.http import json_body
 from web.parts import parts
+from web.payments_api import make_payment_provider
 from web.resources import Resources
 from web.schemas import Strict
 
@@ -65,8 +66,12 @@ async def open_checkout(
     resources: Resources, settings: Settings, events: EventSink, bus: EventBus
 ) -> CheckoutService:
     """Build and start the service for the app's lifespan (the caller closes it)."""
-    payments = TestPaymentProvider(
-        resources.sessions, timeout_s=min(10.0, settings.payment_hold_s / 2)
+    payments = (
+        make_payment_provider(settings, resources.sessions)
+        if settings.payment_provider == "stripe"
+        else TestPaymentProvider(
+            resources.sessions, timeout_s=min(10.0, settings.payment_hold_s / 2)
+        )
     )
     service = CheckoutService(
         resources.sessions,

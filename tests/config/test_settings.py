@@ -96,3 +96,25 @@ def test_turn_credentials_static_or_shared_secret(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SettingsError) as info:
         load_settings()
     assert "LIVESHOP_TURN_SECRET: " in str(info.value) and "not both" in str(info.value)
+
+
+def test_stripe_needs_its_secret_key_and_webhook_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVESHOP_PAYMENT_PROVIDER", "stripe")
+    monkeypatch.setenv("LIVESHOP_STRIPE_SECRET_KEY", "sk_test_do-not-print-me")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "LIVESHOP_PAYMENT_PROVIDER=stripe needs LIVESHOP_STRIPE_WEBHOOK_SECRET set" in message
+    assert "do-not-print-me" not in message  # a rule across settings shows no values
+    monkeypatch.setenv("LIVESHOP_STRIPE_WEBHOOK_SECRET", "whsec_test")
+    settings = load_settings()
+    assert settings.stripe_api_base == "https://api.stripe.com"
+    assert settings.stripe_js_url == "https://js.stripe.com/v3/"
+
+
+def test_the_test_provider_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LIVESHOP_PAYMENT_PROVIDER", raising=False)
+    assert load_settings().payment_provider == "test"
+    monkeypatch.setenv("LIVESHOP_PAYMENT_PROVIDER", "paypal")
+    with pytest.raises(SettingsError, match="LIVESHOP_PAYMENT_PROVIDER: "):
+        load_settings()

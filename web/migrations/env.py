@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import checkout.models
+import checkout.payment_models
 import live.models  # noqa: F401  (registers live's tables on the shared metadata)
 from core.db import Base, make_engine
 

@@ -46,6 +46,8 @@ export async function api(method, path, { token, body, headers = {} } = {}) {
     const error = new Error(data?.error?.message || `HTTP ${resp.status}`);
     error.code = data?.error?.code || `http_${resp.status}`;
     error.status = resp.status;
+    error.fields = data?.error?.fields;
+    error.extra = data?.error?.extra;
     throw error;
   }
   return data;
@@ -196,7 +198,7 @@ export class LiveSocket {
         const { resolve, reject } = this.pending.get(msg.ref);
         this.pending.delete(msg.ref);
         if (msg.type === "ok") resolve(msg);
-        else reject(Object.assign(new Error(msg.message), { code: msg.code }));
+        else reject(Object.assign(new Error(msg.message), { code: msg.code, fields: msg.fields, extra: msg.extra }));
         continue;
       }
       this.onMessage(msg);

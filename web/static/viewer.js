@@ -1,8 +1,7 @@
 // Viewer page: the video fills the screen, cards and chat float over it, buying never
 // leaves the stream. All user text goes through textContent (see common.js `el`).
 import { api, Credentials, el, hangUp, hashParams, LiveSocket, money, negotiate, newKey, showId } from "/static/common.js";
-
-const PAYMENT_METHOD = "pm_card_ok"; // the saved test card
+import { cardForm, completeAction, paymentConfig, paymentMethod, savedCards } from "/static/payments.js";
 const $ = (id) => document.getElementById(id);
 const state = { cards: new Map(), deals: new Map(), questions: new Map(), poll: null, me: null, stream: "offline" };
 
@@ -136,7 +135,8 @@ function renderCard(card) {
     result.className = "result";
     result.textContent = "Buying…";
     try {
-      const reply = await live.request("buy_now", { variant_id: variant.id, quantity: 1, idempotency_key: pendingKey, payment_method: PAYMENT_METHOD });
+      const fields = { variant_id: variant.id, quantity: 1, idempotency_key: pendingKey };
+      const reply = await pay("buy_now", fields, result);
       result.className = "result ok";
       result.textContent = `Bought! Order ${reply.order.order_id}`;
     } catch (error) {
@@ -182,7 +182,54 @@ function renderCard(card) {
   return node;
 }
 
+// A buy or a cart checkout; one the bank wants to authenticate (3-D Secure) is completed
+// on the page and sent again with the same idempotency key: the same payment, now paid.
+async function pay(type, fields, status) {
+  const send = () => live.request(type, { ...fields, payment_method: paymentMethod() });
+  try {
+    return await send();
+  } catch (error) {
+    if (error.code === "payment_method_missing") $("cart").classList.add("open");
+    if (error.code !== "payment_requires_action") throw error;
+    status.textContent = "Confirm the payment with your bank…";
+    await completeAction(error);
+    return send();
+  }
+}
+
+// Card on file (Stripe only): the drawer's "Your card" section.
+async function setUpCardOnFile() {
+  const config = await paymentConfig();
+  if (config.provider !== "stripe") return;
+  const section = $("card-on-file");
+  section.hidden = false;
+  const show = async () => {
+    const cards = await savedCards(credentials.token);
+    const card = cards.find((c) => c.default);
+    $("card-saved").textContent = card ? `${card.brand} ending ${card.last4}, ${card.exp_month}/${card.exp_year}` : "No card saved yet";
+  };
+  let save = null;
+  $("add-card").addEventListener("click", async () => {
+    try {
+      $("card-result").textContent = "";
+      save ??= await cardForm(credentials.token, $("card-element"));
+      $("save-card").hidden = false;
+    } catch (error) { $("card-result").textContent = reasonText(error); }
+  });
+  $("save-card").addEventListener("click", async () => {
+    $("card-result").textContent = "Saving…";
+    try {
+      await save();
+      $("card-result").textContent = "Card saved: one tap buys with it";
+      await show();
+    } catch (error) { $("card-result").textContent = reasonText(error); }
+  });
+  await show().catch(() => {});
+}
+
 const REASONS = {
+  payment_method_missing: "Save a card first (in the drawer, under “Your card”).",
+  payment_requires_action: "Your bank needs you to confirm this payment.",
   sold_out: "Sold out, sorry. Tap “Notify me” to hear when it is back.",
   payment_declined: "Your card was declined. Nothing was charged.",
   payment_timeout: "The payment did not go through in time. Nothing was charged.",
@@ -318,6 +365,7 @@ async function main() {
   credentials = await identity();
   live = new LiveSocket(credentials, onMessage);
   watch();
+  setUpCardOnFile().catch(() => {});
   const video = $("video");
   for (const name of ["playing", "resize", "pause", "emptied"]) video.addEventListener(name, setStreamMessage);
   setInterval(() => { for (const node of document.querySelectorAll(".card")) node._refresh?.(); setStreamMessage(); }, 1000);
@@ -346,7 +394,7 @@ async function main() {
     checkoutKey ??= newKey();
     $("cart-result").textContent = "Paying…";
     try {
-      const reply = await live.request("checkout_cart", { idempotency_key: checkoutKey, payment_method: PAYMENT_METHOD });
+      const reply = await pay("checkout_cart", { idempotency_key: checkoutKey }, $("cart-result"));
       $("cart-result").textContent = `Order ${reply.order.order_id} confirmed`;
       renderCart((await live.request("view_cart")).cart);
     } catch (error) {

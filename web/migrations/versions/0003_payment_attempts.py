@@ -28,7 +28,7 @@ def upgrade() -> None:
         sa.Column("amount_minor", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("provider", sa.String(length=16), nullable=False),
-        sa.Column("provider_ref", sa.String(length=128), nullable=True),
+        sa.Column("provider_ref", sa.String(length=255), nullable=True),
         sa.Column(
             "state",
             sa.Enum(
