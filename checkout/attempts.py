@@ -190,6 +190,22 @@ class Attempts:
             )
         return str(row["id"]) if made else None
 
+    async def tombstone(self, *, buyer_id: str, key: str, show_id: str) -> bool:
+        """Write a failed attempt for a key that has none (its process died before writing
+        it): True when this wrote it, False when the key has an attempt after all."""
+        now = utcnow()
+        row = {
+            "id": new_id("pay"), "buyer_id": buyer_id, "idempotency_key": key,
+            "show_id": show_id[:40], "amount_minor": 0, "currency": "", "provider": "",
+            "state": AttemptState.FAILED, "reason": "payment_interrupted", "owner": self.owner,
+            "lines": [], "created_at": now, "updated_at": now,
+        }  # fmt: skip
+        async with self.sessions.begin() as session:
+            made = await insert_ignoring(
+                session, PaymentAttempt, [row], ["buyer_id", "idempotency_key"]
+            )
+        return bool(made)
+
     async def get(self, buyer_id: str, key: str) -> Attempt | None:
         async with self.sessions() as session:
             row = await session.scalar(

@@ -296,6 +296,30 @@ class Inventory:
             _released(variant_id, r[4:]),
         )
 
+    async def paying_holds(self, variant_id: str, made_before_ms: int, ttl_ms: int) -> list[str]:
+        """The ids of the variant's paying holds made before ``made_before_ms`` (server
+        clock), given that a paying hold lives ``ttl_ms``: at most ``SWEEP_BATCH``."""
+        p = prefix(variant_id)
+        try:
+            ids = await self.redis.zrangebyscore(
+                p + "exp", "-inf", made_before_ms + ttl_ms, start=0, num=SWEEP_BATCH
+            )
+            if not ids:
+                return []
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for hold_id in ids:
+                    pipe.hget(hold_key(variant_id, str(hold_id)), "state")
+                states = await pipe.execute()
+        except RedisError as exc:
+            raise Unavailable(
+                "inventory_unavailable", "the inventory is unreachable, try again"
+            ) from exc
+        return [str(h) for h, s in zip(ids, states, strict=True) if s == HoldState.PAYING.value]
+
+    async def server_ms(self) -> int:
+        seconds, micros = await self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
     async def restock(self, variant_id: str, stock: int) -> tuple[int, bool]:
         r = await self._gated("RESTOCK", variant_id, [stock_key(variant_id)], [stock])
         if r[0] == "below_held":

@@ -24,8 +24,9 @@ from checkout.attempts import FINAL, Attempt, Attempts, HeldLine
 from checkout.error_codes import IDEMPOTENCY_KEY_REUSED
 from checkout.errors import Conflict, OutOfStock, Unavailable
 from checkout.events import Event, OrderUpdate
-from checkout.inventory import Inventory, hold_key
+from checkout.inventory import Inventory, hold_key, idem_key
 from checkout.models import AttemptState
+from checkout.orders import LineSpec
 from checkout.payments import Charge, PaymentError, PaymentProvider, PaymentState
 from checkout.results import OrderResult
 from checkout.stock_events import StockEvents
@@ -36,6 +37,7 @@ log = logging.getLogger("liveshop.checkout")
 
 SETTLE_INTERVAL_S = 1.0
 INTERRUPTED = "payment_interrupted"
+UNRECORDED_AFTER_S = 5.0
 CHARGED = frozenset({AttemptState.CHARGING, AttemptState.REQUIRES_ACTION})
 EXPIRED = "payment_expired"
 
@@ -292,8 +294,32 @@ class Settler:
         except (Conflict, OutOfStock, Unavailable) as exc:
             log.info("payment event for attempt %s: %s", attempt.id, exc.code)
 
+    async def unrecorded_holds(self) -> None:
+        """Paying holds of a one-tap buy older than ``UNRECORDED_AFTER_S`` whose request has
+        no attempt in SQL: its process died between the reserve and the attempt's row.
+        A failed attempt is written in its place (the unique key: if the owner was only
+        slow, its own row loses and it follows this outcome), the units go back and the
+        key answers ``payment_interrupted``. (A cart's paying holds are not looked at: a
+        cart checkout that died before its row keeps its units until its hold runs out.)"""
+        ttl_ms = self.payment_hold_s * 1000
+        before = await self.inventory.server_ms() - int(UNRECORDED_AFTER_S * 1000)
+        for variant_id in await self.inventory.known_variants():
+            for hold_id in await self.inventory.paying_holds(variant_id, before, ttl_ms):
+                if not hold_id.startswith("b:"):
+                    continue
+                _, buyer_id, key = hold_id.split(":", 2)
+                if await self.attempts.get(buyer_id, key) is not None:
+                    continue
+                show_id = str(await self.redis.hget(hold_key(variant_id, hold_id), "show") or "")
+                ikey = idem_key(variant_id, buyer_id, key)
+                if await self.attempts.tombstone(buyer_id=buyer_id, key=key, show_id=show_id):
+                    self.settled_count += 1
+                    held = HeldLine(LineSpec(variant_id, 0, 0), hold_id, "", ikey)
+                    await self.release_all(show_id, [held], INTERRUPTED)
+
     async def settle_once(self) -> None:
         stuck_after = self.payments.timeout_s + 10.0
+        await self.unrecorded_holds()
         for attempt in await self.attempts.orphans(stuck_after_s=stuck_after):
             try:
                 await self.take_over(attempt)

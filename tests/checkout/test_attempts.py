@@ -181,3 +181,27 @@ async def test_a_stale_redis_connection_is_retried_on_a_fresh_one(shop: Shop) ->
     order = await shop.service.buy_now(shop.show_id, "u2", v, 1, "k9", OK)
     assert order.order_id
     await wait_until(lambda: asyncio.sleep(0, batcher.reconnects), lambda n: n > before, 2)
+
+
+async def test_a_hold_whose_worker_died_before_its_attempt_is_freed(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from checkout import settle
+
+    monkeypatch.setattr(settle, "UNRECORDED_AFTER_S", 0.2)
+    v = shop.v("SNK-42")
+    res = await shop.service.inventory.reserve(
+        v, "b:u1:k10", buyer_id="u1", show_id=shop.show_id, quantity=1, ttl_ms=3000,
+        state=HoldState.PAYING, idempotency=("k10", f"{shop.show_id}|{v}|1"),
+    )  # fmt: skip
+    assert isinstance(res, Reserved)  # ... and the worker died before writing its attempt
+    await shop.service.settle_once()  # too young: its owner may be about to write it
+    assert (await shop.counts(v))["held"] == 1
+    await asyncio.sleep(0.3)
+    await shop.service.settle_once()
+    assert (await shop.counts(v))["held"] == 0
+    assert await shop.redis.hget(idem_key(v, "u1", "k10"), "state") == "failed"
+    with pytest.raises(CheckoutError) as exc:
+        await shop.service.buy_now(shop.show_id, "u1", v, 1, "k10", OK)
+    assert exc.value.code == "payment_interrupted"
+    assert await shop.payments.payments() == []
