@@ -22,17 +22,22 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from checkout.models import AttemptState, PaymentAttempt, WorkerBeat
 from checkout.orders import LineSpec
 from core.db import insert_ignoring, new_id, utcnow
+from core.group_commit import GroupCommit
 from core.transitions import Transitions
+
+T = TypeVar("T")
 
 DEAD_AFTER_S = 3.0
 """A worker whose heartbeat is older than this is dead; its attempts are settled by others."""
@@ -153,9 +158,24 @@ def worker_id() -> str:
 
 
 class Attempts:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], owner: str) -> None:
+    """The attempts' SQL. Writes go through ``group`` (one shared transaction for the
+    writes that arrive together, on a thread's loop) when given; reads use ``sessions``."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        owner: str,
+        group: GroupCommit | None = None,
+    ) -> None:
         self.sessions = sessions
         self.owner = owner
+        self.group = group
+
+    async def _write(self, job: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        if self.group is not None:
+            return await self.group.run(job)
+        async with self.sessions.begin() as session:
+            return await job(session)
 
     async def open(
         self,
@@ -184,10 +204,11 @@ class Attempts:
             "created_at": now,
             "updated_at": now,
         }
-        async with self.sessions.begin() as session:
-            made = await insert_ignoring(
-                session, PaymentAttempt, [row], ["buyer_id", "idempotency_key"]
-            )
+        if self.group is not None:
+            made = bool(await self.group.run_bulk(_open_many, row))
+        else:
+            async with self.sessions.begin() as session:
+                [made] = await _open_many(session, [row])
         return str(row["id"]) if made else None
 
     async def tombstone(self, *, buyer_id: str, key: str, show_id: str) -> bool:
@@ -200,11 +221,13 @@ class Attempts:
             "state": AttemptState.FAILED, "reason": "payment_interrupted", "owner": self.owner,
             "lines": [], "created_at": now, "updated_at": now,
         }  # fmt: skip
-        async with self.sessions.begin() as session:
-            made = await insert_ignoring(
+
+        async def job(session: AsyncSession) -> int:
+            return await insert_ignoring(
                 session, PaymentAttempt, [row], ["buyer_id", "idempotency_key"]
             )
-        return bool(made)
+
+        return bool(await self._write(job))
 
     async def get(self, buyer_id: str, key: str) -> Attempt | None:
         async with self.sessions() as session:
@@ -237,32 +260,26 @@ class Attempts:
         """Move the attempt to ``target`` if it is in one of ``sources`` and still ours."""
         for source in sources:
             ATTEMPT_TRANSITIONS.check(source, target)
+        item = _Move(attempt_id, sources, target, self.owner, values)
+        if self.group is not None:
+            return bool(await self.group.run_bulk(_move_many, item))
         async with self.sessions.begin() as session:
-            result = await session.execute(
-                update(PaymentAttempt)
-                .where(
-                    PaymentAttempt.id == attempt_id,
-                    PaymentAttempt.state.in_(sources),
-                    PaymentAttempt.owner == self.owner,
-                )
-                .values(state=target, updated_at=utcnow(), **values)
-            )
-            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+            [moved] = await _move_many(session, [item])
+            return bool(moved)
 
     async def claim(self, attempt: Attempt) -> bool:
         """Take an unfinished attempt over from its owner (dead, stuck, or waiting on the
         buyer); False when someone else moved it first."""
-        async with self.sessions.begin() as session:
-            result = await session.execute(
-                update(PaymentAttempt)
-                .where(
-                    PaymentAttempt.id == attempt.id,
-                    PaymentAttempt.owner == attempt.owner,
-                    PaymentAttempt.state == attempt.state,
-                )
-                .values(owner=self.owner, updated_at=utcnow())
+        statement = (
+            update(PaymentAttempt)
+            .where(
+                PaymentAttempt.id == attempt.id,
+                PaymentAttempt.owner == attempt.owner,
+                PaymentAttempt.state == attempt.state,
             )
-            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+            .values(owner=self.owner, updated_at=utcnow())
+        )
+        return await self._write(_changed_one(statement))
 
     # -- liveness ------------------------------------------------------------------------
 
@@ -320,3 +337,70 @@ class Attempts:
                 .limit(limit)
             )
             return [Attempt.of(row) for row in rows.all()]
+
+
+def _changed_one(statement: Any) -> Callable[[AsyncSession], Awaitable[bool]]:
+    """A job running a conditional UPDATE: whether it changed the one row."""
+
+    async def job(session: AsyncSession) -> bool:
+        result = await session.execute(statement)
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    return job
+
+
+async def _open_many(session: AsyncSession, rows: list[dict[str, Any]]) -> list[bool]:
+    """One multi-row INSERT of new attempts; whether each went in (False: its key has one)."""
+    table = PaymentAttempt.__table__
+    stmt = (
+        _dialect(session)
+        .insert(table)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["buyer_id", "idempotency_key"])
+        .returning(table.c.id)
+    )
+    made = set((await session.scalars(stmt)).all())
+    return [row["id"] in made for row in rows]
+
+
+@dataclass(frozen=True)
+class _Move:
+    attempt_id: str
+    sources: frozenset[AttemptState]
+    target: AttemptState
+    owner: str
+    values: dict[str, Any]
+
+
+async def _move_many(session: AsyncSession, moves: list[_Move]) -> list[bool]:
+    """The moves that share sources, target, owner and columns in one UPDATE (the columns'
+    values by id: ``CASE``); whether each moved."""
+    groups: dict[tuple[Any, ...], list[_Move]] = {}
+    for move in moves:
+        shape = (move.sources, move.target, move.owner, tuple(sorted(move.values)))
+        groups.setdefault(shape, []).append(move)
+    moved: set[str] = set()
+    now = utcnow()
+    for (sources, target, owner, columns), group in groups.items():
+        ids = [m.attempt_id for m in group]
+        values: dict[str, Any] = {"state": target, "updated_at": now}
+        for column in columns:
+            values[column] = case(
+                {m.attempt_id: m.values[column] for m in group}, value=PaymentAttempt.id
+            )
+        stmt = (
+            update(PaymentAttempt)
+            .where(
+                PaymentAttempt.id.in_(ids),
+                PaymentAttempt.state.in_(sources),
+                PaymentAttempt.owner == owner,
+            )
+            .values(**values)
+            .returning(PaymentAttempt.id)
+        )
+        moved.update((await session.scalars(stmt)).all())
+    return [m.attempt_id in moved for m in moves]
+
+
+def _dialect(session: AsyncSession) -> Any:
+    return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite

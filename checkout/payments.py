@@ -30,7 +30,7 @@ import asyncio
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,6 +38,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from checkout.errors import CheckoutError
 from checkout.models import TestPayment, TestRefund
 from core.db import insert_ignoring, new_id
+from core.group_commit import GroupCommit
+
+T = TypeVar("T")
 
 OK = frozenset({"pm_card_ok", "4242424242424242"})
 DECLINED = frozenset({"pm_card_declined", "4000000000000002"})
@@ -114,7 +117,29 @@ class PaymentProvider(Protocol):
         ...
 
 
-def _charge_of(row: TestPayment | None, ref: str | None) -> Charge:
+@dataclass(frozen=True)
+class _Entry:
+    """A ledger row as ``_charge_of`` reads it."""
+
+    id: str
+    state: str
+    reason: str | None
+
+
+async def _ledger_many(session: AsyncSession, rows: list[dict[str, object]]) -> list[_Entry]:
+    """One multi-row INSERT of new payments (an attempt's row cancelled first stays), then
+    one read of what each attempt's row is."""
+    await insert_ignoring(session, TestPayment, rows, ["attempt_id"])
+    found = await session.execute(
+        select(TestPayment.attempt_id, TestPayment.id, TestPayment.state, TestPayment.reason).where(
+            TestPayment.attempt_id.in_([r["attempt_id"] for r in rows])
+        )
+    )
+    by_attempt = {a: _Entry(i, s, r) for a, i, s, r in found.all()}
+    return [by_attempt[str(r["attempt_id"])] for r in rows]
+
+
+def _charge_of(row: TestPayment | _Entry | None, ref: str | None) -> Charge:
     if row is None:
         return Charge(PaymentState.PENDING if ref else PaymentState.NONE, ref)
     state = PaymentState(row.state) if row.state != "cancelled" else PaymentState.NONE
@@ -129,9 +154,21 @@ class TestPaymentProvider:
     __test__ = False  # not a pytest class
     name = "test"
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], timeout_s: float = 10.0):
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        timeout_s: float = 10.0,
+        group: GroupCommit | None = None,
+    ) -> None:
         self.sessions = sessions
         self.timeout_s = timeout_s
+        self.group = group  # (writes share transactions when given, as the attempts do)
+
+    async def _write(self, job: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        if self.group is not None:
+            return await self.group.run(job)
+        async with self.sessions.begin() as session:
+            return await job(session)
 
     async def charge(self, request: PaymentRequest, record_ref: RecordRef) -> Charge:
         ref = new_id("tpi")
@@ -158,9 +195,11 @@ class TestPaymentProvider:
             "state": state,
             "reason": reason,
         }
-        async with self.sessions.begin() as session:
-            await insert_ignoring(session, TestPayment, [row], ["attempt_id"])
-            saved = await self._row(session, request.attempt_id)
+        if self.group is not None:
+            saved = await self.group.run_bulk(_ledger_many, row)
+        else:
+            async with self.sessions.begin() as session:
+                [saved] = await _ledger_many(session, [row])
         if saved is not None and saved.state == "pending":
             # The timeout card: no answer within the timeout (a real provider's HTTP
             # timeout); the caller then cancels it and learns what became of it.
@@ -175,7 +214,8 @@ class TestPaymentProvider:
             return _charge_of(await self._row(session, attempt_id), ref)
 
     async def cancel(self, attempt_id: str, ref: str | None) -> Charge:
-        async with self.sessions.begin() as session:
+
+        async def job(session: AsyncSession) -> Charge:
             # A payment not made yet can never be made now (the charge's insert loses).
             blank = {"id": ref or new_id("tpi"), "attempt_id": attempt_id, "buyer_id": "",
                      "idempotency_key": "", "amount_minor": 0, "currency": "",
@@ -190,6 +230,8 @@ class TestPaymentProvider:
                 .values(state="cancelled")
             )
             return _charge_of(await self._row(session, attempt_id), ref)
+
+        return await self._write(job)
 
     async def refund(self, ref: str, *, amount_minor: int, idempotency_key: str) -> None:
         async with self.sessions.begin() as session:

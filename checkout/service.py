@@ -34,6 +34,7 @@ from checkout.show_state import ShowStatus
 from checkout.stock import Stock
 from checkout.stock_events import StockEvents
 from core.aio import stop_tasks
+from core.group_commit import GroupCommit
 
 log = logging.getLogger("liveshop.checkout")
 
@@ -48,6 +49,7 @@ class CheckoutService:
         *,
         cart_hold_s: int,
         payment_hold_s: int,
+        group: GroupCommit | None = None,
     ) -> None:
         if payment_hold_s <= payments.timeout_s:
             raise ValueError("the payment hold must outlast the payment provider's timeout")
@@ -63,7 +65,9 @@ class CheckoutService:
         self._stock_events = StockEvents(events, self.inventory)
         self.inventory.on_swept = self._stock_events.swept  # releases inside a refusal
         inventory, lookups, stock_events = self.inventory, self._lookups, self._stock_events
-        self.attempts = Attempts(sessions, worker_id())
+        # (the small writes of paying share transactions on a thread: core/group_commit.py)
+        self.group = group or GroupCommit.beside(sessions)
+        self.attempts = Attempts(sessions, worker_id(), self.group)
         self._settler = Settler(
             sessions, redis, inventory, self.writer, payments, self.attempts, stock_events,
             payment_hold_s=payment_hold_s,
@@ -102,6 +106,7 @@ class CheckoutService:
         await self.writer.close()  # (its last orders may start after-order work)
         await self.settled(timeout_s=2.0)  # orders already answered finish first (bounded)
         await self.inventory.batcher.close()
+        await self.group.close()
         try:
             await self.attempts.leave()
         except Exception as exc:  # (the database is gone: the beat just grows old)

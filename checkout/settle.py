@@ -65,6 +65,7 @@ class Settler:
         self.payment_hold_s = payment_hold_s
         self.settled_count = 0
         self._background: set[asyncio.Task[None]] = set()
+        self._pass = asyncio.Lock()
 
     # -- outcomes ------------------------------------------------------------------------
 
@@ -318,6 +319,11 @@ class Settler:
                     await self.release_all(show_id, [held], INTERRUPTED)
 
     async def settle_once(self) -> None:
+        """One pass (a pass already running in this process is waited for first)."""
+        async with self._pass:
+            await self._settle_once()
+
+    async def _settle_once(self) -> None:
         stuck_after = self.payments.timeout_s + 10.0
         await self.unrecorded_holds()
         for attempt in await self.attempts.orphans(stuck_after_s=stuck_after):

@@ -18,6 +18,7 @@ from checkout.service import CheckoutService
 from checkout.show_state import ShowStatus
 from config import Settings
 from core.errors import CodedError, error_response
+from core.group_commit import GroupCommit
 from core.roles import Role
 from web.api import HOST_OR_ADMIN, require_show_role
 from web.auth import Principal, bearer
@@ -66,11 +67,12 @@ async def open_checkout(
     resources: Resources, settings: Settings, events: EventSink, bus: EventBus
 ) -> CheckoutService:
     """Build and start the service for the app's lifespan (the caller closes it)."""
+    group = GroupCommit.beside(resources.sessions)  # the attempts' and the ledger's writes
     payments = (
         make_payment_provider(settings, resources.sessions)
         if settings.payment_provider == "stripe"
         else TestPaymentProvider(
-            resources.sessions, timeout_s=min(10.0, settings.payment_hold_s / 2)
+            resources.sessions, timeout_s=min(10.0, settings.payment_hold_s / 2), group=group
         )
     )
     service = CheckoutService(
@@ -80,6 +82,7 @@ async def open_checkout(
         payments,
         cart_hold_s=settings.cart_hold_s,
         payment_hold_s=settings.payment_hold_s,
+        group=group,
     )
     await service.start()
 

@@ -21,6 +21,7 @@ from checkout.payments import TestPaymentProvider
 from checkout.service import CheckoutService
 from checkout.show_state import ShowStatus
 from core.db import make_engine, make_sessionmaker
+from core.group_commit import GroupCommit
 
 T = TypeVar("T")
 
@@ -149,7 +150,8 @@ async def shop(db_url: str, redis_client: aioredis.Redis) -> AsyncIterator[Shop]
     sessions = make_sessionmaker(engine)
     show_id, other_id, variants = await seed(sessions)
     sink = RecordingSink()
-    payments = TestPaymentProvider(sessions, timeout_s=PROVIDER_TIMEOUT_S)
+    group = GroupCommit.beside(sessions)
+    payments = TestPaymentProvider(sessions, timeout_s=PROVIDER_TIMEOUT_S, group=group)
     service = CheckoutService(
         sessions,
         redis_client,
@@ -157,6 +159,7 @@ async def shop(db_url: str, redis_client: aioredis.Redis) -> AsyncIterator[Shop]
         payments,
         cart_hold_s=CART_HOLD_S,
         payment_hold_s=PAYMENT_HOLD_S,
+        group=group,
     )
     await service.start()
     shop = Shop(service, sessions, redis_client, sink, payments, show_id, variants, other_id)
