@@ -144,12 +144,19 @@ async def seed(sessions: async_sessionmaker[AsyncSession]) -> tuple[str, str, di
 
 
 @pytest.fixture
-async def shop(db_url: str, redis_client: aioredis.Redis) -> AsyncIterator[Shop]:
+def payments() -> TestPaymentProvider:
+    """The shop's provider (a test module may give one that fails on purpose)."""
+    return TestPaymentProvider(timeout_s=PROVIDER_TIMEOUT_S)
+
+
+@pytest.fixture
+async def shop(
+    db_url: str, redis_client: aioredis.Redis, payments: TestPaymentProvider
+) -> AsyncIterator[Shop]:
     engine = make_engine(db_url)
     sessions = make_sessionmaker(engine)
     show_id, other_id, variants = await seed(sessions)
     sink = RecordingSink()
-    payments = TestPaymentProvider(timeout_s=PROVIDER_TIMEOUT_S)
     service = CheckoutService(
         sessions,
         redis_client,
