@@ -32,7 +32,7 @@ class PaymentError(Exception):
 
 
 @dataclass(frozen=True)
-class TestRefund:
+class RecordedRefund:
     ref: str
     amount_minor: int
     idempotency_key: str | None
@@ -71,7 +71,7 @@ class TestPaymentProvider:
     def __init__(self, timeout_s: float = 10.0) -> None:
         self.timeout_s = timeout_s
         self.charges: dict[str, int] = {}
-        self.refunds: list[TestRefund] = []
+        self.refunds: list[RecordedRefund] = []
 
     async def charge(
         self, *, amount_minor: int, currency: str, payment_method: str, idempotency_key: str
@@ -105,4 +105,4 @@ class TestPaymentProvider:
         amount = left if amount_minor is None else amount_minor
         if not 0 < amount <= left:
             raise PaymentError("refund_exceeds_payment", f"{left} left to refund, not {amount}")
-        self.refunds.append(TestRefund(ref, amount, idempotency_key))
+        self.refunds.append(RecordedRefund(ref, amount, idempotency_key))
