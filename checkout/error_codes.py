@@ -11,6 +11,8 @@ CODES: dict[str, int] = {
     "idempotency_key_invalid": 422,
     "invalid_deal": 422,
     "invalid_stock": 422,
+    "invalid_refund_amount": 422,
+    "invalid_reason": 422,
     # what does not exist, or not here
     "show_not_found": 404,
     "product_not_found": 404,
@@ -19,6 +21,7 @@ CODES: dict[str, int] = {
     "user_not_found": 404,
     "deal_not_found": 404,
     "not_in_cart": 404,
+    "order_not_found": 404,
     # states
     "show_not_live": 409,
     "show_ended": 409,
@@ -39,6 +42,7 @@ CODES: dict[str, int] = {
     "mixed_currency": 409,
     "not_sold_out": 409,
     "stock_below_held": 409,
+    "refund_in_progress": 409,
     # payment
     "payment_declined": 402,
     "payment_timeout": 402,
@@ -54,6 +58,8 @@ CODES: dict[str, int] = {
     "webhook_event_invalid": 400,
     "payment_provider_error": 502,
     "payment_provider_unavailable": 503,
+    "refund_refused": 502,
+    "refund_unavailable": 503,
     # retry later
     "inventory_unavailable": 503,
     "order_store_unavailable": 503,

@@ -102,9 +102,24 @@ class Variant(Base):
 
 
 class OrderStatus(enum.StrEnum):
-    CONFIRMED = "confirmed"
+    """An order's state; the moves between them: ``checkout/order_states.py``."""
+
+    PAID = "paid"
+    FULFILLED = "fulfilled"
     CANCELLED = "cancelled"
     REFUNDED = "refunded"
+
+
+class RefundState(enum.StrEnum):
+    """A refund's state; the moves between them: ``checkout/order_states.py``."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+REASON_MAX_CHARS = 200
+"""A cancel's or a refund's reason (``order_refunds.reason``, ``order_history.reason``)."""
 
 
 class Order(Base):
@@ -115,7 +130,7 @@ class Order(Base):
     show_id: Mapped[str] = mapped_column(ForeignKey("shows.id"), index=True)
     buyer_id: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[OrderStatus] = mapped_column(
-        _enum(OrderStatus, "order_status"), default=OrderStatus.CONFIRMED
+        _enum(OrderStatus, "order_status"), default=OrderStatus.PAID
     )
     # A cart's lines add up past 2**31 minor units (ten units of each at the highest price).
     total_minor: Mapped[int] = mapped_column(BigInteger)
@@ -123,6 +138,12 @@ class Order(Base):
     idempotency_key: Mapped[str] = mapped_column(String(128))
     payment_ref: Mapped[str | None] = mapped_column(String(128), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The lifecycle after the buy (checkout/order_states.py, checkout/order_actions.py).
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    fulfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     lines: Mapped[list[OrderLine]] = relationship(back_populates="order")
 
@@ -211,3 +232,45 @@ class OrderLine(Base):
     unit_price_minor: Mapped[int] = mapped_column(Integer)
 
     order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class OrderRefund(Base):
+    """One refund of an order, written ``pending`` before the provider is asked."""
+
+    __tablename__ = "order_refunds"
+    __table_args__ = (
+        UniqueConstraint("order_id", "seq", name="order_refund_seq"),
+        UniqueConstraint("order_id", "request_key", name="order_refund_request_key"),
+        CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("rfd"))
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per order: the provider key's n
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[RefundState] = mapped_column(_enum(RefundState, "refund_state"))
+    cancels: Mapped[bool] = mapped_column(default=False)  # the refund of a cancel
+    idempotency_key: Mapped[str] = mapped_column(String(80))  # refund:{order_id}:{seq}
+    request_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(REASON_MAX_CHARS), nullable=True)
+    failure: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class OrderHistory(Base):
+    """What happened to an order after the buy, one row a step, oldest first."""
+
+    __tablename__ = "order_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # fulfil | cancel | refund
+    from_status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus, "order_status"))
+    to_status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus, "order_status"))
+    amount_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(REASON_MAX_CHARS), nullable=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -224,7 +224,7 @@ class _Made:
             "idempotency_key": d.idempotency_key,
             "currency": d.currency,
             "total_minor": self.total,
-            "status": OrderStatus.CONFIRMED,
+            "status": OrderStatus.PAID,
             "payment_ref": d.payment_ref,
             "created_at": self.created,
         }
@@ -246,7 +246,7 @@ class _Made:
             order_id=self.order_id,
             show_id=d.show_id,
             buyer_id=d.buyer_id,
-            status=OrderStatus.CONFIRMED.value,
+            status=OrderStatus.PAID.value,
             total_minor=self.total,
             currency=d.currency,
             idempotency_key=d.idempotency_key,

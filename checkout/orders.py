@@ -22,6 +22,9 @@ from checkout.results import OrderLineView, OrderResult, OrderSummary
 log = logging.getLogger("liveshop.checkout")
 T = TypeVar("T")
 
+SOLD = (OrderStatus.PAID, OrderStatus.FULFILLED)
+"""The states of an order that stands: its units are sold (a show's sales count these)."""
+
 
 @dataclass(frozen=True)
 class LineSpec:
@@ -114,17 +117,14 @@ async def orders_of(session: AsyncSession, show_id: str, buyer_id: str) -> list[
 
 
 async def show_stats(session: AsyncSession, show_id: str) -> dict[str, int]:
-    confirmed = (Order.show_id == show_id, Order.status == OrderStatus.CONFIRMED)
-    count, revenue = (
-        await session.execute(
-            select(func.count(Order.id), func.coalesce(func.sum(Order.total_minor), 0)).where(
-                *confirmed
-            )
-        )
-    ).one()
+    """The show's sales: orders that stand (paid or fulfilled), their revenue less what was
+    refunded of them, and their units."""
+    sold = (Order.show_id == show_id, Order.status.in_(SOLD))
+    kept = func.coalesce(func.sum(Order.total_minor - Order.refunded_minor), 0)
+    count, revenue = (await session.execute(select(func.count(Order.id), kept).where(*sold))).one()
     units = await session.scalar(
         select(func.coalesce(func.sum(OrderLine.quantity), 0))
         .join(Order, Order.id == OrderLine.order_id)
-        .where(*confirmed)
+        .where(*sold)
     )
     return {"orders": int(count), "revenue_minor": int(revenue), "units_sold": int(units or 0)}

@@ -263,6 +263,12 @@ class TestPaymentProvider:
                 .values(**values)
             )
 
+    async def refunds(self) -> list[TestRefund]:
+        """Every refund made, oldest first."""
+        async with self.sessions() as session:
+            query = select(TestRefund).order_by(TestRefund.created_at)
+            return list((await session.scalars(query)).all())
+
     async def payments(self) -> list[TestPayment]:
         """The whole ledger (benchmarks and tests read what was charged here)."""
         async with self.sessions() as session:

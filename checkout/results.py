@@ -168,3 +168,96 @@ class CatalogProduct:
     name: str
     image_url: str | None
     variants: tuple[CatalogVariant, ...]
+
+
+@dataclass(frozen=True)
+class RefundView:
+    refund_id: str
+    amount_minor: int
+    state: str  # pending | succeeded | failed
+    cancels: bool  # the refund of a cancel
+    reason: str | None
+    failure: str | None  # the provider's code when it refused
+    created_at: datetime
+    completed_at: datetime | None
+
+    def to_json(self, currency: str) -> dict[str, Any]:
+        return {
+            "refund_id": self.refund_id,
+            "amount": money(self.amount_minor, currency),
+            "state": self.state,
+            "cancels": self.cancels,
+            "reason": self.reason,
+            "failure": self.failure,
+            "created_at": iso(self.created_at),
+            "completed_at": iso(self.completed_at),
+        }
+
+
+@dataclass(frozen=True)
+class OrderStep:
+    """One move of an order after the buy (its history, oldest first)."""
+
+    action: str  # fulfil | cancel | refund
+    from_status: str
+    to_status: str
+    amount_minor: int | None
+    reason: str | None
+    actor: str  # "admin" or the host's user id
+    at: datetime
+
+    def to_json(self, currency: str) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "from": self.from_status,
+            "to": self.to_status,
+            "amount": None if self.amount_minor is None else money(self.amount_minor, currency),
+            "reason": self.reason,
+            "actor": self.actor,
+            "at": iso(self.at),
+        }
+
+
+@dataclass(frozen=True)
+class OrderDetail:
+    """An order as staff see it: its state after the buy, and (one order) its history."""
+
+    order_id: str
+    show_id: str
+    buyer_id: str
+    status: str
+    total_minor: int
+    refunded_minor: int
+    currency: str
+    payment_ref: str | None
+    lines: tuple[OrderLineView, ...]
+    created_at: datetime
+    updated_at: datetime | None
+    fulfilled_at: datetime | None
+    cancelled_at: datetime | None
+    refunded_at: datetime | None
+    refunds: tuple[RefundView, ...] | None = None  # None in a list of orders
+    history: tuple[OrderStep, ...] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.currency
+        out: dict[str, Any] = {
+            "order_id": self.order_id,
+            "show_id": self.show_id,
+            "buyer_id": self.buyer_id,
+            "status": self.status,
+            "total": money(self.total_minor, c),
+            "refunded": money(self.refunded_minor, c),
+            "payment_ref": self.payment_ref,
+            "lines": [line.to_json(c) for line in self.lines],
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "fulfilled_at": iso(self.fulfilled_at),
+            "cancelled_at": iso(self.cancelled_at),
+            "refunded_at": iso(self.refunded_at),
+        }
+        if self.refunds is not None:
+            out["refunds"] = [r.to_json(c) for r in self.refunds]
+        if self.history is not None:
+            out["history"] = [s.to_json(c) for s in self.history]
+        return out

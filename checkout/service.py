@@ -1,6 +1,7 @@
 """CheckoutService: the one face of checkout the app and the live channel use; it wires the
 parts and hands each call to its owner: ``buy`` (one tap, paying), ``cart``, ``deals``,
 ``recovery`` (sweeper, rebuild), ``stock`` (restock, notify-me), ``reports`` (SQL reads),
+``order_actions`` (an order's life after the buy: fulfil, cancel, refund),
 over the shared ``lookups`` and ``stock_events``, the Redis gate ``inventory`` and the
 SQL guard ``order_writer``.
 """
@@ -23,12 +24,21 @@ from checkout.deals import Deals
 from checkout.events import EventSink
 from checkout.inventory import Inventory
 from checkout.lookups import Lookups
+from checkout.models import OrderStatus
+from checkout.order_actions import OrderActions
 from checkout.payments import PaymentProvider
 from checkout.provider_events import PaymentEvent, PaymentEventKind
 from checkout.reconcile import Reconciler
 from checkout.recovery import Recovery
 from checkout.reports import Reports
-from checkout.results import CartView, CatalogProduct, DealView, OrderResult, OrderSummary
+from checkout.results import (
+    CartView,
+    CatalogProduct,
+    DealView,
+    OrderDetail,
+    OrderResult,
+    OrderSummary,
+)
 from checkout.settle import Settler
 from checkout.show_state import ShowStatus
 from checkout.stock import Stock
@@ -85,6 +95,7 @@ class CheckoutService:
         self._stock = Stock(sessions, inventory, lookups, stock_events)
         self._reports = Reports(sessions)
         self._reconciler = Reconciler(sessions)
+        self._orders = OrderActions(sessions, payments, inventory, stock_events)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- life ----------------------------------------------------------------------------
@@ -227,3 +238,34 @@ class CheckoutService:
 
     async def stats(self, show_id: str) -> dict[str, int]:
         return await self._reports.stats(show_id)
+
+    # -- an order's life after the buy (staff) -----------------------------------------
+
+    async def order_show(self, order_id: str) -> str:
+        """The show an order was bought in (``order_not_found`` when there is none)."""
+        return await self._orders.show_of(order_id)
+
+    async def order(self, order_id: str) -> OrderDetail:
+        return await self._orders.detail(order_id)
+
+    async def show_orders(
+        self, show_id: str, status: OrderStatus | None = None
+    ) -> list[OrderDetail]:
+        await self._reports.show_status(show_id)  # show_not_found
+        return await self._orders.of_show(show_id, status)
+
+    async def fulfil_order(self, order_id: str, actor: str) -> OrderDetail:
+        return await self._orders.fulfil(order_id, actor)
+
+    async def cancel_order(self, order_id: str, actor: str, reason: str | None) -> OrderDetail:
+        return await self._orders.cancel(order_id, actor, reason)
+
+    async def refund_order(
+        self,
+        order_id: str,
+        actor: str,
+        amount_minor: int | None = None,
+        reason: str | None = None,
+        request_key: str | None = None,
+    ) -> OrderDetail:
+        return await self._orders.refund(order_id, actor, amount_minor, reason, request_key)

@@ -22,7 +22,7 @@ from live.checkout_events import LiveEventSink
 from live.service import LiveService
 from signaling import SignalingConfig, SignalingService
 from signaling.placement import VideoPlacement
-from web import api, checkout_api, live_ws, pages, payments_api
+from web import api, checkout_api, live_ws, orders_api, pages, payments_api
 from web.auth import TokenIssuer
 from web.errors import handle_coded, handle_disconnect, handle_http, handle_redis, handle_unexpected
 from web.event_bus import EventBus
@@ -96,6 +96,7 @@ def _routes(made: Parts) -> list[BaseRoute]:
         *checkout_api.routes(),  # first: a tap is the hottest request of a drop
         *api.routes(),
         *payments_api.routes(),
+        *orders_api.routes(),
         *live_ws.routes(),
         *made.placement.routes(),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

@@ -145,13 +145,21 @@ async def seed(sessions: async_sessionmaker[AsyncSession]) -> tuple[str, str, di
 
 
 @pytest.fixture
-async def shop(db_url: str, redis_client: aioredis.Redis) -> AsyncIterator[Shop]:
+def provider_class() -> type[TestPaymentProvider]:
+    """The shop's provider (a test module may give one that fails on purpose)."""
+    return TestPaymentProvider
+
+
+@pytest.fixture
+async def shop(
+    db_url: str, redis_client: aioredis.Redis, provider_class: type[TestPaymentProvider]
+) -> AsyncIterator[Shop]:
     engine = make_engine(db_url)
     sessions = make_sessionmaker(engine)
     show_id, other_id, variants = await seed(sessions)
     sink = RecordingSink()
     group = GroupCommit.beside(sessions)
-    payments = TestPaymentProvider(sessions, timeout_s=PROVIDER_TIMEOUT_S, group=group)
+    payments = provider_class(sessions, timeout_s=PROVIDER_TIMEOUT_S, group=group)
     service = CheckoutService(
         sessions,
         redis_client,

@@ -17,7 +17,7 @@ OK = "pm_card_ok"
 async def test_buy_now_confirms_one_order(shop: Shop) -> None:
     v = shop.v("SNK-42")
     result = await shop.service.buy_now(shop.show_id, "u1", v, 2, "k1", OK)
-    assert result.status == "confirmed"
+    assert result.status == "paid"
     assert result.total_minor == 25800 and result.currency == "EUR"
     assert [(line.variant_id, line.quantity) for line in result.lines] == [(v, 2)]
     assert result.to_json()["total"] == {"amount": 25800, "currency": "EUR"}

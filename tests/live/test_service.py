@@ -266,7 +266,7 @@ async def test_cart_and_buy_reply_to_that_viewer_only(live: LiveServer) -> None:
         idempotency_key="k1",
         payment_method="pm_card_ok",
     )
-    assert bought["order"]["status"] == "confirmed"
+    assert bought["order"]["status"] == "paid"
     assert bought["order"]["total"] == {"amount": 2000, "currency": "EUR"}
     again = await vera.request(
         "buy_now",

@@ -45,7 +45,7 @@ async def test_buy_is_idempotent_over_http(client: httpx.AsyncClient, app: Starl
     )
     assert first.status_code == 201, first.text
     order = first.json()
-    assert order["status"] == "confirmed"
+    assert order["status"] == "paid"
     assert order["total"] == {"amount": 12900, "currency": "EUR"}
     again = await client.post(
         f"/api/shows/{show}/buy", json=body, headers={**viewer, "Idempotency-Key": "t1"}

@@ -105,3 +105,21 @@ async def test_a_cart_at_its_limits_is_one_order(client: httpx.AsyncClient) -> N
     )
     assert resp.status_code == 201, resp.text
     assert resp.json()["total"]["amount"] == 3 * MAX_QUANTITY * MAX_PRICE_MINOR
+    order_id = resp.json()["order_id"]
+    # A refund past 2**31 minor units, with a reason and a request key at their most
+    # (order_refunds, order_history and orders.refunded_minor keep each).
+    url = f"/api/orders/{order_id}/refund"
+    keyed = {**admin_headers(), "Idempotency-Key": "r" * 100}
+    resp = await client.post(
+        url, json={"amount_minor": 2**31 + 7, "reason": "R" * 200}, headers=keyed
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["refunded"]["amount"] == 2**31 + 7
+    resp = await client.post(url, json={"reason": "R" * 201}, headers=admin_headers())
+    assert resp.status_code == 422 and list(resp.json()["error"]["fields"]) == ["reason"]
+    resp = await client.post(
+        f"/api/orders/{order_id}/cancel", json={"reason": "C" * 200}, headers=admin_headers()
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["refunded"]["amount"] == 3 * MAX_QUANTITY * MAX_PRICE_MINOR
+    assert resp.json()["history"][-1]["reason"] == "C" * 200

@@ -189,12 +189,12 @@ async def test_a_signed_refund_event_refunds_its_order_once(
         resp = await client.post(url, content=payload, headers=headers)
         assert resp.status_code == 400, headers
         assert resp.json()["error"]["code"] == "webhook_signature_invalid"
-        assert await _state(app, order) == (OrderStatus.CONFIRMED, 0)
+        assert await _state(app, order) == (OrderStatus.PAID, 0)
 
     partial = _refund_event("evt_0", "pi_refunded", whole=False)
     resp = await client.post(url, content=partial, headers={"Stripe-Signature": signature(partial)})
     assert resp.json() == {"received": True, "handled": True, "duplicate": False}
-    assert await _state(app, order) == (OrderStatus.CONFIRMED, 1)
+    assert await _state(app, order) == (OrderStatus.PAID, 1)
 
     signed = {"Stripe-Signature": signature(payload)}
     resp = await client.post(url, content=payload, headers=signed)
@@ -203,10 +203,10 @@ async def test_a_signed_refund_event_refunds_its_order_once(
     async with parts(app).resources.sessions.begin() as session:  # were it to change since
         row = await session.get(Order, order)
         assert row is not None
-        row.status = OrderStatus.CONFIRMED
+        row.status = OrderStatus.PAID
     resp = await client.post(url, content=payload, headers=signed)  # Stripe retries
     assert resp.status_code == 200 and resp.json()["duplicate"] is True
-    assert await _state(app, order) == (OrderStatus.CONFIRMED, 2)  # the retry changed nothing
+    assert await _state(app, order) == (OrderStatus.PAID, 2)  # the retry changed nothing
 
     ignored = json.dumps({"id": "evt_2", "type": "customer.created", "data": {"object": {}}})
     resp = await client.post(

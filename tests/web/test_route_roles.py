@@ -40,6 +40,7 @@ class World:
     variant: str
     sold_out: str
     viewer: dict[str, str] = field(default_factory=dict)
+    order: str = ""  # made by the _order preparation
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,16 @@ async def _deal(client: httpx.AsyncClient, world: World) -> None:
         headers=admin_headers(),
     )
     assert resp.status_code == 201, resp.text
+
+
+async def _order(client: httpx.AsyncClient, world: World) -> None:
+    resp = await client.post(
+        f"/api/shows/{world.live}/buy",
+        json={"variant_id": world.variant, "quantity": 1, "payment_method": "pm_card_ok"},
+        headers={**world.viewer, "Idempotency-Key": "order-1"},
+    )
+    assert resp.status_code == 201, resp.text
+    world.order = resp.json()["order_id"]
 
 
 def _deal_body(world: World) -> dict[str, Any]:
@@ -151,6 +162,23 @@ ROUTES: dict[str, Route] = {
     "stop_deal": Route(
         "DELETE", lambda w: f"/api/shows/{w.live}/deals/{w.variant}", HOST, prepare=_deal
     ),
+    "get_order": Route("GET", lambda w: f"/api/orders/{w.order}", HOST, prepare=_order),
+    "fulfil_order": Route("POST", lambda w: f"/api/orders/{w.order}/fulfil", HOST, prepare=_order),
+    "cancel_order": Route(
+        "POST",
+        lambda w: f"/api/orders/{w.order}/cancel",
+        HOST,
+        lambda w: {"reason": "r"},
+        prepare=_order,
+    ),
+    "refund_order": Route(
+        "POST",
+        lambda w: f"/api/orders/{w.order}/refund",
+        HOST,
+        lambda w: {"amount_minor": 10},
+        prepare=_order,
+    ),
+    "show_orders": Route("GET", lambda w: f"/api/shows/{w.live}/orders", HOST, prepare=_order),
 }
 
 SECRET = "test-secret-key-0123456789-abcdefghij"
