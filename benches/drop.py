@@ -45,7 +45,7 @@ import redis.asyncio as aioredis
 import uvloop
 from sqlalchemy import func, select
 
-from benches.processes import free_port, spawn, stop
+from benches.processes import free_port, spawn, stop, wait_http_ok
 from checkout.errors import CheckoutError
 from checkout.holds import HoldState
 from checkout.inventory import Inventory, Reserved, stock_key
@@ -188,27 +188,32 @@ STRIPE_ENV = {
 
 
 def _start_localstripe(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The tests' localstripe (loopback only, state in memory: ``tests/localstripe_server.py``,
+    so this needs the repository's checkout, not only the installed package)."""
     port = free_port()
+    repo = Path(__file__).resolve().parents[1]
     proc = spawn(
         [sys.executable, "-m", "tests.localstripe_server", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
         stdout=subprocess.DEVNULL,
         stderr=(tmp / "localstripe.log").open("wb"),
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(
-                f"{base}/v1/customers", auth=("sk_test_liveshop", ""), timeout=2
-            ).is_success:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    stop(proc, signal.SIGTERM)
-    raise RuntimeError("localstripe did not start in 30 s")
+    try:
+        wait_http_ok(f"{base}/js.stripe.com/v3/", proc)
+    except RuntimeError:
+        stop(proc, signal.SIGTERM)
+        raise
+    return proc, base
+
+
+def _tests_importable() -> None:
+    """``--provider stripe`` borrows the tests' Stripe helpers (the page's part of saving a
+    card): the repository's checkout on the path."""
+    repo = str(Path(__file__).resolve().parents[1])
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
 
 
 class Fault:
@@ -269,6 +274,7 @@ async def _save_cards(
     http: httpx.AsyncClient, viewers: list[tuple[str, str, str]], stripe_base: str
 ) -> None:
     """Each viewer saves a card first, as the page does (SetupIntent, Stripe.js's confirm)."""
+    _tests_importable()
     from tests.stripe_support import OK_CARD, confirm_setup_as_page
 
     gate = asyncio.Semaphore(16)
@@ -537,6 +543,7 @@ async def _provider_books(db_url: str, show_id: str, stripe_base: str) -> dict[s
 
 async def _stripe_kept(base: str, attempts: set[str]) -> list[tuple[str, str]]:
     """(PaymentIntent, buyer|attempt) of every charge localstripe kept (not refunded)."""
+    _tests_importable()
     from tests.stripe_support import stripe_client
 
     kept: list[tuple[str, str]] = []
