@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     max_sockets_per_address: int = Field(default=50, ge=1, le=1_000_000)
     request_read_timeout_s: float = Field(default=10.0, ge=0.5, le=300)
     max_header_bytes: int = Field(default=16 * 1024, ge=4096, le=1024 * 1024)
+    webhook_timeout_s: float = Field(default=15.0, ge=0.1, le=120)
+    webhook_max_age_s: float = Field(default=3 * 24 * 3600.0, ge=1, le=30 * 24 * 3600)
+    webhook_retry_schedule_s: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0],
+        min_length=1,
+        max_length=50,
+    )
+    webhook_allow_private: bool = False
 
     @field_validator("database_url")
     @classmethod
@@ -95,11 +103,18 @@ class Settings(BaseSettings):
             raise ValueError("expected a redis://, rediss:// or unix:// URL")
         return value
 
-    @field_validator("ice_servers", "ice_host_addresses", mode="before")
+    @field_validator("ice_servers", "ice_host_addresses", "webhook_retry_schedule_s", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_retry_schedule_s")
+    @classmethod
+    def _check_schedule(cls, value: list[float]) -> list[float]:
+        if any(not 0 <= delay <= 7 * 24 * 3600 for delay in value):
+            raise ValueError("expected delays from 0 to 604800 seconds")
         return value
 
     @field_validator("ice_host_addresses")
