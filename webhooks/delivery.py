@@ -292,7 +292,7 @@ async def _load(session: AsyncSession, ids: list[str], token: str) -> list[Claim
             url=e.url,
             secret=e.secret,
         )
-        for d, m, e in rows.tuples().all()
+        for d, m, e in rows.all()
     ]
 
 
