@@ -17,6 +17,7 @@ from standardwebhooks import Webhook
 from core.db import utcnow
 from tests.webhooks.conftest import Clock, add_endpoint, all_deliveries, deliverer
 from tests.webhooks.receiver import HANG, Received, receiving, spec_verify
+from webhooks import endpoints
 from webhooks.delivery import STANDARD_SCHEDULE_S, Deliverer, DeliveryConfig
 from webhooks.models import DeliveryState, WebhookDelivery, WebhookMessage
 from webhooks.outbox import enqueue, enqueue_many
@@ -299,3 +300,22 @@ async def test_a_private_address_is_refused_at_each_attempt(
     (row,) = await all_deliveries(sessions)
     assert row.state is DeliveryState.PENDING and row.last_status is None
     assert row.last_error is not None and row.last_error.startswith("refused: not a public")
+
+
+async def test_a_disabled_endpoints_pending_deliveries_wait(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with receiving(lambda r: 200) as receiver:
+        endpoint = await add_endpoint(sessions, receiver.url)
+        await _enqueue(sessions, 2)
+        async with sessions.begin() as session:
+            await endpoints.update(session, endpoint.id, enabled=False)
+        d = deliverer(sessions)
+        try:
+            assert await d.deliver_due() == 0
+            async with sessions.begin() as session:
+                await endpoints.update(session, endpoint.id, enabled=True)
+            assert await d.deliver_due() == 2
+        finally:
+            await d.close()
+    assert len(receiver.requests) == 2
