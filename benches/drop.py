@@ -32,6 +32,7 @@ import uvloop
 from sqlalchemy import func, select
 
 from benches.processes import free_port, spawn, stop
+from benches.webhook_sink import Sink, webhook_sink
 from checkout.errors import CheckoutError
 from checkout.holds import HoldState
 from checkout.inventory import Inventory, Reserved, stock_key
@@ -56,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--redis-restart", action="store_true", help="restart Redis mid-drop")
     parser.add_argument("--raw-reserves", type=int, default=20_000)
     parser.add_argument("--server-log", type=Path, help="keep the server's log here")
+    parser.add_argument(
+        "--webhooks",
+        action="store_true",
+        help="register a webhook endpoint for every event (a receiver in this process)",
+    )
     return parser
 
 
@@ -93,6 +99,13 @@ class Redis:
 
 
 async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    if not args.webhooks:
+        return await _run_drop(args, tmp, None)
+    async with webhook_sink() as sink:
+        return await _run_drop(args, tmp, sink)
+
+
+async def _run_drop(args: argparse.Namespace, tmp: Path, sink: Sink | None) -> dict[str, Any]:
     redis_server = Redis(tmp)
     redis_url = redis_server.start()
     db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp / 'bench.db'}"
@@ -106,6 +119,7 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "LIVESHOP_ADMIN_SECRET": ADMIN,
         "LIVESHOP_SECRET_KEY": SECRET,
         "LIVESHOP_LOG_LEVEL": "error",
+        "LIVESHOP_WEBHOOK_ALLOW_PRIVATE": "true" if sink else "false",
     }
     cmd = [sys.executable, "-m", "web.cli", "serve", "--workers", str(args.workers)]
     server = spawn(
@@ -123,16 +137,38 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             timeout=30,
         ) as http:
             await _wait_ready(http, server)
+            if sink is not None:
+                hook = {"url": sink.url, "description": "bench"}
+                headers = {"Authorization": f"Bearer {ADMIN}"}
+                resp = await http.post("/api/webhooks/endpoints", json=hook, headers=headers)
+                resp.raise_for_status()
             show_id, variant_id = await _setup(http, args.units)
             drop = await _drop(http, args, show_id, variant_id, redis_server)
         tally = await _tally(
             env["DATABASE_URL"], redis_server.url, show_id, variant_id, drop, args.units
         )
         raw = await _raw_reserves(redis_server.url, args.raw_reserves)
+        hooks = await _webhooks_received(sink, tally["orders_in_db"])
     finally:
         stop(server, signal.SIGTERM)
         redis_server.stop()
-    return {**drop["summary"], **tally, "redis_raw_reserves_per_s": raw}
+    return {**drop["summary"], **tally, "redis_raw_reserves_per_s": raw, **hooks}
+
+
+async def _webhooks_received(sink: Sink | None, orders: int) -> dict[str, Any]:
+    """What the receiver got, once it has an order.paid per order in SQL (10 s at most)."""
+    if sink is None:
+        return {}
+    for _ in range(100):
+        if len(sink.orders_paid) >= orders:
+            break
+        await asyncio.sleep(0.1)
+    return {
+        "webhook_orders_paid": len(sink.orders_paid),
+        "webhook_orders_missing": orders - len(sink.orders_paid),
+        "webhook_messages": dict(sink.by_type),
+        "webhook_requests": sink.requests,
+    }
 
 
 async def _wait_ready(http: httpx.AsyncClient, server: subprocess.Popen[bytes]) -> None:

@@ -155,13 +155,19 @@ class Deliverer:
         now = self.clock()
         token = new_id("clm")
         enabled = select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True))
+        pending = (
+            WebhookDelivery.state == DeliveryState.PENDING,
+            WebhookDelivery.next_attempt_at <= now,
+            WebhookDelivery.endpoint_id.in_(enabled),
+        )
+        async with self.sessions() as session:
+            # a read first: an idle worker takes no write lock (SQLite has one for all)
+            probe = select(WebhookDelivery.id).where(*pending).limit(1)
+            if await session.scalar(probe) is None:
+                return []
         due = (
             select(WebhookDelivery.id)
-            .where(
-                WebhookDelivery.state == DeliveryState.PENDING,
-                WebhookDelivery.next_attempt_at <= now,
-                WebhookDelivery.endpoint_id.in_(enabled),
-            )
+            .where(*pending)
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
             .limit(self.config.batch)
             .with_for_update(skip_locked=True)  # (PostgreSQL; SQLite renders nothing)

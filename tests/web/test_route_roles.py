@@ -151,6 +151,11 @@ ROUTES: dict[str, Route] = {
     "stop_deal": Route(
         "DELETE", lambda w: f"/api/shows/{w.live}/deals/{w.variant}", HOST, prepare=_deal
     ),
+    "create_webhook_endpoint": Route(
+        "POST", lambda w: "/api/webhooks/endpoints", ADMIN, lambda w: {"url": "https://oms.test/h"}
+    ),
+    "list_webhook_endpoints": Route("GET", lambda w: "/api/webhooks/endpoints", ADMIN),
+    "list_webhook_deliveries": Route("GET", lambda w: "/api/webhooks/deliveries", ADMIN),
 }
 
 SECRET = "test-secret-key-0123456789-abcdefghij"
