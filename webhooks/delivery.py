@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.aio import cancel_requested, stop_tasks
@@ -66,8 +67,10 @@ class DeliveryConfig:
 
     @property
     def lease_s(self) -> float:
-        """How long a claim lasts: past it another worker may send the delivery again."""
-        return self.timeout_s + 30.0
+        """How long a claim lasts: past it another worker may send the delivery again. It
+        covers a whole pass (the last of ``batch`` attempts, ``concurrency`` at a time,
+        each at most ``timeout_s``) and the recording of its outcomes."""
+        return self.timeout_s * math.ceil(self.batch / self.concurrency) + 30.0
 
 
 @dataclass(frozen=True)
@@ -140,15 +143,19 @@ class Deliverer:
                 self._wake.clear()
 
     async def deliver_due(self) -> int:
-        """One pass: claim at most ``batch`` due deliveries and attempt each; how many."""
+        """One pass: claim at most ``batch`` due deliveries, send each, record what came
+        of them in one transaction; how many were claimed."""
         claimed = await self.claim_due()
+        if not claimed:
+            return 0
         gate = asyncio.Semaphore(self.config.concurrency)
 
-        async def one(c: Claimed) -> None:
+        async def one(c: Claimed) -> Outcome:
             async with gate:
-                await self.attempt(c)
+                return await self.send(c)
 
-        await asyncio.gather(*(one(c) for c in claimed))
+        outcomes = await asyncio.gather(*(one(c) for c in claimed))
+        await self._record(list(zip(claimed, outcomes, strict=True)))
         return len(claimed)
 
     async def claim_due(self) -> list[Claimed]:
@@ -219,13 +226,14 @@ class Deliverer:
         return await self.attempt(claimed[0])
 
     async def attempt(self, c: Claimed) -> Outcome:
+        """Send one claimed delivery and record what came of it."""
         outcome = await self.send(c)
-        self.attempts += 1
-        await self._record(c, outcome)
+        await self._record([(c, outcome)])
         return outcome
 
     async def send(self, c: Claimed) -> Outcome:
         payload = signing.body(c.type, c.created_at, c.payload)
+        self.attempts += 1
         headers = signing.headers(c.secret, c.message_id, self.clock(), payload)
         headers["content-type"] = "application/json"
         try:
@@ -234,7 +242,8 @@ class Deliverer:
             async with asyncio.timeout(self.config.timeout_s):
                 post = self._client.stream("POST", c.url, content=payload, headers=headers)
                 async with post as answer:
-                    status = answer.status_code  # (its body is never read)
+                    status = answer.status_code
+                    await _skim(answer)
         except TimeoutError:
             return Outcome(None, f"timed out after {self.config.timeout_s:g} s")
         except PrivateAddress as exc:
@@ -250,30 +259,47 @@ class Deliverer:
         spread = self.config.jitter
         return base * random.uniform(1 - spread, 1 + spread)
 
-    async def _record(self, c: Claimed, outcome: Outcome) -> None:
+    async def _record(self, done: list[tuple[Claimed, Outcome]]) -> None:
+        """The outcomes of claimed attempts, in one transaction; each is written only
+        while its claim is still the one that sent it (a claim that ran out and was taken
+        again belongs to the worker that took it)."""
         now = self.clock()
-        values: dict[str, Any] = {
-            "claimed_by": None,
-            "last_status": outcome.status,
-            "last_error": outcome.error,
-        }
-        if outcome.ok:
-            values.update(state=DeliveryState.DELIVERED, delivered_at=now, next_attempt_at=None)
-        else:
-            next_at = now + timedelta(seconds=self.delay_s(c.attempts))
-            if next_at > c.created_at + timedelta(seconds=self.config.max_age_s):
-                values.update(state=DeliveryState.FAILED, next_attempt_at=None)
+        rows: list[dict[str, Any]] = []
+        for c, outcome in done:
+            row: dict[str, Any] = {
+                "b_id": c.delivery_id,
+                "b_token": c.token,
+                "b_status": outcome.status,
+                "b_error": outcome.error,
+                "b_state": DeliveryState.PENDING,
+                "b_next": None,
+                "b_delivered": None,
+            }
+            if outcome.ok:
+                row.update(b_state=DeliveryState.DELIVERED, b_delivered=now)
             else:
-                values.update(state=DeliveryState.PENDING, next_attempt_at=next_at)
-        async with self.sessions.begin() as session:
-            result = await session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == c.delivery_id, WebhookDelivery.claimed_by == c.token)
-                .values(**values)
-                .execution_options(synchronize_session=False)
+                next_at = now + timedelta(seconds=self.delay_s(c.attempts))
+                if next_at > c.created_at + timedelta(seconds=self.config.max_age_s):
+                    row.update(b_state=DeliveryState.FAILED)
+                else:
+                    row.update(b_next=next_at)
+            rows.append(row)
+        table = WebhookDelivery.__table__
+        assert isinstance(table, Table)
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.claimed_by == bindparam("b_token"))
+            .values(
+                state=bindparam("b_state"),
+                next_attempt_at=bindparam("b_next"),
+                claimed_by=None,
+                last_status=bindparam("b_status"),
+                last_error=bindparam("b_error"),
+                delivered_at=func.coalesce(bindparam("b_delivered"), table.c.delivered_at),
             )
-        if not result.rowcount:  # type: ignore[attr-defined]
-            log.info("webhook outcome dropped: the claim ran out", extra={"id": c.delivery_id})
+        )
+        async with self.sessions.begin() as session:
+            await (await session.connection()).execute(stmt, rows)
 
 
 async def _load(session: AsyncSession, ids: list[str], token: str) -> list[Claimed]:
@@ -300,6 +326,20 @@ async def _load(session: AsyncSession, ids: list[str], token: str) -> list[Claim
         )
         for d, m, e in rows.all()
     ]
+
+
+ANSWER_READ_BYTES = 64 * 1024
+
+
+async def _skim(answer: httpx.Response) -> None:
+    """Read a short answer's body, so that its connection goes back to the pool (an
+    unread one is closed: a new connection, and a TLS handshake, for every attempt); past
+    ``ANSWER_READ_BYTES`` stop, and the connection is closed instead."""
+    read = 0
+    async for chunk in answer.aiter_raw():
+        read += len(chunk)
+        if read > ANSWER_READ_BYTES:
+            return
 
 
 def _capped(text: str) -> str:

@@ -16,9 +16,6 @@ from core.db import new_id, utcnow
 from webhooks.events import EVENT_TYPES
 from webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookMessage
 
-ROWS_PER_INSERT = 500
-"""Rows in one multi-row INSERT (SQLite binds at most 32,766 values in one statement)."""
-
 Event = tuple[str, Mapping[str, Any]]
 
 
@@ -92,5 +89,8 @@ async def enqueue_many(
 
 
 async def _insert_rows(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), ROWS_PER_INSERT):
-        await session.execute(insert(table).values(rows[start : start + ROWS_PER_INSERT]))
+    """One INSERT of all ``rows`` (the DBAPI's executemany: the statement is compiled once
+    and cached, where a multi-row VALUES of each batch's size was compiled anew every
+    time: 2 ms a statement, on the order writer's thread)."""
+    if rows:
+        await session.execute(insert(table), rows)
