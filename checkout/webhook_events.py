@@ -92,7 +92,7 @@ async def orders_paid(session: AsyncSession, orders: Sequence[OrderResult]) -> N
     """``order.paid`` for each order the writer just wrote, and ``product.sold_out`` for
     each of their variants whose SQL stock this transaction took to 0 (it took at least
     one unit of each, so a stock of 0 now was above 0 before): one read of the endpoints,
-    one of the variants, one multi-row insert of messages and one of deliveries."""
+    one of the variants, one insert of messages and one of deliveries (executemany)."""
     if not orders:
         return
     subs = await outbox.subscribers(session)

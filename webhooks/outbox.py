@@ -51,7 +51,7 @@ async def enqueue(session: AsyncSession, event_type: str, data: Mapping[str, Any
 async def enqueue_many(
     session: AsyncSession, events: Sequence[Event], subs: Subscribers | None = None
 ) -> list[str]:
-    """Write several events with one multi-row INSERT of messages and one of deliveries;
+    """Write several events with one INSERT of messages and one of deliveries (each an executemany);
     their message ids, in order. ``subs``: the endpoints read already in this transaction."""
     for event_type, _ in events:
         if event_type not in EVENT_TYPES:

@@ -1,6 +1,6 @@
 """What checkout writes to the webhooks' outbox, in the transaction of the change: an
 order's ``order.paid`` and a variant's ``product.sold_out`` in the order writer's (one
-multi-row insert per batch), a show's status, deals, and the lifecycle's order events."""
+insert per batch), a show's status, deals, and the lifecycle's order events."""
 
 from __future__ import annotations
 
