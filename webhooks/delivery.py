@@ -42,6 +42,8 @@ from webhooks.urls import PrivateAddress, require_public
 
 log = logging.getLogger("liveshop.webhooks")
 
+GONE = 410
+
 STANDARD_SCHEDULE_S: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000)
 """Delays before each attempt (the first at once): Standard Webhooks' schedule to 10 hours;
 after that every 10 hours until the message is ``max_age_s`` old."""
@@ -76,6 +78,7 @@ class DeliveryConfig:
 @dataclass(frozen=True)
 class Claimed:
     delivery_id: str
+    endpoint_id: str
     token: str
     attempts: int
     message_id: str
@@ -298,8 +301,19 @@ class Deliverer:
                 delivered_at=func.coalesce(bindparam("b_delivered"), table.c.delivered_at),
             )
         )
+        # 410 Gone: the receiver wants no more (Standard Webhooks): the endpoint is disabled
+        gone = sorted({c.endpoint_id for c, outcome in done if outcome.status == GONE})
         async with self.sessions.begin() as session:
             await (await session.connection()).execute(stmt, rows)
+            if gone:
+                await session.execute(
+                    update(WebhookEndpoint)
+                    .where(WebhookEndpoint.id.in_(gone))
+                    .values(enabled=False)
+                    .execution_options(synchronize_session=False)
+                )
+        if gone:
+            log.warning("webhook endpoints answered 410 Gone: disabled", extra={"ids": gone})
 
 
 async def _load(session: AsyncSession, ids: list[str], token: str) -> list[Claimed]:
@@ -315,6 +329,7 @@ async def _load(session: AsyncSession, ids: list[str], token: str) -> list[Claim
     return [
         Claimed(
             delivery_id=d.id,
+            endpoint_id=d.endpoint_id,
             token=token,
             attempts=d.attempts,
             message_id=m.id,

@@ -319,3 +319,22 @@ async def test_a_disabled_endpoints_pending_deliveries_wait(
         finally:
             await d.close()
     assert len(receiver.requests) == 2
+
+
+async def test_410_gone_disables_the_endpoint(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with receiving(lambda r: 410) as receiver:
+        endpoint = await add_endpoint(sessions, receiver.url)
+        await _enqueue(sessions, 1)
+        d = deliverer(sessions)
+        try:
+            assert await d.deliver_due() == 1
+            async with sessions.begin() as session:
+                await enqueue(session, "show.ended", {"show_id": "shw_1"})  # nobody wants it now
+        finally:
+            await d.close()
+    async with sessions() as session:
+        found = await endpoints.get(session, endpoint.id)
+        assert found.enabled is False
+    (row,) = await all_deliveries(sessions)
+    assert row.state is DeliveryState.PENDING and row.last_status == 410
+    assert len(receiver.requests) == 1
