@@ -46,6 +46,7 @@ import uvloop
 from sqlalchemy import func, select
 
 from benches.processes import free_port, spawn, stop, wait_http_ok
+from benches.webhook_sink import Sink, webhook_sink
 from checkout.errors import CheckoutError
 from checkout.holds import HoldState
 from checkout.inventory import Inventory, Reserved, stock_key
@@ -74,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--provider", choices=["test", "stripe"], default="test")
     parser.add_argument("--raw-reserves", type=int, default=20_000)
     parser.add_argument("--server-log", type=Path, help="keep the server's log here")
+    parser.add_argument(
+        "--webhooks",
+        action="store_true",
+        help="register a webhook endpoint for every event (a receiver in this process)",
+    )
     return parser
 
 
@@ -118,6 +124,13 @@ class Redis:
 
 
 async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    if not args.webhooks:
+        return await _run_drop(args, tmp, None)
+    async with webhook_sink() as sink:
+        return await _run_drop(args, tmp, sink)
+
+
+async def _run_drop(args: argparse.Namespace, tmp: Path, sink: Sink | None) -> dict[str, Any]:
     redis_server = Redis(tmp)
     redis_url = redis_server.start()
     db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp / 'bench.db'}"
@@ -131,6 +144,7 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "LIVESHOP_ADMIN_SECRET": ADMIN,
         "LIVESHOP_SECRET_KEY": SECRET,
         "LIVESHOP_LOG_LEVEL": "error",
+        "LIVESHOP_WEBHOOK_ALLOW_PRIVATE": "true" if sink else "false",
     }
     stripe_server: subprocess.Popen[bytes] | None = None
     stripe_base = ""
@@ -154,6 +168,11 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             timeout=30,
         ) as http:
             await _wait_ready(http, server)
+            if sink is not None:
+                hook = {"url": sink.url, "description": "bench"}
+                headers = {"Authorization": f"Bearer {ADMIN}"}
+                resp = await http.post("/api/webhooks/endpoints", json=hook, headers=headers)
+                resp.raise_for_status()
             show_id, variant_id = await _setup(http, args.units)
             viewers = _viewers(args.viewers)
             method = "pm_card_ok"
@@ -168,6 +187,7 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         )
         books = await _provider_books(env["DATABASE_URL"], show_id, stripe_base)
         raw = await _raw_reserves(redis_server.url, args.raw_reserves)
+        hooks = await _webhooks_received(sink, tally["orders_in_db"])
     finally:
         stop(server, signal.SIGTERM)
         redis_server.stop()
@@ -175,8 +195,24 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             stop(stripe_server, signal.SIGTERM)
     return {
         **drop["summary"], **after, **tally, **books, "provider": args.provider,
-        "redis_raw_reserves_per_s": raw,
+        "redis_raw_reserves_per_s": raw, **hooks,
     }  # fmt: skip
+
+
+async def _webhooks_received(sink: Sink | None, orders: int) -> dict[str, Any]:
+    """What the receiver got, once it has an order.paid per order in SQL (10 s at most)."""
+    if sink is None:
+        return {}
+    for _ in range(100):
+        if len(sink.orders_paid) >= orders:
+            break
+        await asyncio.sleep(0.1)
+    return {
+        "webhook_orders_paid": len(sink.orders_paid),
+        "webhook_orders_missing": orders - len(sink.orders_paid),
+        "webhook_messages": dict(sink.by_type),
+        "webhook_requests": sink.requests,
+    }
 
 
 STRIPE_ENV = {

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from checkout import webhook_events
 from checkout.errors import Conflict, NotFound
 from checkout.models import Product, Show, Variant
 from checkout.show_state import ShowStatus, transition
@@ -81,6 +82,7 @@ async def change_status(session: AsyncSession, show_id: str, target: ShowStatus)
     elif target is ShowStatus.ENDED:
         show.ended_at = utcnow()
     await session.flush()
+    await webhook_events.show_changed(session, show)
     return show
 
 

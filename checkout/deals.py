@@ -11,6 +11,7 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 
+from checkout import webhook_events
 from checkout.errors import InvalidInput, NotFound
 from checkout.events import DealEnded, DealStarted
 from checkout.inventory import Inventory
@@ -72,6 +73,17 @@ class Deals:
                 show_id, variant_id, price_minor, info.currency, units, per_buyer_limit, ends
             )
         )
+        await webhook_events.deal_started(
+            self.lookups.sessions,
+            show_id,
+            variant_id,
+            price_minor=price_minor,
+            regular_price_minor=info.price_minor,
+            currency=info.currency,
+            units=units,
+            per_buyer_limit=per_buyer_limit,
+            ends_at=ends,
+        )
         return DealView(
             show_id,
             variant_id,
@@ -90,6 +102,7 @@ class Deals:
             raise NotFound("deal_not_found", "no deal runs on this variant")
         await self.redis.srem(f"deals:{show_id}", variant_id)
         await self.stock_events.publish(DealEnded(show_id, variant_id, "stopped"))
+        await webhook_events.deal_ended(self.lookups.sessions, show_id, variant_id, "stopped")
 
     async def running(self, show_id: str) -> list[DealView]:
         """The show's deals whose time is not up, by variant id."""

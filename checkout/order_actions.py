@@ -53,6 +53,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from checkout import webhook_events
 from checkout.error_codes import IDEMPOTENCY_KEY_REUSED
 from checkout.errors import (
     CheckoutError,
@@ -91,13 +92,16 @@ ORDER_CANCELLED = "order.cancelled"
 ORDER_REFUNDED = "order.refunded"
 
 
-async def _emit(session: AsyncSession, event_type: str, order: Order) -> None:
+async def _emit(
+    session: AsyncSession, event_type: str, order: Order, reason: str | None = None
+) -> None:
     """Where ``order.fulfilled``, ``order.cancelled`` and ``order.refunded`` outbox events
     are written: called once in each move's transaction, after the order's row changed, so
     that the event commits with the move or not at all. A partial refund is an
-    ``order.refunded`` too (the order says what is left). Nothing is written yet: the
-    webhooks outbox (``webhooks.outbox.enqueue(session, event_type, data)``) is wired here."""
-    return
+    ``order.refunded`` too (``refunded`` says how much is back so far)."""
+    await webhook_events.order_changed(
+        session, event_type, order, refunded_minor=order.refunded_minor, reason=reason
+    )
 
 
 class RefundRefused(CheckoutError):
@@ -336,13 +340,13 @@ class OrderActions:
                 order.cancelled_at = now
                 restocked = (order.show_id, await _restock(session, order.id))
                 _step(session, order, "cancel", before, row.actor, row.amount_minor, row.reason)
-                await _emit(session, ORDER_CANCELLED, order)
+                await _emit(session, ORDER_CANCELLED, order, row.reason)
             else:
                 if order.refunded_minor == order.total_minor:
                     order.status = ORDER_TRANSITIONS.check(before, OrderStatus.REFUNDED)
                     order.refunded_at = now
                 _step(session, order, "refund", before, row.actor, row.amount_minor, row.reason)
-                await _emit(session, ORDER_REFUNDED, order)
+                await _emit(session, ORDER_REFUNDED, order, row.reason)
         return restocked
 
     async def _failed(self, pending: _Pending, code: str) -> None:

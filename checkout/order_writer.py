@@ -15,6 +15,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from checkout import webhook_events
 from checkout.errors import OutOfStock, Unavailable
 from checkout.models import Order, OrderLine, OrderStatus, Variant
 from checkout.orders import LineSpec, line_views
@@ -305,6 +306,7 @@ async def _write_together(
             raise _Short(variant_id)
     if new:
         await session.execute(insert(OrderLine), [row for m in new for row in m.line_rows()])
+    await _outbox(session, new)
     return [
         m.result() if m.order_id in inserted else DuplicateOrder(m.draft.idempotency_key)
         for m in made
@@ -330,4 +332,11 @@ async def _write_one(session: AsyncSession, m: _Made) -> OrderResult | Exception
             extra={"available": left},
         )
     await session.execute(insert(OrderLine), m.line_rows())
+    await _outbox(session, [m])
     return m.result()
+
+
+async def _outbox(session: AsyncSession, made: list[_Made]) -> None:
+    """The webhooks of the orders just written (``order.paid``, ``product.sold_out``), in
+    their transaction: a few statements a batch, whatever its size (``webhook_events``)."""
+    await webhook_events.orders_paid(session, [m.result() for m in made])

@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from checkout import orders
+from checkout import orders, webhook_events
 from checkout.errors import Unavailable
 from checkout.events import DealEnded
 from checkout.inventory import IDEM_TTL_MS, Inventory, idem_key
@@ -124,6 +124,7 @@ class Recovery:
             if show_id:
                 await self.redis.srem(f"deals:{show_id}", variant_id)
                 await self.stock_events.publish(DealEnded(show_id, variant_id, "expired"))
+                await webhook_events.deal_ended(self.sessions, show_id, variant_id, "expired")
             if swept.released:
                 info = await self.lookups.info(variant_id)
                 self.stock_events.moved(info.show_id, variant_id, swept.available)

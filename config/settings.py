@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str | None = Field(default=None, max_length=500, pattern=r"^[!-~]+$")
     stripe_api_base: str = Field(default="https://api.stripe.com", pattern=r"^https?://[!-~]+$")
     stripe_js_url: str = Field(default="https://js.stripe.com/v3/", pattern=r"^https?://[!-~]+$")
+    webhook_timeout_s: float = Field(default=15.0, ge=0.1, le=120)
+    webhook_max_age_s: float = Field(default=3 * 24 * 3600.0, ge=1, le=30 * 24 * 3600)
+    webhook_retry_schedule_s: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0],
+        min_length=1,
+        max_length=50,
+    )
+    webhook_allow_private: bool = False
 
     @field_validator("database_url")
     @classmethod
@@ -109,11 +117,18 @@ class Settings(BaseSettings):
             raise ValueError("expected a redis://, rediss:// or unix:// URL")
         return value
 
-    @field_validator("ice_servers", "ice_host_addresses", mode="before")
+    @field_validator("ice_servers", "ice_host_addresses", "webhook_retry_schedule_s", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_retry_schedule_s")
+    @classmethod
+    def _check_schedule(cls, value: list[float]) -> list[float]:
+        if any(not 0 <= delay <= 7 * 24 * 3600 for delay in value):
+            raise ValueError("expected delays from 0 to 604800 seconds")
         return value
 
     @field_validator("ice_host_addresses")

@@ -3,7 +3,8 @@
 Each domain's table (``<domain>/error_codes.py``: code -> HTTP status) has a README table
 with one row per code and the same status: checkout's under "Checkout error codes", the
 web layer's under "HTTP error codes", the live channel's under "Websocket error codes" and
-signaling's in signaling/README.md under "Video error codes". A raise with a code that is
+signaling's in signaling/README.md under "Video error codes", webhooks' under "Webhook
+error codes". A raise with a code that is
 not in its class's table fails here, and so does a code in a table with no row, or a row
 with no code behind it.
 """
@@ -23,15 +24,17 @@ from core.errors import CodedError
 from live import error_codes as live_codes
 from signaling import error_codes as signaling_codes
 from web import error_codes as web_codes
+from webhooks import error_codes as webhook_codes
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("core", "checkout", "live", "signaling", "web")
+PACKAGES = ("core", "checkout", "live", "signaling", "webhooks", "web")
 
 DOCS: dict[str, tuple[Mapping[str, int], str, str]] = {
     "checkout": (checkout_codes.CODES, "README.md", "### Checkout error codes"),
     "web": (web_codes.CODES, "README.md", "### HTTP error codes"),
     "live": (live_codes.CODES, "README.md", "### Websocket error codes"),
     "signaling": (signaling_codes.CODES, "signaling/README.md", "## Video error codes"),
+    "webhooks": (webhook_codes.CODES, "README.md", "### Webhook error codes"),
 }
 ROW = re.compile(r"^\| `([a-z0-9_]+)` \| (\d{3}|-) \|")
 

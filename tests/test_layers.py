@@ -4,8 +4,8 @@ A package may import the packages below it and never those beside or above it:
 ``core`` and ``config`` nothing of the domains; ``checkout`` neither ``live``, ``signaling``
 nor ``web``; ``signaling`` neither ``checkout``, ``live`` nor ``web``; ``live`` neither
 ``web`` nor ``signaling``, and of checkout only what its port speaks (events, results and
-show states: the catalog is read through ``live.ports.CheckoutPort``). No product package
-imports ``benches``.
+show states: the catalog is read through ``live.ports.CheckoutPort``); ``webhooks`` only
+``core`` (checkout and web call it). No product package imports ``benches``.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PRODUCT = ("core", "config", "checkout", "live", "signaling", "web")
+PRODUCT = ("core", "config", "checkout", "live", "signaling", "webhooks", "web")
 
 FORBIDDEN: dict[str, set[str]] = {
-    "core": {"config", "checkout", "live", "signaling", "web", "benches"},
-    "config": {"core", "checkout", "live", "signaling", "web", "benches"},
+    "core": {"config", "checkout", "live", "signaling", "webhooks", "web", "benches"},
+    "config": {"core", "checkout", "live", "signaling", "webhooks", "web", "benches"},
     "checkout": {"live", "signaling", "web", "benches"},
-    "signaling": {"checkout", "live", "web", "benches"},
-    "live": {"signaling", "web", "benches"},
+    "signaling": {"checkout", "live", "webhooks", "web", "benches"},
+    "live": {"signaling", "webhooks", "web", "benches"},
+    "webhooks": {"config", "checkout", "live", "signaling", "web", "benches"},
     "web": {"benches"},
 }
 # What live may take from checkout: the events it turns into messages, the results its

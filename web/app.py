@@ -22,7 +22,7 @@ from live.checkout_events import LiveEventSink
 from live.service import LiveService
 from signaling import SignalingConfig, SignalingService
 from signaling.placement import VideoPlacement
-from web import api, checkout_api, live_ws, orders_api, pages, payments_api
+from web import api, checkout_api, live_ws, orders_api, pages, payments_api, webhooks_api
 from web.auth import TokenIssuer
 from web.errors import handle_coded, handle_disconnect, handle_http, handle_redis, handle_unexpected
 from web.event_bus import EventBus
@@ -31,6 +31,7 @@ from web.observability import Metrics, MetricsMiddleware, StateCollector
 from web.parts import Parts, Running
 from web.resources import Resources
 from web.video_access import VideoAccess
+from webhooks.delivery import Deliverer, DeliveryConfig
 
 log = logging.getLogger("liveshop.app")
 
@@ -88,6 +89,15 @@ def _signaling_config(settings: Settings) -> SignalingConfig:
     )
 
 
+def _delivery_config(settings: Settings) -> DeliveryConfig:
+    return DeliveryConfig(
+        timeout_s=settings.webhook_timeout_s,
+        max_age_s=settings.webhook_max_age_s,
+        allow_private=settings.webhook_allow_private,
+        schedule_s=tuple(settings.webhook_retry_schedule_s),
+    )
+
+
 def _routes(made: Parts) -> list[BaseRoute]:
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(made.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -97,6 +107,7 @@ def _routes(made: Parts) -> list[BaseRoute]:
         *api.routes(),
         *payments_api.routes(),
         *orders_api.routes(),
+        *webhooks_api.routes(),
         *live_ws.routes(),
         *made.placement.routes(),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
@@ -118,10 +129,14 @@ async def _lifespan(made: Parts, migrate: bool, server_process: bool) -> AsyncIt
         )
         live = LiveService(resources.redis, resources.sessions, checkout)
         closers += [live.close, checkout.close, payments_api.closer(checkout.payments)]
+        # each worker sends the due webhooks; they claim them in SQL, so never the same
+        deliverer = Deliverer(resources.sessions, _delivery_config(made.settings))
+        deliverer.start()
+        closers.insert(0, deliverer.close)
         made.bus.status_listeners.append(live.show_status_changed)
         made.bus.catalog_listeners.append(live.catalog_changed)
         made.bus.video_listeners.append(live.video_state_changed)
-        made.running = Running(resources, checkout, live)
+        made.running = Running(resources, checkout, live, deliverer)
         made.access.checkout = checkout
         made.placement.start(resources.redis)
         log.info("liveshop started", extra={"redis": resources.redis_url.split("@")[-1]})

@@ -22,6 +22,7 @@ from web.observability import Metrics
 from web.resources import Resources
 from web.socket_limits import SocketLimits
 from web.video_access import VideoAccess
+from webhooks.delivery import Deliverer
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Running:
     resources: Resources
     checkout: CheckoutService
     live: LiveService
+    webhooks: Deliverer
 
 
 class Parts:
@@ -72,6 +74,10 @@ class Parts:
     @property
     def live(self) -> LiveService:
         return self._started().live
+
+    @property
+    def webhooks(self) -> Deliverer:
+        return self._started().webhooks
 
 
 def parts(app: Starlette) -> Parts:

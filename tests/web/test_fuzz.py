@@ -106,10 +106,12 @@ def _one_error_shape(body: Any) -> bool:
     error = body["error"]
     return (
         isinstance(error, dict)
-        and set(error) == {"code", "message", "fields"}
+        and set(error) - {"extra"} == {"code", "message", "fields"}
         and isinstance(error["code"], str)
         and isinstance(error["message"], str)
         and isinstance(error["fields"], dict)
+        and isinstance(error.get("extra", {}), dict)
+        and error.get("extra") != {}  # (present only when there is some)
     )
 
 

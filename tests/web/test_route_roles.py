@@ -179,6 +179,11 @@ ROUTES: dict[str, Route] = {
         prepare=_order,
     ),
     "show_orders": Route("GET", lambda w: f"/api/shows/{w.live}/orders", HOST, prepare=_order),
+    "create_webhook_endpoint": Route(
+        "POST", lambda w: "/api/webhooks/endpoints", ADMIN, lambda w: {"url": "https://oms.test/h"}
+    ),
+    "list_webhook_endpoints": Route("GET", lambda w: "/api/webhooks/endpoints", ADMIN),
+    "list_webhook_deliveries": Route("GET", lambda w: "/api/webhooks/deliveries", ADMIN),
 }
 
 SECRET = "test-secret-key-0123456789-abcdefghij"

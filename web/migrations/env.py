@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 import checkout.models
 import checkout.payment_models
 import live.models  # noqa: F401  (registers live's tables on the shared metadata)
+import webhooks.models  # noqa: F401  (and webhooks' tables)
 from core.db import Base, make_engine
 
 target_metadata = Base.metadata
