@@ -28,12 +28,11 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import case, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from checkout.models import AttemptState, PaymentAttempt, WorkerBeat
+from checkout.models import AttemptState, Order, PaymentAttempt, WorkerBeat
 from checkout.orders import LineSpec
-from core.db import insert_ignoring, new_id, utcnow
+from core.db import insert_ignoring, inserted_keys, new_id, utcnow
 from core.group_commit import GroupCommit
 from core.transitions import Transitions
 
@@ -65,6 +64,7 @@ ATTEMPT_TRANSITIONS = Transitions(
 
 FINAL = frozenset({AttemptState.ORDERED, AttemptState.FAILED, AttemptState.REFUNDED})
 UNSETTLED = frozenset({AttemptState.OPEN, AttemptState.CHARGING})
+CHARGED = frozenset({AttemptState.CHARGING, AttemptState.REQUIRES_ACTION})
 
 
 @dataclass(frozen=True)
@@ -187,8 +187,10 @@ class Attempts:
         currency: str,
         provider: str,
         held: list[HeldLine],
+        provider_ref: str | None = None,
     ) -> str | None:
-        """Write a new attempt; None when the key already has one (nothing is written)."""
+        """Write a new attempt; None when the key already has one (nothing is written).
+        With ``provider_ref`` (an id the provider let us mint) it starts ``charging``."""
         now = utcnow()
         row = {
             "id": new_id("pay"),
@@ -198,7 +200,8 @@ class Attempts:
             "amount_minor": amount_minor,
             "currency": currency,
             "provider": provider,
-            "state": AttemptState.OPEN,
+            "state": AttemptState.CHARGING if provider_ref else AttemptState.OPEN,
+            "provider_ref": provider_ref,
             "owner": self.owner,
             "lines": [h.to_json() for h in held],
             "created_at": now,
@@ -266,6 +269,17 @@ class Attempts:
         async with self.sessions.begin() as session:
             [moved] = await _move_many(session, [item])
             return bool(moved)
+
+    async def mark_ordered(self, attempt_id: str) -> bool:
+        """charging | requires_action -> ordered, once the key's order is in SQL (its id is
+        read from there): one fixed statement for the whole batch, whatever its size."""
+        for source in CHARGED:
+            ATTEMPT_TRANSITIONS.check(source, AttemptState.ORDERED)
+        if self.group is not None:
+            return bool(await self.group.run_bulk(_ordered_many, (attempt_id, self.owner)))
+        async with self.sessions.begin() as session:
+            [done] = await _ordered_many(session, [(attempt_id, self.owner)])
+            return bool(done)
 
     async def claim(self, attempt: Attempt) -> bool:
         """Take an unfinished attempt over from its owner (dead, stuck, or waiting on the
@@ -351,15 +365,7 @@ def _changed_one(statement: Any) -> Callable[[AsyncSession], Awaitable[bool]]:
 
 async def _open_many(session: AsyncSession, rows: list[dict[str, Any]]) -> list[bool]:
     """One multi-row INSERT of new attempts; whether each went in (False: its key has one)."""
-    table = PaymentAttempt.__table__
-    stmt = (
-        _dialect(session)
-        .insert(table)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["buyer_id", "idempotency_key"])
-        .returning(table.c.id)
-    )
-    made = set((await session.scalars(stmt)).all())
+    made = await inserted_keys(session, PaymentAttempt, rows, ["buyer_id", "idempotency_key"])
     return [row["id"] in made for row in rows]
 
 
@@ -402,5 +408,29 @@ async def _move_many(session: AsyncSession, moves: list[_Move]) -> list[bool]:
     return [m.attempt_id in moved for m in moves]
 
 
-def _dialect(session: AsyncSession) -> Any:
-    return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+async def _ordered_many(session: AsyncSession, items: list[tuple[str, str]]) -> list[bool]:
+    """Mark attempts ordered with their order's id, by owner, in one UPDATE per owner."""
+    order_id = (
+        select(Order.id)
+        .where(
+            Order.buyer_id == PaymentAttempt.buyer_id,
+            Order.idempotency_key == PaymentAttempt.idempotency_key,
+        )
+        .scalar_subquery()
+    )
+    done: set[str] = set()
+    for owner in {owner for _, owner in items}:
+        ids = [attempt_id for attempt_id, who in items if who == owner]
+        stmt = (
+            update(PaymentAttempt)
+            .where(
+                PaymentAttempt.id.in_(ids),
+                PaymentAttempt.state.in_(CHARGED),
+                PaymentAttempt.owner == owner,
+                order_id.is_not(None),
+            )
+            .values(state=AttemptState.ORDERED, order_id=order_id, updated_at=utcnow())
+            .returning(PaymentAttempt.id)
+        )
+        done.update((await session.scalars(stmt)).all())
+    return [attempt_id in done for attempt_id, _ in items]

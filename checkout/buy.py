@@ -191,6 +191,8 @@ class Buying:
 
         async def record(ref: str) -> bool:
             refs.append(ref)
+            if ref == request.ref:
+                return True  # (minted: written with the attempt's row)
             return await self.attempts.move(
                 request.attempt_id,
                 frozenset({AttemptState.OPEN}),
@@ -220,10 +222,11 @@ class Buying:
     ) -> OrderResult:
         lines = [h.line for h in held]
         total = sum(line.quantity * line.unit_price_minor for line in lines)
+        minted = self.payments.mint_ref()
         try:
             attempt_id = await self.attempts.open(
                 buyer_id=buyer_id, key=key, show_id=show_id, amount_minor=total,
-                currency=currency, provider=self.payments.name, held=held,
+                currency=currency, provider=self.payments.name, held=held, provider_ref=minted,
             )  # fmt: skip
         except Exception:
             await self.settler.release_all(show_id, held, "")
@@ -238,7 +241,7 @@ class Buying:
                 if first is not None:
                     await self.settler.answer_key(held, first)
         attempt = Attempt.new(attempt_id, buyer_id, key, show_id, total, currency, held)
-        request = PaymentRequest(attempt_id, buyer_id, total, currency, method, key)
+        request = PaymentRequest(attempt_id, buyer_id, total, currency, method, key, minted)
         charge = await self._charge(request)
         if charge.ok:
             return await self.settler.charged(attempt, charge)

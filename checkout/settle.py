@@ -38,7 +38,6 @@ log = logging.getLogger("liveshop.checkout")
 SETTLE_INTERVAL_S = 1.0
 INTERRUPTED = "payment_interrupted"
 UNRECORDED_AFTER_S = 5.0
-CHARGED = frozenset({AttemptState.CHARGING, AttemptState.REQUIRES_ACTION})
 EXPIRED = "payment_expired"
 
 
@@ -162,10 +161,7 @@ class Settler:
         for h in attempt.held:
             await self._sold(h, order_id)
         try:
-            await self.attempts.move(
-                attempt.id, CHARGED, AttemptState.ORDERED,
-                order_id=order_id,
-            )  # fmt: skip
+            await self.attempts.mark_ordered(attempt.id)
         except Exception as exc:  # the order stands; a settler marks the attempt later
             log.warning("attempt %s not marked ordered: %r", attempt.id, exc)
 

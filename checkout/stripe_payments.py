@@ -153,6 +153,10 @@ class StripePaymentProvider:
 
     # -- the port ------------------------------------------------------------------------
 
+    def mint_ref(self) -> None:
+        """Stripe names its PaymentIntents: the id is recorded once it exists."""
+        return None
+
     async def charge(self, request: PaymentRequest, record_ref: RecordRef) -> Charge:
         found = await self._method_of(request)
         if isinstance(found, Charge):

@@ -83,17 +83,27 @@ async def insert_ignoring(
     session: AsyncSession, table: Any, rows: list[dict[str, Any]], index_elements: list[str]
 ) -> int:
     """INSERT the rows, skipping those that conflict on ``index_elements`` (either
-    database's ``ON CONFLICT DO NOTHING``); the number inserted."""
+    database's ``ON CONFLICT DO NOTHING``); the number inserted. The rows go as parameters
+    of one cached statement (SQLAlchemy's "insertmanyvalues" batches them into multi-row
+    VALUES): a ``.values(rows)`` statement is compiled anew for every row count."""
+    return len(await inserted_keys(session, table, rows, index_elements))
+
+
+async def inserted_keys(
+    session: AsyncSession, table: Any, rows: list[dict[str, Any]], index_elements: list[str]
+) -> set[Any]:
+    """``insert_ignoring``'s inserted rows: the first primary-key column of each."""
     if not rows:
-        return 0
+        return set()
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     key = list(table.__table__.primary_key.columns)
     stmt = (
-        dialect.insert(table)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=index_elements)
-        .returning(*key)
+        dialect.insert(table).on_conflict_do_nothing(index_elements=index_elements).returning(*key)
     )
-    return len((await session.execute(stmt)).all())
+    if len(rows) == 1:
+        result = await session.execute(stmt.values(rows[0]))
+    else:
+        result = await session.execute(stmt, rows)
+    return {row[0] for row in result.all()}
