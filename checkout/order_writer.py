@@ -4,12 +4,9 @@ group-committed (``OrderWriter``) on an event loop and engine of its own."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import threading
-from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,10 +17,10 @@ from checkout.errors import OutOfStock, Unavailable
 from checkout.models import Order, OrderLine, OrderStatus, Variant
 from checkout.orders import LineSpec, line_views
 from checkout.results import OrderResult
-from core.db import make_engine, new_id, utcnow
+from core.db import new_id, utcnow
+from core.thread_loop import ThreadLoop
 
 log = logging.getLogger("liveshop.checkout")
-T = TypeVar("T")
 
 
 class DuplicateOrder(Exception):
@@ -62,40 +59,26 @@ class OrderWriter:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], max_batch: int = 200) -> None:
         engine = sessions.kw["bind"]
         # (the same database and driver; pool options of the app's engine are not copied)
-        self._url: str = engine.url.render_as_string(hide_password=False)
+        url = engine.url.render_as_string(hide_password=False)
+        self._thread = ThreadLoop("checkout-order-writer", url)
         self.max_batch = max_batch
         self.batches = 0
         self._pending: list[tuple[OrderDraft, asyncio.Future[OrderResult]]] = []
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._engine: AsyncEngine | None = None
-        self.sessions: async_sessionmaker[AsyncSession] | None = None  # the thread's
+
+    @property
+    def engine(self) -> AsyncEngine | None:
+        """The writer's own engine (on its thread), once started."""
+        return self._thread.engine
 
     async def start(self) -> None:
         """Start the writer's thread and open its connection before the first order."""
-        await self._on_thread(self._warm())
+        await self._thread.run(self._warm())
 
     async def _warm(self) -> None:
-        async with self._sessions()() as session:
+        async with self._thread.sessions()() as session:
             await session.execute(select(1))
-
-    def _sessions(self) -> async_sessionmaker[AsyncSession]:
-        """The writer's own sessions (made on, and only used on, the writer's loop)."""
-        if self.sessions is None:
-            self._engine = make_engine(self._url, pool_size=2, max_overflow=2)
-            self.sessions = async_sessionmaker(self._engine, expire_on_commit=False)
-        return self.sessions
-
-    async def _on_thread(self, coro: Coroutine[Any, Any, T]) -> T:
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(
-                target=self._loop.run_forever, name="checkout-order-writer", daemon=True
-            )
-            self._thread.start()
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
 
     async def write(self, draft: OrderDraft) -> OrderResult:
         """The confirmed order, once committed; raises OutOfStock or DuplicateOrder."""
@@ -117,18 +100,7 @@ class OrderWriter:
             if not future.done():
                 future.set_exception(_unavailable())
         self._pending.clear()
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        self._loop = self._thread = None
-        if self._engine is not None:
-            dispose = asyncio.run_coroutine_threadsafe(self._engine.dispose(), loop)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.wrap_future(dispose), timeout_s)
-        loop.call_soon_threadsafe(loop.stop)
-        await asyncio.to_thread(thread.join, timeout_s)
-        if not thread.is_alive():
-            loop.close()
+        await self._thread.close(timeout_s)
 
     async def _run(self) -> None:
         while self._pending:
@@ -139,7 +111,7 @@ class OrderWriter:
             made = [_Made(draft) for draft, _ in batch]
             outcomes: list[OrderResult | Exception | None]
             try:
-                outcomes = list(await self._on_thread(self._write(made)))
+                outcomes = list(await self._thread.run(self._write(made)))
             except BaseException:
                 # Cancelled (close() ran out of time): this batch's outcome is unknown.
                 log.error("order batch of %d abandoned at shutdown", len(batch))
@@ -167,7 +139,7 @@ class OrderWriter:
         One transaction an order also keeps the lock order: each locks its variants in id
         order, whereas a transaction running several orders one after another would lock
         theirs in order of orders, and two such (two worker processes) could deadlock."""
-        sessions = self._sessions()
+        sessions = self._thread.sessions()
         try:
             async with sessions.begin() as session:
                 return list(await _write_together(session, made))

@@ -22,15 +22,13 @@ waits for it several times); one statement per operation takes a few millisecond
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db import make_engine
+from core.thread_loop import ThreadLoop
 
 log = logging.getLogger("liveshop.db")
 T = TypeVar("T")
@@ -42,15 +40,11 @@ BulkOp = Callable[[AsyncSession, list[Any]], Awaitable[list[Any]]]
 
 class GroupCommit:
     def __init__(self, url: str, max_batch: int = 200) -> None:
-        self._url = url
+        self._thread = ThreadLoop("group-commit", url)
         self.max_batch = max_batch
         self.batches = 0
         self._pending: list[tuple[tuple[BulkOp, Any], asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._engine: AsyncEngine | None = None
-        self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._closed = False
 
     @classmethod
@@ -81,7 +75,7 @@ class GroupCommit:
             if not batch:
                 continue
             try:
-                outcomes = await self._on_thread(self._write([j for j, _ in batch]))
+                outcomes = await self._thread.run(self._write([j for j, _ in batch]))
             except BaseException as exc:
                 for _, future in batch:
                     if not future.done():
@@ -97,7 +91,7 @@ class GroupCommit:
                     future.set_result(outcome)
 
     async def _write(self, jobs: list[tuple[BulkOp, Any]]) -> list[Any]:
-        sessions = self._own_sessions()
+        sessions = self._thread.sessions()
         try:
             async with sessions.begin() as session:
                 return await _apply(session, jobs)
@@ -114,21 +108,6 @@ class GroupCommit:
                 out.append(_Failed(exc))
         return out
 
-    def _own_sessions(self) -> async_sessionmaker[AsyncSession]:
-        if self._sessions is None:
-            self._engine = make_engine(self._url, pool_size=2, max_overflow=2)
-            self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
-        return self._sessions
-
-    async def _on_thread(self, coro: Coroutine[Any, Any, T]) -> T:
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(
-                target=self._loop.run_forever, name="group-commit", daemon=True
-            )
-            self._thread.start()
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
-
     async def close(self, timeout_s: float = 5.0) -> None:
         self._closed = True
         if self._task is not None and not self._task.done():
@@ -138,18 +117,7 @@ class GroupCommit:
             if not future.done():
                 future.set_exception(RuntimeError("the group writer is closed"))
         self._pending.clear()
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        self._loop = self._thread = None
-        if self._engine is not None:
-            dispose = asyncio.run_coroutine_threadsafe(self._engine.dispose(), loop)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.wrap_future(dispose), timeout_s)
-        loop.call_soon_threadsafe(loop.stop)
-        await asyncio.to_thread(thread.join, timeout_s)
-        if not thread.is_alive():
-            loop.close()
+        await self._thread.close(timeout_s)
 
 
 class _Failed:

@@ -36,8 +36,12 @@ async def digest(engine: AsyncEngine, redis: aioredis.Redis) -> dict[str, Any]:
     keys = sorted(str(k) for k in await redis.keys("*") if not VOLATILE.fullmatch(str(k)))
     expiring: set[str] = set()
     for name in keys:
-        state[f"redis:{name}"] = await _value(redis, name)
-        if await redis.pttl(name) > 0:
+        ttl = await redis.pttl(name)
+        value = await _value(redis, name)
+        if ttl == -2 or value == "none":
+            continue  # gone between KEYS and now: it ran out by itself
+        state[f"redis:{name}"] = value
+        if ttl > 0:
             expiring.add(f"redis:{name}")
     state[EXPIRING] = expiring
     return state

@@ -98,13 +98,13 @@ async def test_a_batch_writes_its_events_in_one_insert(hooked: Shop) -> None:
     writer = OrderWriter(shop.sessions)
     await writer.start()
     statements: list[str] = []
-    assert writer._engine is not None
+    assert writer.engine is not None
 
     def seen(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
         if "INSERT INTO webhook_" in statement:
             statements.append(statement.split("(")[0].strip())
 
-    event.listen(writer._engine.sync_engine, "before_cursor_execute", seen)
+    event.listen(writer.engine.sync_engine, "before_cursor_execute", seen)
     try:
         drafts = [_draft(shop, f"b{i}", LineSpec(v, 5, 12900)) for i in range(20)]
         outcomes = await asyncio.gather(*(writer.write(d) for d in drafts))
