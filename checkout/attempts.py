@@ -25,7 +25,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,10 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from checkout.models import AttemptState, Order, PaymentAttempt, WorkerBeat
 from checkout.orders import LineSpec
 from core.db import insert_ignoring, inserted_keys, new_id, utcnow
-from core.group_commit import GroupCommit
+from core.group_commit import GroupCommit, bulk_or_alone, run_or_alone
 from core.transitions import Transitions
-
-T = TypeVar("T")
 
 DEAD_AFTER_S = 3.0
 """A worker whose heartbeat is older than this is dead; its attempts are settled by others."""
@@ -171,12 +169,6 @@ class Attempts:
         self.owner = owner
         self.group = group
 
-    async def _write(self, job: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        if self.group is not None:
-            return await self.group.run(job)
-        async with self.sessions.begin() as session:
-            return await job(session)
-
     async def open(
         self,
         *,
@@ -207,11 +199,7 @@ class Attempts:
             "created_at": now,
             "updated_at": now,
         }
-        if self.group is not None:
-            made = bool(await self.group.run_bulk(_open_many, row))
-        else:
-            async with self.sessions.begin() as session:
-                [made] = await _open_many(session, [row])
+        made = await bulk_or_alone(self.group, self.sessions, _open_many, row)
         return str(row["id"]) if made else None
 
     async def tombstone(self, *, buyer_id: str, key: str, show_id: str) -> bool:
@@ -230,7 +218,7 @@ class Attempts:
                 session, PaymentAttempt, [row], ["buyer_id", "idempotency_key"]
             )
 
-        return bool(await self._write(job))
+        return bool(await run_or_alone(self.group, self.sessions, job))
 
     async def get(self, buyer_id: str, key: str) -> Attempt | None:
         async with self.sessions() as session:
@@ -264,22 +252,15 @@ class Attempts:
         for source in sources:
             ATTEMPT_TRANSITIONS.check(source, target)
         item = _Move(attempt_id, sources, target, self.owner, values)
-        if self.group is not None:
-            return bool(await self.group.run_bulk(_move_many, item))
-        async with self.sessions.begin() as session:
-            [moved] = await _move_many(session, [item])
-            return bool(moved)
+        return bool(await bulk_or_alone(self.group, self.sessions, _move_many, item))
 
     async def mark_ordered(self, attempt_id: str) -> bool:
         """charging | requires_action -> ordered, once the key's order is in SQL (its id is
         read from there): one fixed statement for the whole batch, whatever its size."""
         for source in CHARGED:
             ATTEMPT_TRANSITIONS.check(source, AttemptState.ORDERED)
-        if self.group is not None:
-            return bool(await self.group.run_bulk(_ordered_many, (attempt_id, self.owner)))
-        async with self.sessions.begin() as session:
-            [done] = await _ordered_many(session, [(attempt_id, self.owner)])
-            return bool(done)
+        item = (attempt_id, self.owner)
+        return bool(await bulk_or_alone(self.group, self.sessions, _ordered_many, item))
 
     async def claim(self, attempt: Attempt) -> bool:
         """Take an unfinished attempt over from its owner (dead, stuck, or waiting on the
@@ -293,7 +274,7 @@ class Attempts:
             )
             .values(owner=self.owner, updated_at=utcnow())
         )
-        return await self._write(_changed_one(statement))
+        return await run_or_alone(self.group, self.sessions, _changed_one(statement))
 
     # -- liveness ------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ import asyncio
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,9 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from checkout.errors import CheckoutError
 from checkout.models import TestPayment, TestRefund
 from core.db import insert_ignoring, new_id
-from core.group_commit import GroupCommit
-
-T = TypeVar("T")
+from core.group_commit import GroupCommit, bulk_or_alone, run_or_alone
 
 OK = frozenset({"pm_card_ok", "4242424242424242"})
 DECLINED = frozenset({"pm_card_declined", "4000000000000002"})
@@ -172,12 +170,6 @@ class TestPaymentProvider:
         self.timeout_s = timeout_s
         self.group = group  # (writes share transactions when given, as the attempts do)
 
-    async def _write(self, job: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        if self.group is not None:
-            return await self.group.run(job)
-        async with self.sessions.begin() as session:
-            return await job(session)
-
     def mint_ref(self) -> str:
         return new_id("tpi")
 
@@ -206,11 +198,7 @@ class TestPaymentProvider:
             "state": state,
             "reason": reason,
         }
-        if self.group is not None:
-            saved = await self.group.run_bulk(_ledger_many, row)
-        else:
-            async with self.sessions.begin() as session:
-                [saved] = await _ledger_many(session, [row])
+        saved = await bulk_or_alone(self.group, self.sessions, _ledger_many, row)
         if saved is not None and saved.state == "pending":
             # The timeout card: no answer within the timeout (a real provider's HTTP
             # timeout); the caller then cancels it and learns what became of it.
@@ -242,7 +230,7 @@ class TestPaymentProvider:
             )
             return _charge_of(await self._row(session, attempt_id), ref)
 
-        return await self._write(job)
+        return await run_or_alone(self.group, self.sessions, job)
 
     async def refund(self, ref: str, *, amount_minor: int, idempotency_key: str) -> None:
         async with self.sessions.begin() as session:

@@ -62,7 +62,6 @@ class Settler:
         self.attempts = attempts
         self.stock_events = stock_events
         self.payment_hold_s = payment_hold_s
-        self.settled_count = 0
         self._background: set[asyncio.Task[None]] = set()
         self._pass = asyncio.Lock()
 
@@ -236,7 +235,6 @@ class Settler:
         attempt = await self.attempts.by_id(attempt.id) or attempt
         async with self.sessions() as session:
             order = await orders.find_order(session, attempt.buyer_id, attempt.idempotency_key)
-        self.settled_count += 1
         if order is not None:
             await self._ordered(attempt, order.id)
             return
@@ -310,7 +308,6 @@ class Settler:
                 show_id = str(await self.redis.hget(hold_key(variant_id, hold_id), "show") or "")
                 ikey = idem_key(variant_id, buyer_id, key)
                 if await self.attempts.tombstone(buyer_id=buyer_id, key=key, show_id=show_id):
-                    self.settled_count += 1
                     held = HeldLine(LineSpec(variant_id, 0, 0), hold_id, "", ikey)
                     await self.release_all(show_id, [held], INTERRUPTED)
 

@@ -141,3 +141,30 @@ async def _apply(session: AsyncSession, jobs: list[tuple[BulkOp, Any]]) -> list[
         for i, result in zip(indexes, results, strict=True):
             out[i] = result
     return out
+
+
+async def run_or_alone(
+    group: GroupCommit | None,
+    sessions: async_sessionmaker[AsyncSession],
+    job: Callable[[AsyncSession], Awaitable[T]],
+) -> T:
+    """``job`` in the group's next shared transaction, or (no group) in its own."""
+    if group is not None:
+        return await group.run(job)
+    async with sessions.begin() as session:
+        return await job(session)
+
+
+async def bulk_or_alone(
+    group: GroupCommit | None,
+    sessions: async_sessionmaker[AsyncSession],
+    op: BulkOp,
+    item: Any,
+) -> Any:
+    """``op`` on ``item`` with the others of the group's next shared transaction, or (no
+    group) alone in its own."""
+    if group is not None:
+        return await group.run_bulk(op, item)
+    async with sessions.begin() as session:
+        [result] = await op(session, [item])
+        return result
