@@ -86,6 +86,30 @@ async def change_status(session: AsyncSession, show_id: str, target: ShowStatus)
     return show
 
 
+UNSET: Any = object()
+"""``update_show``'s default: leave the field as it is (None clears a schedule)."""
+
+
+async def update_show(
+    session: AsyncSession,
+    show_id: str,
+    *,
+    title: str | None = None,
+    scheduled_at: datetime | None = UNSET,
+) -> Show:
+    """The host's edits of a show: its title and when it is meant to start (a show that has
+    ended keeps both: ``show_ended``)."""
+    show = await get_show(session, show_id, for_update=True)
+    if show.status is ShowStatus.ENDED:
+        raise Conflict("show_ended", "the show has ended")
+    if title is not None:
+        show.title = title
+    if scheduled_at is not UNSET:
+        show.scheduled_at = scheduled_at
+    await session.flush()
+    return show
+
+
 async def add_product(session: AsyncSession, show_id: str, spec: ProductSpec) -> Product:
     show = await get_show(session, show_id)
     if show.status is ShowStatus.ENDED:

@@ -17,7 +17,16 @@ from web.auth import AuthError, Principal, admin_ok, bearer
 from web.errors import ApiError
 from web.http import json_body
 from web.parts import Parts, parts
-from web.schemas import ProductIn, ShowIn, StockIn, TokenIn, VariantIn, ViewerIn, dump_time
+from web.schemas import (
+    ProductIn,
+    ShowIn,
+    ShowPatch,
+    StockIn,
+    TokenIn,
+    VariantIn,
+    ViewerIn,
+    dump_time,
+)
 
 HOST_OR_ADMIN = frozenset({Role.HOST})
 
@@ -124,6 +133,28 @@ async def get_show(request: Request) -> Response:
         show = await catalog.get_show(session, show_id)
         products = await catalog.show_catalog(session, show_id)
     return JSONResponse({**show_json(show), "products": [product_json(p) for p in products]})
+
+
+async def update_show(request: Request) -> Response:
+    """The show's title and schedule, changed by its host (or the admin)."""
+    show_id = request.path_params["show_id"]
+    require_show_role(request, show_id, HOST_OR_ADMIN)
+    body = await json_body(request, ShowPatch)
+    if not body.model_fields_set:
+        raise ApiError(
+            "invalid_input",
+            "nothing to change",
+            fields={"body": "give title or scheduled_at"},
+        )
+    if "title" in body.model_fields_set and body.title is None:
+        raise ApiError("invalid_input", "a show needs a title", fields={"title": "required"})
+    changes: dict[str, Any] = {"title": body.title}
+    if "scheduled_at" in body.model_fields_set:
+        changes["scheduled_at"] = body.scheduled_at
+    async with _parts(request).resources.sessions.begin() as session:
+        show = await catalog.update_show(session, show_id, **changes)
+        payload = show_json(show)
+    return JSONResponse(payload)
 
 
 async def add_product(request: Request) -> Response:
@@ -275,6 +306,7 @@ def routes() -> list[Route]:
         Route("/api/shows", create_show, methods=["POST"]),
         Route("/api/shows", list_shows, methods=["GET"]),
         Route("/api/shows/{show_id}", get_show, methods=["GET"]),
+        Route("/api/shows/{show_id}", update_show, methods=["PATCH"]),
         Route("/api/shows/{show_id}/products", add_product, methods=["POST"]),
         Route("/api/shows/{show_id}/start", start_show, methods=["POST"]),
         Route("/api/shows/{show_id}/end", end_show, methods=["POST"]),

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from checkout.validation import MAX_PRICE_MINOR, MAX_UNITS
 from core.roles import Role
@@ -24,13 +24,36 @@ ImageUrl = Annotated[
 ]
 
 
+def _storable_time(value: datetime) -> datetime:
+    """A time every database column here holds: years 2000-9998 once in UTC (a later one
+    with a negative offset would not even convert)."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("a time between the years 2000 and 9998") from None
+    if not 2000 <= utc.year <= 9998:
+        raise ValueError("a time between the years 2000 and 9998")
+    return utc
+
+
+ScheduledAt = Annotated[AwareDatetime, AfterValidator(_storable_time)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 
 
 class ShowIn(Strict):
     title: Text
-    scheduled_at: AwareDatetime | None = Field(default=None, strict=False)
+    scheduled_at: ScheduledAt | None = Field(default=None, strict=False)
+
+
+class ShowPatch(Strict):
+    """The host's edits (``PATCH /api/shows/{show}``): what is given changes; a
+    ``scheduled_at`` of null clears the schedule."""
+
+    title: Text | None = None
+    scheduled_at: ScheduledAt | None = Field(default=None, strict=False)
 
 
 class PriceIn(Strict):

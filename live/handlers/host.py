@@ -82,6 +82,8 @@ async def stats(ctx: Context) -> dict[str, Any]:
         **sales,
         "taps": {k: int(v) for k, v in taps.items()},
         "questions": await ctx.room.questions.answer_times(),
+        # running deals with the units they have left (the studio's countdown and units)
+        "deals": [d.to_json() for d in await ctx.checkout.deals(ctx.room.show_id)],
     }
 
 

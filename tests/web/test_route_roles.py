@@ -109,6 +109,9 @@ ROUTES: dict[str, Route] = {
     "set_stock": Route(
         "PUT", lambda w: f"/api/variants/{w.variant}/stock", HOST, lambda w: {"stock": 9}
     ),
+    "update_show": Route(
+        "PATCH", lambda w: f"/api/shows/{w.live}", HOST, lambda w: {"title": "Renamed"}
+    ),
     "start_show": Route(
         "POST", lambda w: f"/api/shows/{w.scheduled}/start", HOST, on_scheduled=True
     ),
