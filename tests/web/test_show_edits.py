@@ -42,9 +42,7 @@ async def test_host_sets_title_and_schedule(client: httpx.AsyncClient, app: Star
     # only what is given changes; null clears the schedule
     resp = await client.patch(f"/api/shows/{show['id']}", json={"title": "Winter"}, headers=host)
     assert resp.json()["scheduled_at"] == "2030-05-01T16:30:00+00:00"
-    resp = await client.patch(
-        f"/api/shows/{show['id']}", json={"scheduled_at": None}, headers=host
-    )
+    resp = await client.patch(f"/api/shows/{show['id']}", json={"scheduled_at": None}, headers=host)
     assert resp.status_code == 200, resp.text
     assert (resp.json()["title"], resp.json()["scheduled_at"]) == ("Winter", None)
     # the latest time the column and the validator agree on

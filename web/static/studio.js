@@ -646,7 +646,8 @@ function main() {
   $("whip-url").textContent = whipUrl;
   $("whip-token").textContent = credentials.token || "(open this page from the link liveshop printed)";
   live = new LiveSocket(credentials, onMessage, (status, code) => {
-    if (code === 4401) signIn("Your sign-in is no longer valid. Open the host link liveshop printed.");
+    // (4401 reaches here only once the token could not be renewed; offline, it is retried)
+    if (code === 4401 && navigator.onLine !== false) signIn("Your sign-in is no longer valid. Open the host link liveshop printed.");
     else if (code === 4403) signIn("This link may not open this show's studio. Open the host link liveshop printed.");
   });
   const insecure = secureProblem();
