@@ -12,8 +12,22 @@ import pytest
 
 from config import Settings
 from core.roles import Role
+from live.hub import may_see, staff_and
 from tests.live.conftest import Client, LiveServer, events_of, seed_show, start_server
 from web.app import create_app
+
+
+def test_who_may_see_an_entry() -> None:
+    pending = staff_and("v_asker")
+    assert may_see(pending, "v_asker", Role.VIEWER)
+    assert may_see(pending, "m_1", Role.MODERATOR) and may_see(pending, "h_1", Role.HOST)
+    assert not may_see(pending, "v_other", Role.VIEWER)
+    assert not may_see(pending, "", None)  # (an anonymous watcher)
+    assert not may_see(staff_and(), "v_asker", Role.VIEWER) and may_see(
+        staff_and(), "m", Role.MODERATOR
+    )
+    assert may_see("", "", None) and may_see("v_1", "v_1", Role.VIEWER)
+    assert not may_see("v_1", "v_2", Role.VIEWER) and not may_see("v_1", "m", Role.MODERATOR)
 
 
 async def _join(live: LiveServer, show_id: str, role: Role, name: str) -> Client:
