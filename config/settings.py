@@ -84,6 +84,7 @@ class Settings(BaseSettings):
         max_length=50,
     )
     webhook_allow_private: bool = False
+    questions_public: bool = False  # viewers' questions seen by all at once, not on approval
 
     @field_validator("database_url")
     @classmethod

@@ -2,7 +2,9 @@
 
 Every key of a show shares the hash tag ``{show_id}`` so a show lives on one Redis Cluster
 slot. Stream entries carry the event JSON (without its id), its delivery class and key,
-and ``to``: a user id when only that user may see it (personal replies, shadow-banned chat).
+and ``to``: a user id when only that user may see it (personal replies, shadow-banned chat),
+or the show's staff and perhaps one user (``live.hub.STAFF``: a question waiting for a
+moderator).
 """
 
 from __future__ import annotations

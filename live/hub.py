@@ -34,6 +34,27 @@ from live.protocol import CLOSE_FORBIDDEN, Delivery, dumps
 log = logging.getLogger("liveshop.live")
 
 PRESENCE_FRESH_MS = 3000
+# An entry's ``to`` names who may see it: "" everyone, a user id that user, or STAFF (the
+# show's hosts and moderators), optionally with ":<user id>" for one more user (a pending
+# question goes to the staff and to its asker).
+STAFF = "@staff"
+STAFF_ROLES = frozenset({Role.HOST, Role.MODERATOR})
+
+
+def staff_and(user_id: str = "") -> str:
+    """The ``to`` of an entry for the staff and (when given) one user."""
+    return f"{STAFF}:{user_id}" if user_id else STAFF
+
+
+def may_see(to: str, user_id: str, role: Role | None) -> bool:
+    if not to or to == user_id:
+        return True
+    if not to.startswith(STAFF):
+        return False
+    rest = to[len(STAFF) :]
+    return role in STAFF_ROLES or (bool(user_id) and rest == ":" + user_id)
+
+
 BATCH_BYTES = 64 * 1024
 _NO_SNAPSHOT_CHANGE = ('{"type":"chat",', '{"type":"reactions",', '{"type":"poll_tally",')
 
@@ -56,7 +77,7 @@ class Member:
     held: list[Entry] | None = field(default_factory=list)  # not None while catching up
 
     def sees(self, entry: Entry) -> bool:
-        return not entry.to or entry.to == self.user_id
+        return may_see(entry.to, self.user_id, self.role)
 
     def send_entry(self, entry: Entry, frame: Frame | None = None) -> None:
         position = id_tuple(entry.id)
@@ -143,7 +164,9 @@ class ShowHub:
         for chunk in _groups(missed, 8 * BATCH_BYTES):
             member.outlet.offer(_batch(chunk, Delivery.PERSONAL))
             member.last_sent = id_tuple(chunk[-1].id)
-        if any(e.key == "kick" for e in missed):  # banned since the socket was let in
+        # Banned since the socket was let in (and not unbanned since: the last says).
+        verdicts = [e.key for e in missed if e.key in ("kick", "unkick")]
+        if verdicts and verdicts[-1] == "kick":
             member.outlet.shut(CLOSE_FORBIDDEN, "banned")
         held, member.held = member.held, None
         for entry in held or ():
@@ -217,7 +240,7 @@ class ShowHub:
             if outlet.closed:
                 self.members.discard(member)
                 continue
-            if to and to != member.user_id:
+            if to and to != member.user_id and not may_see(to, member.user_id, member.role):
                 continue
             if member.held is not None:
                 member.held.append(entry)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -24,6 +26,7 @@ class ChatVerdict:
 
 
 MAX_SECONDS = 24 * 3600
+MAX_LISTED = 200  # viewers per list in moderation_state
 
 
 def _check_seconds(seconds: int) -> None:
@@ -79,15 +82,75 @@ class Moderation:
     async def is_banned(self, user_id: str) -> bool:
         return bool(await self.redis.sismember(self._k("bans"), user_id))
 
+    async def remember_name(self, user_id: str, name: str) -> None:
+        """A viewer's display name, for the moderators' lists (written as they join)."""
+        await self.redis.hset(self._k("names"), user_id, name)
+
     async def mute(self, user_id: str, seconds: int) -> None:
         _check_seconds(seconds)
-        await self.redis.set(self._k(f"mute:{user_id}"), 1, ex=max(1, seconds))
+        seconds = max(1, seconds)
+        now_ms = int(time.time() * 1000)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._k(f"mute:{user_id}"), 1, ex=seconds)
+            # (the list of mutes, each with its end; ended ones are dropped here)
+            pipe.zremrangebyscore(self._k("muted"), "-inf", now_ms)
+            pipe.zadd(self._k("muted"), {user_id: now_ms + seconds * 1000})
+            await pipe.execute()
+
+    async def unmute(self, user_id: str) -> bool:
+        """Whether they were muted."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._k(f"mute:{user_id}"))
+            pipe.zrem(self._k("muted"), user_id)
+            gone, _ = await pipe.execute()
+        return bool(gone)
 
     async def ban(self, user_id: str) -> None:
         await self.redis.sadd(self._k("bans"), user_id)
 
+    async def unban(self, user_id: str) -> bool:
+        return bool(await self.redis.srem(self._k("bans"), user_id))
+
     async def shadow_ban(self, user_id: str) -> None:
         await self.redis.sadd(self._k("shadow"), user_id)
+
+    async def unshadow_ban(self, user_id: str) -> bool:
+        return bool(await self.redis.srem(self._k("shadow"), user_id))
+
+    async def state(self) -> dict[str, Any]:
+        """Who is muted (until when), banned, shadow-banned or slowed, and the blocked
+        words: at most MAX_LISTED viewers per list, by name."""
+        now_ms = int(time.time() * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(self._k("muted"), f"({now_ms}", "+inf", withscores=True)
+            pipe.smembers(self._k("bans"))
+            pipe.smembers(self._k("shadow"))
+            pipe.hgetall(self._k("slow"))
+            pipe.smembers(self._k("blocked"))
+            muted, banned, shadow, slow, blocked = await pipe.execute()
+        muted = [(str(u), int(score)) for u, score in muted]
+        ids = {u for u, _ in muted} | {str(u) for u in (*banned, *shadow, *slow)}
+        names: dict[str, str] = {}
+        if ids:
+            ordered = sorted(ids)
+            found = await self.redis.hmget(self._k("names"), ordered)
+            names = {u: str(n) for u, n in zip(ordered, found, strict=True) if n is not None}
+
+        def listed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            for row in rows:
+                row["name"] = names.get(row["user_id"], "")
+            rows.sort(key=lambda row: (row["name"].lower(), row["user_id"]))
+            return rows[:MAX_LISTED]
+
+        return {
+            "muted": listed(
+                [{"user_id": u, "until": _iso(until), "until_ms": until} for u, until in muted]
+            ),
+            "banned": listed([{"user_id": str(u)} for u in banned]),
+            "shadow_banned": listed([{"user_id": str(u)} for u in shadow]),
+            "slow_mode": listed([{"user_id": str(u), "seconds": int(s)} for u, s in slow.items()]),
+            "blocked_words": sorted(str(w) for w in blocked),
+        }
 
     async def slow_mode(self, user_id: str, seconds: int) -> None:
         _check_seconds(seconds)
@@ -142,3 +205,7 @@ class Moderation:
     async def canned(self) -> dict[str, str]:
         result: dict[str, str] = await self.redis.hgetall(self._k("canned"))  # type: ignore[assignment]
         return result
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")

@@ -1,5 +1,10 @@
 """Q&A: questions in SQL with the allowed transitions of QUESTION_TRANSITIONS, one upvote
-per viewer (a Redis set), and the time from question to first answer."""
+per viewer (a Redis set), and the time from question to first answer.
+
+Who sees a question: an approved or answered one, everyone; an asked one (not yet
+approved), only the show's hosts and moderators and its asker, unless the service makes
+questions public at once (LIVESHOP_QUESTIONS_PUBLIC); a dismissed one, nobody but them
+(viewers who saw it are told it is gone)."""
 
 from __future__ import annotations
 
@@ -15,6 +20,9 @@ from live.models import QUESTION_TRANSITIONS, Question, QuestionStatus
 from live.protocol import ProtocolError
 
 OPEN = (QuestionStatus.ASKED, QuestionStatus.APPROVED)
+SEEN = (QuestionStatus.APPROVED, QuestionStatus.ANSWERED)  # by everyone
+PUBLIC_LIMIT = 30  # questions everyone sees, in a snapshot
+PENDING_LIMIT = 200  # asked ones, in a snapshot's shared part (staff; each asker their own)
 
 
 def question_json(q: Question) -> dict[str, Any]:
@@ -35,11 +43,21 @@ def question_json(q: Question) -> dict[str, Any]:
 
 class Questions:
     def __init__(
-        self, redis: aioredis.Redis, sessions: async_sessionmaker[AsyncSession], show_id: str
+        self,
+        redis: aioredis.Redis,
+        sessions: async_sessionmaker[AsyncSession],
+        show_id: str,
+        *,
+        public: bool = False,
     ) -> None:
         self.redis = redis
         self.sessions = sessions
         self.show_id = show_id
+        self.public = public  # asked questions are seen by everyone at once
+
+    def for_everyone(self, status: str | QuestionStatus) -> bool:
+        """Whether every viewer sees a question in this status."""
+        return status in SEEN or (self.public and status == QuestionStatus.ASKED)
 
     async def ask(self, viewer_id: str, viewer_name: str, text: str) -> dict[str, Any]:
         async with self.sessions.begin() as session:
@@ -59,6 +77,11 @@ class Questions:
 
     async def upvote(self, question_id: str, viewer_id: str) -> dict[str, Any]:
         q = await self._get(question_id)
+        if not self.for_everyone(q.status) and q.status is not QuestionStatus.DISMISSED:
+            # (a question waiting for a moderator is not there for other viewers)
+            raise ProtocolError(
+                "question_not_found", "no such question", fields={"question_id": "unknown"}
+            )
         if q.status not in OPEN:
             raise ProtocolError("question_closed", "this question takes no more votes")
         added = await self.redis.sadd(key(self.show_id, f"qvotes:{question_id}"), viewer_id)
@@ -82,19 +105,26 @@ class Questions:
     async def move(
         self, question_id: str, target: QuestionStatus, *, answer: str | None = None, by: str = ""
     ) -> dict[str, Any]:
+        return (await self.move_from(question_id, target, answer=answer, by=by))[1]
+
+    async def move_from(
+        self, question_id: str, target: QuestionStatus, *, answer: str | None = None, by: str = ""
+    ) -> tuple[QuestionStatus, dict[str, Any]]:
+        """(the status it was in, the question now)."""
         async with self.sessions.begin() as session:
             q = await session.get(Question, question_id, with_for_update=True)
             if q is None or q.show_id != self.show_id:
                 raise ProtocolError(
                     "question_not_found", "no such question", fields={"question_id": "unknown"}
                 )
+            was = q.status
             q.status = QUESTION_TRANSITIONS.check(q.status, target)
             if target is QuestionStatus.ANSWERED:
                 q.answer = answer
                 q.answered_by = by
                 q.answered_at = utcnow()
             await session.flush()
-            return question_json(q)
+            return was, question_json(q)
 
     async def pin(self, question_id: str) -> dict[str, Any]:
         async with self.sessions.begin() as session:
@@ -114,6 +144,34 @@ class Questions:
                 select(Question)
                 .where(Question.show_id == self.show_id, Question.status.in_(OPEN))
                 .order_by(Question.pinned.desc(), Question.votes.desc(), Question.created_at)
+                .limit(limit)
+            )
+            return [question_json(q) for q in rows]
+
+    async def seen_by_everyone(self, limit: int = PUBLIC_LIMIT) -> list[dict[str, Any]]:
+        """What every viewer's snapshot lists: approved and answered questions (and asked
+        ones when questions are public at once), pinned first, then most votes, then the
+        newest: an answered question stays after a reload."""
+        statuses = (*SEEN, QuestionStatus.ASKED) if self.public else SEEN
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(Question)
+                .where(Question.show_id == self.show_id, Question.status.in_(statuses))
+                .order_by(Question.pinned.desc(), Question.votes.desc(), Question.created_at.desc())
+                .limit(limit)
+            )
+            return [question_json(q) for q in rows]
+
+    async def pending(self, limit: int = PENDING_LIMIT) -> list[dict[str, Any]]:
+        """Asked questions nobody but the staff and their askers see (none when questions
+        are public at once), oldest first."""
+        if self.public:
+            return []
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(Question)
+                .where(Question.show_id == self.show_id, Question.status == QuestionStatus.ASKED)
+                .order_by(Question.created_at)
                 .limit(limit)
             )
             return [question_json(q) for q in rows]

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.errors import CodedError
 from live.cards import Cards
 from live.event_log import Entry, EventLog, key
-from live.hub import Member, ShowHub
+from live.hub import STAFF_ROLES, Member, ShowHub
 from live.limits import Bucket, RateLimits
 from live.moderation import Moderation
 from live.polls import Polls
@@ -45,11 +45,12 @@ class Room:
         *,
         process_id: str,
         rate_limits: Callable[[], RateLimits],
+        questions_public: bool = False,
     ) -> None:
         self.show_id = show_id
         self.event_log = EventLog(redis, show_id)
         self.cards = Cards(redis, show_id, checkout)
-        self.questions = Questions(redis, sessions, show_id)
+        self.questions = Questions(redis, sessions, show_id, public=questions_public)
         self.moderation = Moderation(redis, sessions, show_id)
         self.polls = Polls(redis, show_id)
         self.hub = ShowHub(redis, show_id, self.snapshot, process_id=process_id)
@@ -59,7 +60,7 @@ class Room:
         self.active = 0  # sockets being served in this process
         self.buckets: dict[str, dict[str, Bucket]] = {}
         self._snapshot_lock = asyncio.Lock()
-        self._cached: tuple[str, dict[str, Any], list[Entry], set[str]] | None = None
+        self._cached: tuple[str, dict[str, Any], list[Entry], set[str], list[Any]] | None = None
         self._cached_at = 0.0
         self._cached_version = -1
         self._product_ids: frozenset[str] = frozenset()
@@ -117,7 +118,12 @@ class Room:
                 self._cached_version = self.hub.version
                 self._cached = cached = await self._build_snapshot()
                 self._cached_at = time.monotonic()
-            since, shared, recent, deleted = cached
+            since, shared, recent, deleted, pending = cached
+        # Questions waiting for a moderator: the staff see them all, an asker their own.
+        if member.role in STAFF_ROLES:
+            waiting = pending
+        else:
+            waiting = [q for q in pending if member.user_id and q["viewer_id"] == member.user_id]
         chat = []
         for entry in recent:
             if not member.sees(entry) or entry.id in deleted:
@@ -127,6 +133,7 @@ class Room:
                 chat.append({"id": entry.id, **event})
         return since, {
             **shared,
+            "questions": waiting + shared["questions"],
             "clock_ms": await self.event_log.clock_ms(),
             "chat": chat[-50:],
             "viewers": {"now": self.hub.viewers_now, "peak": self.hub.viewers_peak},
@@ -144,7 +151,9 @@ class Room:
             await self.redis.set(key(self.show_id, "status"), status, nx=True)
         return status
 
-    async def _build_snapshot(self) -> tuple[str, dict[str, Any], list[Entry], set[str]]:
+    async def _build_snapshot(
+        self,
+    ) -> tuple[str, dict[str, Any], list[Entry], set[str], list[Any]]:
         since = await self.event_log.last_id()
         deals: list[dict[str, Any]] = []
         with contextlib.suppress(CodedError):
@@ -157,8 +166,12 @@ class Room:
             "cards": await self.cards.pinned(),
             "deals": deals,
             "poll": await self.polls.get(),
-            "questions": await self.questions.queue(limit=10),
+            # (answered ones too: they stay after a reload)
+            "questions": await self.questions.seen_by_everyone(),
+            "questions_public": self.questions.public,
         }
+        pending = await self.questions.pending()
         # Chat up to ``since`` only: the hub sends what came after it, and a chat in both
         # the snapshot and that catch-up would reach the client twice.
-        return since, shared, await self.event_log.recent(300, upto=since), deleted
+        recent = await self.event_log.recent(300, upto=since)
+        return since, shared, recent, deleted, pending

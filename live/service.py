@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from checkout.show_state import ShowStatus
 from core.aio import stop_tasks
 from core.errors import CodedError
+from core.roles import Role
 from live.event_log import EventLog, key
 from live.handlers import HANDLERS
 from live.hub import Member, new_process_id
@@ -47,12 +48,14 @@ class LiveService:
         *,
         limits: Limits | None = None,
         rate_limits: RateLimits | None = None,
+        questions_public: bool = False,
     ) -> None:
         self.redis = redis
         self.sessions = sessions
         self.checkout = checkout
         self.limits = limits or Limits()
         self.rate_limits = rate_limits or RateLimits()
+        self.questions_public = questions_public  # (LIVESHOP_QUESTIONS_PUBLIC)
         self.shared_limits = SharedLimits(redis)
         self.process_id = new_process_id()
         self.rooms: dict[str, Room] = {}
@@ -83,6 +86,7 @@ class LiveService:
                     show_id,
                     process_id=self.process_id,
                     rate_limits=lambda: self.rate_limits,
+                    questions_public=self.questions_public,
                 )
             return self.rooms[show_id]
 
@@ -143,6 +147,8 @@ class LiveService:
                 }
             )
             async with self.busy:
+                if who is not None and who.role is Role.VIEWER:  # (for the moderators' lists)
+                    await room.moderation.remember_name(who.user_id, who.name)
                 await room.hub.join(member, last_id)
             session = Session(
                 room,

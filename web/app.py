@@ -127,7 +127,12 @@ async def _lifespan(made: Parts, migrate: bool, server_process: bool) -> AsyncIt
         checkout = await checkout_api.open_checkout(
             resources, made.settings, LiveEventSink(resources.redis), made.bus
         )
-        live = LiveService(resources.redis, resources.sessions, checkout)
+        live = LiveService(
+            resources.redis,
+            resources.sessions,
+            checkout,
+            questions_public=made.settings.questions_public,
+        )
         closers += [live.close, checkout.close, payments_api.closer(checkout.payments)]
         # each worker sends the due webhooks; they claim them in SQL, so never the same
         deliverer = Deliverer(resources.sessions, _delivery_config(made.settings))

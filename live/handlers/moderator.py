@@ -11,6 +11,7 @@ from typing import Any
 
 from live.event_log import key, valid_id
 from live.handlers.everyone import chat
+from live.hub import staff_and
 from live.models import QuestionStatus
 from live.protocol import Delivery, ProtocolError, clean_text
 from live.session import Context, Handler
@@ -20,35 +21,45 @@ async def queue(ctx: Context) -> dict[str, Any]:
     return {"questions": await ctx.room.questions.queue()}
 
 
-async def _question(ctx: Context, question_id: str, action: str, question: dict[str, Any]) -> None:
+async def _question(
+    ctx: Context, question_id: str, action: str, question: dict[str, Any], seen_as: str
+) -> None:
+    """Tell who may see it: everyone when a question in status ``seen_as`` is seen by
+    everyone, else the staff and its asker only (a question waiting for a moderator)."""
     kind = "answer" if action == "answer" else "question_updated"
+    public = ctx.room.questions.for_everyone(seen_as)
     await ctx.room.event_log.publish(
-        kind, {"question": question}, Delivery.STATE, key_=f"q:{question_id}"
+        kind,
+        {"question": question},
+        Delivery.STATE,
+        key_=f"q:{question_id}",
+        to="" if public else staff_and(question["viewer_id"]),
     )
     await ctx.log(action, target_id=question_id, target_viewer_id=question["viewer_id"])
 
 
 async def approve(ctx: Context, question_id: str) -> None:
     q = await ctx.room.questions.move(question_id, QuestionStatus.APPROVED)
-    await _question(ctx, question_id, "approve", q)
+    await _question(ctx, question_id, "approve", q, q["status"])
 
 
 async def answer(ctx: Context, question_id: str, text: str) -> dict[str, Any]:
     q = await ctx.room.questions.move(
         question_id, QuestionStatus.ANSWERED, answer=clean_text(text), by=ctx.uid
     )
-    await _question(ctx, question_id, "answer", q)
+    await _question(ctx, question_id, "answer", q, q["status"])
     return {"answer_s": q["answer_s"]}
 
 
 async def pin_question(ctx: Context, question_id: str) -> None:
     q = await ctx.room.questions.pin(question_id)
-    await _question(ctx, question_id, "pin_question", q)
+    await _question(ctx, question_id, "pin_question", q, q["status"])
 
 
 async def dismiss(ctx: Context, question_id: str) -> None:
-    q = await ctx.room.questions.move(question_id, QuestionStatus.DISMISSED)
-    await _question(ctx, question_id, "dismiss", q)
+    # Viewers who saw it (it was approved, or questions are public) are told it is gone.
+    was, q = await ctx.room.questions.move_from(question_id, QuestionStatus.DISMISSED)
+    await _question(ctx, question_id, "dismiss", q, was)
 
 
 async def delete_chat(ctx: Context, message_id: str) -> None:
@@ -74,6 +85,33 @@ async def ban(ctx: Context, user_id: str) -> None:
 async def shadow_ban(ctx: Context, user_id: str) -> None:
     async with ctx.logged("shadow_ban", target_viewer_id=user_id):
         await ctx.room.moderation.shadow_ban(user_id)
+
+
+async def unmute(ctx: Context, user_id: str) -> dict[str, Any]:
+    async with ctx.logged("unmute", target_viewer_id=user_id):
+        was = await ctx.room.moderation.unmute(user_id)
+    if was:
+        await _notify(ctx, user_id, "unmute")
+    return {"was_muted": was}
+
+
+async def unban(ctx: Context, user_id: str) -> dict[str, Any]:
+    """The viewer may join again (a socket resuming after the ban is no longer closed)."""
+    async with ctx.logged("unban", target_viewer_id=user_id):
+        was = await ctx.room.moderation.unban(user_id)
+    if was:
+        await _notify(ctx, user_id, "unban")
+    return {"was_banned": was}
+
+
+async def unshadow_ban(ctx: Context, user_id: str) -> dict[str, Any]:
+    async with ctx.logged("unshadow_ban", target_viewer_id=user_id):
+        was = await ctx.room.moderation.unshadow_ban(user_id)
+    return {"was_shadow_banned": was}
+
+
+async def moderation_state(ctx: Context) -> dict[str, Any]:
+    return await ctx.room.moderation.state()
 
 
 async def slow_mode(ctx: Context, user_id: str, seconds: int) -> None:
@@ -114,12 +152,13 @@ async def viewer_orders(ctx: Context, user_id: str) -> dict[str, Any]:
 
 
 async def _notify(ctx: Context, user_id: str, action: str, **detail: Any) -> None:
-    """Tell the target (only) what happened; a ban also closes their sockets."""
+    """Tell the target (only) what happened; a ban also closes their sockets (and an
+    unban lifts that for a socket that resumes from before it)."""
     await ctx.room.event_log.publish(
         "moderation",
         {"action": action, **detail},
         Delivery.PERSONAL,
-        key_="kick" if action == "ban" else "",
+        key_={"ban": "kick", "unban": "unkick"}.get(action, ""),
         to=user_id,
     )
 
@@ -134,6 +173,10 @@ HANDLERS: dict[str, Handler] = {
     "mute": mute,
     "ban": ban,
     "shadow_ban": shadow_ban,
+    "unmute": unmute,
+    "unban": unban,
+    "unshadow_ban": unshadow_ban,
+    "moderation_state": moderation_state,
     "slow_mode": slow_mode,
     "blocked_words": blocked_words,
     "canned_add": canned_add,

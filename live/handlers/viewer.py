@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from live.event_log import key
+from live.hub import staff_and
 from live.models import QuestionStatus
 from live.protocol import Delivery, ProtocolError, clean_text
 from live.session import Context, Handler
@@ -36,8 +37,12 @@ async def ask(ctx: Context, text: str) -> dict[str, Any]:
         hidden = await questions.move(question["id"], QuestionStatus.DISMISSED)
         await ctx.room.event_log.publish("question", {"question": question}, to=ctx.uid)
         return {"question_id": hidden["id"]}
-    await ctx.room.event_log.publish("question", {"question": question})
-    return {"question_id": question["id"]}
+    # Others see it once a moderator approves it (or at once, when questions are public).
+    public = questions.for_everyone(question["status"])
+    await ctx.room.event_log.publish(
+        "question", {"question": question}, to="" if public else staff_and(ctx.uid)
+    )
+    return {"question_id": question["id"], "status": question["status"]}
 
 
 async def upvote(ctx: Context, question_id: str) -> dict[str, Any]:

@@ -147,7 +147,9 @@ async def test_the_most_each_field_accepts_fits_and_one_more_is_refused(
         logged = await session.scalar(
             select(func.count()).where(ModerationAction.target_viewer_id == ID)
         )
-    assert logged == 5  # mute, ban, shadow_ban, slow_mode, viewer_orders of a 64-character id
+    # mute, ban, shadow_ban, slow_mode, viewer_orders, unmute, unban, unshadow_ban of a
+    # 64-character id
+    assert logged == 8
 
 
 @pytest.fixture

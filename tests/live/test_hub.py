@@ -144,7 +144,8 @@ async def test_late_joiner_snapshot(live: LiveServer) -> None:
     vera = await Client.open(live.url, seeded.show_id, live.token(Role.VIEWER, "Vera"))
     await host.request("pin", product_id=seeded.product_ids[1])
     poll = await host.request("open_poll", question="Size?", options=["S", "M"])
-    await vera.request("ask", text="Wool?")
+    asked = await vera.request("ask", text="Wool?")
+    await mod.request("approve", question_id=asked["question_id"])  # (others see it now)
     kept = await vera.request("chat", text="kept")
     dropped = await vera.request("chat", text="deleted")
     await mod.request("delete_chat", message_id=dropped["message_id"])
@@ -238,7 +239,7 @@ async def test_a_snapshot_holds_no_chat_after_its_id(
         return since
 
     monkeypatch.setattr(log, "last_id", id_then_a_chat)
-    since, _, recent, _ = await room._build_snapshot()
+    since, _, recent, _, _ = await room._build_snapshot()
     assert [e.id for e in recent] == [since]
     assert [e.id for e in await log.after(since)] != []  # "after" follows in the catch-up
 

@@ -193,12 +193,14 @@ async def test_questions_queue_answer_and_timing(live: LiveServer) -> None:
     asking = time.monotonic()
     q2 = (await vera.request("ask", text="Does it shrink?"))["question_id"]
     asked = time.monotonic()
-    assert (await walt.expect("question"))["question"]["text"] == "Is it wool?"
+    assert (await mod.expect("question"))["question"]["text"] == "Is it wool?"
+    assert (await walt.request("upvote", question_id=q2))["code"] == "question_not_found"
+    assert (await mod.request("approve", question_id=q2))["type"] == "ok"
+    assert (await walt.expect("question_updated"))["question"]["status"] == "approved"
     assert (await walt.request("upvote", question_id=q2))["votes"] == 1
     assert (await walt.request("upvote", question_id=q2))["code"] == "already_voted"
     queue = (await host.request("queue"))["questions"]
     assert [q["id"] for q in queue] == [q2, q1]
-    assert (await mod.request("approve", question_id=q2))["type"] == "ok"
     await asyncio.sleep(0.3)  # the answer comes at least this long after the question
     answering = time.monotonic()
     answered = await mod.request("answer", question_id=q2, text="No, it does not.")

@@ -1,16 +1,72 @@
 // Moderator console: the Q&A queue (approve, answer with canned replies, pin, dismiss), chat
-// moderation (delete, mute, ban, shadow-ban, slow mode, blocked words), a viewer's orders.
+// moderation (delete, mute, ban, shadow-ban, slow mode, blocked words), the lists of muted,
+// banned, shadow-banned and slowed viewers (unmute, unban...), a viewer's orders. Every
+// action ends with a confirmation or what went wrong, in words. Without a valid moderator
+// token the console says how to get one instead of showing its controls.
 import { Credentials, el, hashParams, LiveSocket, money } from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
-const credentials = new Credentials(hashParams().get("token"), { inHash: true });
-const state = { questions: new Map(), canned: {} };
+const token = hashParams().get("token");
+const credentials = token ? new Credentials(token, { inHash: true }) : null;
+const state = { questions: new Map(), canned: {}, moderation: null, signedIn: false };
 let live;
 
-function act(type, fields, status) {
-  return live.request(type, fields).catch((error) => { if (status) status.textContent = error.message; });
+// ---- sign-in ----
+function signIn(why) {
+  $("console").hidden = true;
+  $("console-status").hidden = true;
+  $("signin").hidden = false;
+  $("signin-why").textContent = why;
+  live?.close();
 }
 
+// ---- confirmations and errors ----
+const ERRORS = {
+  forbidden_role: "Only a moderator can do that.",
+  illegal_transition: "That question was already handled.",
+  question_not_found: "That question is gone.",
+  not_found: "That is gone already.",
+  rate_limited: "Too fast: try again in a moment.",
+  disconnected: "Not connected to the show: reconnecting, try again in a moment.",
+  internal_error: "Something went wrong on our side; nothing was changed.",
+};
+const FIELDS = {
+  words: "each blocked word is at most 2000 characters",
+  text: "the text is empty or longer than 500 characters",
+  seconds: "that time is out of range",
+};
+function errorText(error) {
+  if (error.code === "invalid_input") {
+    const fields = Object.entries(error.fields || {}).map(([name, why]) => FIELDS[name] || `${name}: ${why}`);
+    return `That was not accepted: ${fields.join("; ") || error.message}.`;
+  }
+  return ERRORS[error.code] || error.message || "Something went wrong.";
+}
+
+let statusTimer = null;
+function say(text, ok = true) {
+  const status = $("console-status");
+  status.textContent = text;
+  status.className = `console-status ${ok ? "ok" : "fail"}`;
+  clearTimeout(statusTimer);
+  statusTimer = setTimeout(() => { status.textContent = ""; status.className = "console-status"; }, 8000);
+}
+
+// One action: the request, then `done` (a sentence, or a function of the reply) as the
+// confirmation, or the error in words; the moderation lists are read again after it.
+async function act(type, fields, done, { refresh = false } = {}) {
+  try {
+    const reply = await live.request(type, fields);
+    say(typeof done === "function" ? done(reply) : done);
+    if (refresh) loadModeration();
+    return reply;
+  } catch (error) {
+    say(errorText(error), false);
+    return null;
+  }
+}
+
+// ---- viewer's orders ----
 async function showViewer(userId, name) {
   $("viewer-name").textContent = `${name}'s orders in this show`;
   try {
@@ -20,15 +76,15 @@ async function showViewer(userId, name) {
       text: `${o.order_id || o.id} · ${o.status} · ${money(o.total || { amount: o.total_minor, currency: o.currency })}`,
     })) : [el("li", { class: "muted", text: "No orders yet" })]));
   } catch (error) {
-    $("viewer-orders").replaceChildren(el("li", { text: error.message }));
+    $("viewer-orders").replaceChildren(el("li", { text: errorText(error) }));
   }
 }
 
+// ---- Q&A queue ----
 function renderQueue() {
   const open = [...state.questions.values()].filter((q) => q.status === "asked" || q.status === "approved")
     .sort((a, b) => (b.pinned - a.pinned) || (b.votes - a.votes) || (Date.parse(a.asked_at) - Date.parse(b.asked_at)));
   $("queue").replaceChildren(...open.map((q) => {
-    const status = el("p", { class: "muted", role: "status" });
     const answer = el("input", { class: "grow", placeholder: "Answer", "aria-label": `Answer to: ${q.text}`, maxlength: "500" });
     const canned = el("select", { "aria-label": "Canned replies" }, el("option", { value: "", text: "Canned reply…" }),
       ...Object.entries(state.canned).map(([id, text]) => el("option", { value: id, text })));
@@ -39,43 +95,14 @@ function renderQueue() {
         el("span", { text: ` ${q.text}` }), q.pinned ? el("span", { class: "status", text: "pinned" }) : null,
         el("span", { class: "status", text: q.status })),
       el("div", { class: "row" },
-        q.status === "asked" ? el("button", { type: "button", onclick: () => act("approve", { question_id: q.id }, status) }, "Approve") : null,
-        el("button", { type: "button", class: "secondary", onclick: () => act("pin_question", { question_id: q.id }, status) }, "Pin"),
-        el("button", { type: "button", class: "secondary", onclick: () => act("dismiss", { question_id: q.id }, status) }, "Dismiss")),
-      el("form", { class: "row", onsubmit: (event) => { event.preventDefault(); if (answer.value.trim()) act("answer", { question_id: q.id, text: answer.value }, status); } },
-        canned, answer, el("button", { type: "submit" }, "Answer")),
-      status);
+        q.status === "asked" ? el("button", { type: "button", onclick: () => act("approve", { question_id: q.id }, "Question approved: every viewer sees it now") }, "Approve") : null,
+        el("button", { type: "button", class: "secondary", onclick: () => act("pin_question", { question_id: q.id }, "Question pinned") }, "Pin"),
+        el("button", { type: "button", class: "secondary", onclick: () => act("dismiss", { question_id: q.id }, "Question dismissed") }, "Dismiss")),
+      el("form", { class: "row", onsubmit: (event) => {
+        event.preventDefault();
+        if (answer.value.trim()) act("answer", { question_id: q.id, text: answer.value }, "Answer sent");
+      } }, canned, answer, el("button", { type: "submit" }, "Answer")));
   }));
-}
-
-function addChat(msg) {
-  const status = el("span", { class: "muted", role: "status" });
-  const who = msg.user_id;
-  const item = el("li", { "data-id": msg.id },
-    el("p", {}, el("button", { type: "button", class: "secondary", onclick: () => showViewer(who, msg.name) }, msg.name), el("span", { text: ` ${msg.text}` })),
-    msg.role === "viewer" ? el("div", { class: "row" },
-      el("button", { type: "button", class: "secondary", onclick: () => act("delete_chat", { message_id: msg.id }, status) }, "Delete"),
-      el("button", { type: "button", class: "secondary", onclick: () => act("mute", { user_id: who, seconds: 300 }, status) }, "Mute 5 min"),
-      el("button", { type: "button", class: "secondary", onclick: () => act("slow_mode", { user_id: who, seconds: 30 }, status) }, "Slow 30 s"),
-      el("button", { type: "button", class: "secondary", onclick: () => act("shadow_ban", { user_id: who }, status) }, "Shadow-ban"),
-      el("button", { type: "button", onclick: () => act("ban", { user_id: who }, status) }, "Ban"), status) : null);
-  $("chat").append(item);
-  while ($("chat").children.length > 100) $("chat").firstElementChild.remove();
-}
-
-function onMessage(msg) {
-  switch (msg.type) {
-    case "snapshot":
-      state.questions = new Map((msg.questions || []).map((q) => [q.id, q]));
-      $("chat").replaceChildren();
-      (msg.chat || []).forEach(addChat);
-      refreshQueue();
-      break;
-    case "question": case "question_updated": case "answer": state.questions.set(msg.question.id, msg.question); renderQueue(); break;
-    case "chat": addChat(msg); break;
-    case "chat_deleted": document.querySelector(`#chat [data-id="${CSS.escape(msg.message_id)}"]`)?.remove(); break;
-    default: break;
-  }
 }
 
 async function refreshQueue() {
@@ -87,21 +114,124 @@ async function refreshQueue() {
   renderQueue();
 }
 
+// ---- chat ----
+function confirmBan(row, who, name) {
+  const saved = [...row.childNodes];
+  const cancel = () => row.replaceChildren(...saved);
+  row.replaceChildren(
+    el("span", { class: "grow confirm", text: `Ban ${name} from this show? They are removed at once and cannot join again unless unbanned.` }),
+    el("button", { type: "button", onclick: async () => { cancel(); await act("ban", { user_id: who }, `Banned ${name}`, { refresh: true }); } }, `Yes, ban ${name}`),
+    el("button", { type: "button", class: "secondary", onclick: cancel }, "Cancel"));
+}
+
+function addChat(msg) {
+  const who = msg.user_id;
+  const name = msg.name;
+  const actions = msg.role === "viewer" ? el("div", { class: "row" },
+    el("button", { type: "button", class: "secondary", onclick: () => act("delete_chat", { message_id: msg.id }, "Message deleted") }, "Delete"),
+    el("button", { type: "button", class: "secondary", onclick: () => act("mute", { user_id: who, seconds: 300 }, `Muted ${name} for 5 min`, { refresh: true }) }, "Mute 5 min"),
+    el("button", { type: "button", class: "secondary", onclick: () => act("slow_mode", { user_id: who, seconds: 30 }, `Slow mode for ${name}: one message every 30 s`, { refresh: true }) }, "Slow 30 s"),
+    el("button", { type: "button", class: "secondary", onclick: () => act("shadow_ban", { user_id: who }, `Shadow-banned ${name}: only they see their messages now`, { refresh: true }) }, "Shadow-ban"),
+    el("button", { type: "button", onclick: () => confirmBan(actions, who, name) }, "Ban")) : null;
+  const item = el("li", { "data-id": msg.id },
+    el("p", {}, el("button", { type: "button", class: "secondary", onclick: () => showViewer(who, name) }, name), el("span", { text: ` ${msg.text}` })),
+    actions);
+  $("chat").append(item);
+  while ($("chat").children.length > 100) $("chat").firstElementChild.remove();
+}
+
+// ---- muted, banned, shadow-banned, slowed; blocked words ----
+function until(row) {
+  const ends = new Date(row.until_ms ?? Date.parse(row.until));
+  const left = Math.max(0, Math.ceil((ends - Date.now()) / 60_000));
+  return `until ${ends.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" })} (${left} min left)`;
+}
+
+function viewerList(id, rows, detail, button) {
+  const label = (row) => row.name || row.user_id;
+  $(id).replaceChildren(...(rows.length ? rows.map((row) => el("li", { class: "row", "data-user": row.user_id },
+    el("span", { class: "grow" }, el("b", { text: label(row) }), detail ? el("span", { class: "muted", text: ` ${detail(row)}` }) : null),
+    button(row, label(row)))) : [el("li", { class: "muted", text: "Nobody" })]));
+}
+
+function renderModeration() {
+  const m = state.moderation;
+  if (!m) return;
+  const muted = m.muted.filter((row) => (row.until_ms ?? Date.parse(row.until)) > Date.now());
+  viewerList("muted", muted, until, (row, name) => el("button", { type: "button", class: "secondary", "aria-label": `Unmute ${name}`,
+    onclick: () => act("unmute", { user_id: row.user_id }, `Unmuted ${name}`, { refresh: true }) }, "Unmute"));
+  viewerList("banned", m.banned, null, (row, name) => el("button", { type: "button", class: "secondary", "aria-label": `Unban ${name}`,
+    onclick: () => act("unban", { user_id: row.user_id }, `Unbanned ${name}: they can join again`, { refresh: true }) }, "Unban"));
+  viewerList("shadow-banned", m.shadow_banned, null, (row, name) => el("button", { type: "button", class: "secondary", "aria-label": `Unshadow ${name}`,
+    onclick: () => act("unshadow_ban", { user_id: row.user_id }, `${name} is no longer shadow-banned`, { refresh: true }) }, "Unshadow"));
+  viewerList("slow-mode", m.slow_mode, (row) => `one message every ${row.seconds} s`, (row, name) => el("button", { type: "button", class: "secondary", "aria-label": `End slow mode for ${name}`,
+    onclick: () => act("slow_mode", { user_id: row.user_id, seconds: 0 }, `Slow mode off for ${name}`, { refresh: true }) }, "End slow mode"));
+}
+
+async function loadModeration({ words = false } = {}) {
+  try {
+    state.moderation = await live.request("moderation_state");
+  } catch (error) {
+    if (words) say(`The blocked words could not be loaded: ${errorText(error)}`, false);
+    return;
+  }
+  renderModeration();
+  if (words) {
+    $("blocked").value = state.moderation.blocked_words.join(", ");
+    $("save-blocked").disabled = false;  // (saving before they were loaded would wipe them)
+  }
+}
+
+// ---- socket ----
+function onMessage(msg) {
+  switch (msg.type) {
+    case "hello":
+      if (msg.role !== "moderator") {
+        signIn(msg.role === "host" ? "This is the host's link: the console needs a moderator's." : "This link is not a moderator's.");
+        return;
+      }
+      state.signedIn = true;
+      break;
+    case "snapshot":
+      state.questions = new Map((msg.questions || []).map((q) => [q.id, q]));
+      $("chat").replaceChildren();
+      (msg.chat || []).forEach(addChat);
+      refreshQueue();
+      loadModeration({ words: $("save-blocked").disabled });
+      break;
+    case "question": case "question_updated": case "answer": state.questions.set(msg.question.id, msg.question); renderQueue(); break;
+    case "chat": addChat(msg); break;
+    case "chat_deleted": document.querySelector(`#chat [data-id="${CSS.escape(msg.message_id)}"]`)?.remove(); break;
+    default: break;
+  }
+}
+
+function onStatus(status, code) {
+  if (status !== "closed") return;
+  if (code === 4401) signIn("The link's token is not valid, or it has expired.");
+  else if (code === 4403) signIn("The link's token is not for this show.");
+}
+
 function main() {
-  live = new LiveSocket(credentials, onMessage);
+  if (!credentials) { signIn("This link has no token."); return; }
+  live = new LiveSocket(credentials, onMessage, onStatus);
   $("canned-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const text = $("canned-text").value.trim();
     if (!text) return;
-    await act("canned_add", { text });
-    $("canned-text").value = "";
+    if (await act("canned_add", { text }, "Canned reply added")) $("canned-text").value = "";
     refreshQueue();
   });
   $("slow-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const words = $("blocked").value.split(",").map((w) => w.trim()).filter(Boolean);
-    act("blocked_words", { words });
+    act("blocked_words", { words }, (reply) => {
+      $("blocked").value = reply.words.join(", ");
+      return `Blocked words saved (${reply.words.length})`;
+    });
   });
+  setInterval(renderModeration, 30_000);  // (mutes run out)
+  setInterval(() => { if (state.signedIn && !$("console").hidden) loadModeration(); }, 15_000);
 }
 
 main();

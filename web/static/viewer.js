@@ -2,8 +2,10 @@
 // leaves the stream. All user text goes through textContent (see common.js `el`).
 import { api, Credentials, el, hangUp, hashParams, LiveSocket, money, negotiate, newKey, showId } from "/static/common.js";
 import { cardForm, completeAction, paymentConfig, paymentMethod, savedCards } from "/static/payments.js";
+import { ViewerQuestions } from "/static/viewer_questions.js";
 const $ = (id) => document.getElementById(id);
-const state = { cards: new Map(), deals: new Map(), questions: new Map(), poll: null, me: null, stream: "offline" };
+const state = { cards: new Map(), deals: new Map(), poll: null, me: null, stream: "offline" };
+const questions = new ViewerQuestions({ request: (type, fields) => live.request(type, fields), me: () => state.me });
 
 // The viewer's identity: a token from the link, or a guest identity kept on this device.
 // Either renews itself; a guest whose token could not be renewed in time (the phone slept
@@ -284,16 +286,6 @@ function addChat(msg) {
   chat.scrollTop = chat.scrollHeight;
 }
 
-function renderQuestions() {
-  const items = [...state.questions.values()].filter((q) => q.status !== "dismissed")
-    .sort((a, b) => (b.pinned - a.pinned) || (b.votes - a.votes));
-  $("questions").replaceChildren(...items.map((q) => el("li", {},
-    el("p", {}, el("span", { class: "votes", text: `▲ ${q.votes}` }), el("span", { class: "who", text: `${q.viewer_name}: ` }), el("span", { text: q.text })),
-    q.answer ? el("p", { class: "answer" }, el("b", { text: "Answer: " }), el("span", { text: q.answer })) : null,
-    q.answer ? null : el("button", { type: "button", class: "secondary", "aria-label": `Upvote: ${q.text}`,
-      onclick: () => live.request("upvote", { question_id: q.id }).catch(() => {}) }, "Upvote"))));
-}
-
 function renderPoll() {
   const root = $("poll");
   const poll = state.poll;
@@ -319,13 +311,13 @@ function onMessage(msg) {
       setStatus(msg.status);
       state.cards = new Map((msg.cards || []).map((c) => [c.product_id, c]));
       state.deals = new Map((msg.deals || []).map((d) => [d.variant_id, d]));
-      state.questions = new Map((msg.questions || []).map((q) => [q.id, q]));
+      questions.reset(msg.questions, { isPublic: msg.questions_public });
       state.poll = msg.poll || null;
       if (msg.stream) { state.stream = msg.stream; setStreamMessage(); }
       $("chat").replaceChildren();
       (msg.chat || []).forEach(addChat);
       if (msg.viewers) $("viewers").textContent = `${msg.viewers.now} watching`;
-      renderCards(); renderQuestions(); renderPoll();
+      renderCards(); renderPoll();
       break;
     case "chat": addChat(msg); break;
     case "chat_deleted": document.querySelector(`#chat [data-id="${CSS.escape(msg.message_id)}"]`)?.remove(); break;
@@ -343,8 +335,7 @@ function onMessage(msg) {
     case "order":
       if (msg.status === "cart_expired") $("cart-result").textContent = "Your cart expired and its items were released.";
       break;
-    case "question": case "question_updated": case "answer":
-      state.questions.set(msg.question.id, msg.question); renderQuestions(); break;
+    case "question": case "question_updated": case "answer": questions.event(msg); break;
     case "poll_opened": state.poll = msg.poll; renderPoll(); break;
     case "poll_tally": if (state.poll?.poll_id === msg.poll_id) { state.poll.tally = msg.tally; renderPoll(); } break;
     case "poll_closed": state.poll = { ...msg.poll, closed: true }; renderPoll(); break;
@@ -364,6 +355,7 @@ let credentials;
 async function main() {
   credentials = await identity();
   live = new LiveSocket(credentials, onMessage);
+  questions.mount($("chat"));
   watch();
   setUpCardOnFile().catch(() => {});
   const video = $("video");
