@@ -3,6 +3,7 @@
 import { api, Credentials, el, hangUp, hashParams, LiveSocket, money, negotiate, newKey, showId } from "/static/common.js";
 import { cardForm, completeAction, paymentConfig, paymentMethod, savedCards } from "/static/payments.js";
 import { ViewerQuestions } from "/static/viewer_questions.js";
+import { openDrawer } from "/static/viewer_layout.js";  // drawer, overlays, full screen (part F)
 const $ = (id) => document.getElementById(id);
 const state = { cards: new Map(), deals: new Map(), poll: null, me: null, stream: "offline" };
 const questions = new ViewerQuestions({ request: (type, fields) => live.request(type, fields), me: () => state.me });
@@ -191,7 +192,7 @@ async function pay(type, fields, status) {
   try {
     return await send();
   } catch (error) {
-    if (error.code === "payment_method_missing") $("cart").classList.add("open");
+    if (error.code === "payment_method_missing") openDrawer();
     if (error.code !== "payment_requires_action") throw error;
     status.textContent = "Confirm the payment with your bank…";
     await completeAction(error);
@@ -376,11 +377,9 @@ async function main() {
     catch (error) { addChat({ name: "liveshop", text: reasonText(error) }); }
   });
   $("react").addEventListener("click", () => live.send("react", { emoji: "❤" }));
-  $("open-cart").addEventListener("click", async () => {
-    $("cart").classList.add("open");
+  $("open-cart").addEventListener("click", async () => {  // viewer_layout.js opens the drawer
     try { renderCart((await live.request("view_cart")).cart); } catch {}
   });
-  $("close-cart").addEventListener("click", () => $("cart").classList.remove("open"));
   let checkoutKey = null;
   $("checkout").addEventListener("click", async () => {
     checkoutKey ??= newKey();
