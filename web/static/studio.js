@@ -1,12 +1,10 @@
 // Host studio: camera preview and "Go live" over WHIP, products with pin and deal controls,
 // live stats, polls and the approved questions.
 import { api, Credentials, el, hangUp, hashParams, LiveSocket, money, negotiate, showId } from "/static/common.js";
+import { setupObs } from "/static/studio_obs.js";
 
 const $ = (id) => document.getElementById(id);
-const credentials = new Credentials(hashParams().get("token"), {
-  onRenewed: (issued) => { $("whip-token").textContent = issued.token; },
-  inHash: true,
-});
+const credentials = new Credentials(hashParams().get("token"), { inHash: true });
 const whipUrl = new URL(`/whip/${encodeURIComponent(showId)}`, location.href).toString();
 const state = { pinned: new Set(), deals: new Map(), questions: new Map(), poll: null };
 let live;
@@ -160,8 +158,7 @@ async function refreshStats() {
 }
 
 function main() {
-  $("whip-url").textContent = whipUrl;
-  $("whip-token").textContent = credentials.token || "(open this page from the link liveshop printed)";
+  setupObs({ credentials, whipUrl });  // the "Publish from OBS (WHIP)" panel (studio_obs.js)
   live = new LiveSocket(credentials, onMessage, (status, code) => {
     if (code === 4401 || code === 4403) say("This link's token is not valid for this show.");
     else if (status === "open" && $("publish-msg").textContent.startsWith("This link")) say("");
