@@ -178,6 +178,12 @@ async def test_whip_publishes_with_a_key_and_refuses_it_once_revoked(
             assert parts(app).video.stats()["publishers"] == 1
             listed = (await http.get(f"/api/shows/{show}/stream-keys", headers=host)).json()
             assert listed["stream_keys"][0]["last_used_at"] is not None
+            # the key is its own publisher: the host's browser meanwhile gets a conflict
+            clash = await offer_whip(http, host["Authorization"][7:], show=show)
+            assert (clash.status_code, clash.json()["error"]["code"]) == (
+                409,
+                "publisher_conflict",
+            )
             # revoked: the running session ends at once, and the key is refused after
             gone = await http.delete(f"/api/shows/{show}/stream-keys/{made['id']}", headers=host)
             assert gone.status_code == 204
