@@ -63,6 +63,9 @@ class OpenGate:
     async def authorize_publisher(self, show_id: str, bearer: str | None) -> str:
         return bearer or "host"
 
+    async def publisher_allowed(self, show_id: str, identity: str) -> bool:
+        return True
+
     async def authorize_viewer(self, show_id: str, bearer: str | None) -> str:
         return bearer or "viewer"
 

@@ -32,6 +32,13 @@ class ShowAccess(Protocol):
         """Return the host identity, or raise SignalingError (401, 403, 409)."""
         ...
 
+    async def publisher_allowed(self, show_id: str, identity: str) -> bool:
+        """Whether the publisher ``authorize_publisher`` let in as ``identity`` may go on
+        (False: its credential was revoked since, and its session is ended). Asked every
+        ``SignalingConfig.publisher_recheck_s`` while it publishes, and on
+        ``SignalingService.recheck_publisher``."""
+        ...
+
     async def authorize_viewer(self, show_id: str, bearer: str | None) -> str:
         """Return the viewer identity, or raise SignalingError (401, 403)."""
         ...

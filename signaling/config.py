@@ -31,6 +31,9 @@ class SignalingConfig:
     reconnect_grace_s
         How long a host whose connection failed is shown as reconnecting before the
         stream is declared offline.
+    publisher_recheck_s
+        How often a publisher's right to go on is asked again
+        (``ShowAccess.publisher_allowed``): a revoked stream key's session ends within this.
     """
 
     ice_servers: list[str] = field(default_factory=list)
@@ -43,3 +46,4 @@ class SignalingConfig:
     turn_secret: str | None = None
     turn_ttl_s: int = 24 * 3600
     reconnect_grace_s: float = 30.0
+    publisher_recheck_s: float = 5.0

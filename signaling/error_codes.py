@@ -9,6 +9,7 @@ CODES: dict[str, int] = {
     "unsupported_codec": 400,
     "unsupported_offer": 400,
     "unauthorized": 401,
+    "key_revoked": 401,
     "forbidden": 403,
     "session_not_found": 404,
     "method_not_allowed": 405,

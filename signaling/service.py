@@ -55,6 +55,15 @@ class SignalingService:
     def reconnect_grace_s(self, seconds: float) -> None:
         self._whip.reconnect_grace_s = seconds
 
+    @property
+    def publisher_recheck_s(self) -> float:
+        """How often a publisher's right to go on is asked again (``publisher_allowed``)."""
+        return self._whip.publisher_recheck_s
+
+    @publisher_recheck_s.setter
+    def publisher_recheck_s(self, seconds: float) -> None:
+        self._whip.publisher_recheck_s = seconds
+
     # -- the interface ---------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
@@ -82,6 +91,12 @@ class SignalingService:
         process serves the show now, and the clients' retries reach it there."""
         self._whip.forget_show(show_id)
         await self._peers.close_show(show_id)
+
+    async def recheck_publisher(self, show_id: str) -> None:
+        """Ask ``ShowAccess.publisher_allowed`` now for the show's publisher in this process
+        (a stream key was revoked): the session ends if it may not go on. A publisher in
+        another process is asked at its next periodic check."""
+        await self._whip.recheck(show_id)
 
     def shows_in_use(self) -> set[str]:
         """The shows this service has peers or a relay for."""

@@ -78,6 +78,7 @@ class WhipIngest:
         self._peers = peers
         self._states = states
         self.reconnect_grace_s = config.reconnect_grace_s
+        self.publisher_recheck_s = config.publisher_recheck_s
         self._publishers: dict[str, PeerSession] = {}
         self._grace: dict[str, asyncio.Task[None]] = {}
 
@@ -146,6 +147,28 @@ class WhipIngest:
             track = transceiver.receiver.track
             self._peers.spawn(self._pump(session, relay, transceiver.kind, track), session)
         self._end_viewers_of_other_codecs(show_id, codec.mimeType.lower())
+        self._peers.spawn(self._recheck_every(session), session)
+
+    async def _recheck_every(self, session: PeerSession) -> None:
+        while session.state is not PeerState.CLOSED:
+            await asyncio.sleep(self.publisher_recheck_s)
+            await self._recheck(session)
+
+    async def recheck(self, show_id: str) -> None:
+        """Ask now whether the show's publisher here may go on; end it if not."""
+        session = self._publishers.get(show_id)
+        if session is not None:
+            await self._recheck(session)
+
+    async def _recheck(self, session: PeerSession) -> None:
+        try:
+            allowed = await self._access.publisher_allowed(session.show_id, session.identity)
+        except Exception:  # (the database is down: the broadcast goes on, asked again later)
+            logger.exception("publisher_allowed(%s) failed", session.show_id)
+            return
+        if not allowed and session.state is not PeerState.CLOSED:
+            logger.info("publisher of %s no longer allowed: ended", session.show_id)
+            await self.end_publisher(session)
 
     def _end_viewers_of_other_codecs(self, show_id: str, video_mime: str) -> None:
         """Viewers who negotiated another codec before this host came cannot be served

@@ -22,7 +22,16 @@ from live.checkout_events import LiveEventSink
 from live.service import LiveService
 from signaling import SignalingConfig, SignalingService
 from signaling.placement import VideoPlacement
-from web import api, checkout_api, live_ws, orders_api, pages, payments_api, webhooks_api
+from web import (
+    api,
+    checkout_api,
+    live_ws,
+    orders_api,
+    pages,
+    payments_api,
+    stream_keys_api,
+    webhooks_api,
+)
 from web.auth import TokenIssuer
 from web.errors import handle_coded, handle_disconnect, handle_http, handle_redis, handle_unexpected
 from web.event_bus import EventBus
@@ -108,6 +117,7 @@ def _routes(made: Parts) -> list[BaseRoute]:
         *payments_api.routes(),
         *orders_api.routes(),
         *webhooks_api.routes(),
+        *stream_keys_api.routes(),
         *live_ws.routes(),
         *made.placement.routes(),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

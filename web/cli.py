@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: LIVESHOP_PORT)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations")
+    _tls_arguments(serve)
 
     demo = sub.add_parser(
         "demo",
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", help="bind address (default: LIVESHOP_HOST)")
     demo.add_argument("--port", type=int, help="port (default: LIVESHOP_PORT)")
     demo.add_argument("--no-serve", action="store_true", help="seed and print the links, then exit")
+    _tls_arguments(demo)
 
     sub.add_parser(
         "migrate",
@@ -83,8 +85,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tls_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ssl-keyfile", help="serve HTTPS: the private key (PEM), with --ssl-certfile"
+    )
+    parser.add_argument(
+        "--ssl-certfile", help="serve HTTPS: the certificate chain (PEM), with --ssl-keyfile"
+    )
+
+
+def _tls_options(args: argparse.Namespace) -> dict[str, Any]:
+    """uvicorn's TLS options from ``--ssl-keyfile``/``--ssl-certfile`` (none: plain HTTP)."""
+    keyfile = getattr(args, "ssl_keyfile", None)
+    certfile = getattr(args, "ssl_certfile", None)
+    return {"ssl_keyfile": keyfile, "ssl_certfile": certfile} if keyfile else {}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command in ("serve", "demo") and bool(args.ssl_keyfile) != bool(args.ssl_certfile):
+        parser.error("--ssl-keyfile and --ssl-certfile go together")
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -148,6 +169,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             port=port,
             workers=args.workers,
             **uvicorn_options(settings),
+            **_tls_options(args),
         )
     finally:
         if embedded is not None:
@@ -190,14 +212,25 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
             await engine.dispose()
 
     shown = asyncio.run(_seed())
+    base = settings.effective_public_url
+    if args.ssl_certfile and not settings.public_url:
+        base = "https://" + base.removeprefix("http://")
     print("liveshop demo is ready:")
-    for label, value in demo.links(settings.effective_public_url, shown).items():
+    for label, value in demo.links(base, shown).items():
         print(f"  {label:>16}: {value}")
     print(f"  {'admin secret':>16}: {settings.admin_secret}")
     sys.stdout.flush()
     if args.no_serve:
         return 0
-    return _serve(settings, argparse.Namespace(host=host, port=port, workers=1, no_migrate=True))
+    served = argparse.Namespace(
+        host=host,
+        port=port,
+        workers=1,
+        no_migrate=True,
+        ssl_keyfile=args.ssl_keyfile,
+        ssl_certfile=args.ssl_certfile,
+    )
+    return _serve(settings, served)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ CODES: dict[str, int] = {
     "body_too_large": 413,
     "unsupported_media_type": 415,
     "not_found": 404,
+    "stream_key_not_found": 404,
+    "stream_key_limit": 409,
     "method_not_allowed": 405,
     "auth_missing": 401,
     "auth_invalid": 401,

@@ -3,7 +3,8 @@
 Tokens are JWTs (``eyJ...``, three base64url segments); they could land in a log through
 an old client's ``?token=`` (uvicorn logs every path with its query), the handshake headers
 uvicorn logs at debug (``Sec-WebSocket-Protocol: liveshop, token.<token>``), a Bearer
-header, or an exception's text. ``RedactSecrets`` replaces each with ``[redacted]`` in the
+header, or an exception's text; a stream key (``lsk_...``, ``web/stream_keys.py``) likewise.
+``RedactSecrets`` replaces each with ``[redacted]`` in the
 message, the exception text and any string extra, before a formatter sees the record.
 """
 
@@ -18,13 +19,14 @@ _SECRETS = re.compile(
     r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"  # a JWT, whatever surrounds it
     r"|(?<=[?&;]token=)[^\s&#\"']+"  # a token in a query string, JWT or not
     r"|(?<=[Bb]earer )[^\s\"',]+"  # an Authorization header's value
+    r"|lsk_[A-Za-z0-9_-]+"  # a stream key, wherever it is
 )
 
 
 def redact(text: str) -> str:
     """``text`` with every credential in it replaced by ``[redacted]``."""
-    if "eyJ" not in text and "token=" not in text and "earer " not in text:
-        return text  # (the common case: one scan for three substrings, no regex)
+    if "eyJ" not in text and "token=" not in text and "earer " not in text and "lsk_" not in text:
+        return text  # (the common case: a scan for four substrings, no regex)
     return _SECRETS.sub(REDACTED, text)
 
 

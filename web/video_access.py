@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import secrets
 
+from sqlalchemy import update
+
 from checkout.errors import NotFound
 from checkout.service import CheckoutService
 from checkout.show_state import ShowStatus
+from core.db import utcnow
 from core.roles import Role
 from signaling import SignalingError, VideoState
+from web import stream_keys
 from web.auth import AuthError, TokenIssuer
 from web.event_bus import EventBus
+from web.stream_keys import StreamKey
 
 HOST = frozenset({Role.HOST})
 
@@ -38,6 +43,9 @@ class VideoAccess:
             raise SignalingError("session_not_found", "no such show") from None
 
     async def authorize_publisher(self, show_id: str, bearer: str | None) -> str:
+        if stream_keys.looks_like_key(bearer):
+            assert bearer is not None
+            return await self._authorize_key(show_id, bearer)
         try:
             principal = self.tokens.require(bearer, show_id, HOST)
         except AuthError as exc:
@@ -47,6 +55,36 @@ class VideoAccess:
         if status is not ShowStatus.LIVE:
             raise SignalingError("show_not_live", f"the show is {status}, not live")
         return principal.user_id
+
+    async def _authorize_key(self, show_id: str, key: str) -> str:
+        """A stream key of this show, not revoked, while the show is live (its last use is
+        written down)."""
+        if self.checkout is None:
+            raise SignalingError("service_closed", "The app is not running.")
+        async with self.checkout.sessions() as session:
+            row = await stream_keys.find(session, key)
+        if row is None:
+            raise SignalingError("unauthorized", "unknown stream key")
+        if row.revoked_at is not None:
+            raise SignalingError("key_revoked", "this stream key was revoked: make a new one")
+        if row.show_id != show_id:
+            raise SignalingError("forbidden", "this stream key is for another show")
+        status = await self._show_status(show_id)
+        if status is not ShowStatus.LIVE:
+            raise SignalingError("show_not_live", f"the show is {status}, not live")
+        async with self.checkout.sessions.begin() as session:
+            await session.execute(
+                update(StreamKey).where(StreamKey.id == row.id).values(last_used_at=utcnow())
+            )
+        return stream_keys.identity(row)
+
+    async def publisher_allowed(self, show_id: str, identity: str) -> bool:
+        """A host token's publisher goes on; a stream key's while the key is not revoked."""
+        if not identity.startswith(stream_keys.IDENTITY_PREFIX) or self.checkout is None:
+            return True
+        async with self.checkout.sessions() as session:
+            row = await session.get(StreamKey, identity.removeprefix(stream_keys.IDENTITY_PREFIX))
+        return row is not None and row.revoked_at is None and row.show_id == show_id
 
     async def authorize_viewer(self, show_id: str, bearer: str | None) -> str:
         """Anyone may watch a show that has not ended; a token, when sent, must be valid."""

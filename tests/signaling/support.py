@@ -28,6 +28,7 @@ class FakeShows:
     live: set[str] = field(default_factory=lambda: {"show1"})
     states: list[tuple[str, VideoState]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    revoked: set[str] = field(default_factory=set)  # identities no longer allowed
 
     def _check(self, show_id: str, bearer: str | None, role: str) -> str:
         if bearer is None:
@@ -44,6 +45,9 @@ class FakeShows:
         if show_id not in self.live:
             raise SignalingError("show_not_live", "The show is not live.")
         return identity
+
+    async def publisher_allowed(self, show_id: str, identity: str) -> bool:
+        return identity not in self.revoked
 
     async def authorize_viewer(self, show_id: str, bearer: str | None) -> str:
         return self._check(show_id, bearer, "viewer")

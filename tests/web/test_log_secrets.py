@@ -109,3 +109,4 @@ def test_an_exception_or_extra_holding_a_token_is_redacted() -> None:
     assert token not in line and "signature" not in line
     assert json.loads(line)["msg"] == "bad [redacted]"
     assert redact("GET /x?a=1&token=forged&b=2") == "GET /x?a=1&token=[redacted]&b=2"
+    assert redact("key lsk_Ab-9_x refused") == "key [redacted] refused"

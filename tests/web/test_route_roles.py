@@ -42,6 +42,7 @@ class World:
     sold_out: str
     viewer: dict[str, str] = field(default_factory=dict)
     order: str = ""  # made by the _order preparation
+    stream_key: str = ""  # made by the _stream_key preparation
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,14 @@ async def _order(client: httpx.AsyncClient, world: World) -> None:
     )
     assert resp.status_code == 201, resp.text
     world.order = resp.json()["order_id"]
+
+
+async def _stream_key(client: httpx.AsyncClient, world: World) -> None:
+    resp = await client.post(
+        f"/api/shows/{world.live}/stream-keys", json={"label": "OBS"}, headers=admin_headers()
+    )
+    assert resp.status_code == 201, resp.text
+    world.stream_key = resp.json()["id"]
 
 
 def _deal_body(world: World) -> dict[str, Any]:
@@ -183,6 +192,16 @@ ROUTES: dict[str, Route] = {
         prepare=_order,
     ),
     "show_orders": Route("GET", lambda w: f"/api/shows/{w.live}/orders", HOST, prepare=_order),
+    "create_stream_key": Route(
+        "POST", lambda w: f"/api/shows/{w.live}/stream-keys", HOST, lambda w: {"label": "OBS"}
+    ),
+    "list_stream_keys": Route("GET", lambda w: f"/api/shows/{w.live}/stream-keys", HOST),
+    "revoke_stream_key": Route(
+        "DELETE",
+        lambda w: f"/api/shows/{w.live}/stream-keys/{w.stream_key}",
+        HOST,
+        prepare=_stream_key,
+    ),
     "create_webhook_endpoint": Route(
         "POST", lambda w: "/api/webhooks/endpoints", ADMIN, lambda w: {"url": "https://oms.test/h"}
     ),

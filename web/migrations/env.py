@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 import checkout.models
 import checkout.payment_models
 import live.models  # noqa: F401  (registers live's tables on the shared metadata)
+import web.stream_keys  # noqa: F401  (and the stream keys' table)
 import webhooks.models  # noqa: F401  (and webhooks' tables)
 from core.db import Base, make_engine
 

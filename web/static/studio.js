@@ -2,12 +2,10 @@
 // preview and "Go live" over WHIP with the stream's health, products and stock, pin and deal
 // controls, live stats, chat and reactions, every question with an answer box, and polls.
 import { api, Credentials, el, hangUp, hashParams, LiveSocket, money, negotiate, showId } from "/static/common.js";
+import { setupObs } from "/static/studio_obs.js";
 
 const $ = (id) => document.getElementById(id);
-const credentials = new Credentials(hashParams().get("token"), {
-  onRenewed: (issued) => { $("whip-token").textContent = issued.token; },
-  inHash: true,
-});
+const credentials = new Credentials(hashParams().get("token"), { inHash: true });
 const whipUrl = new URL(`/whip/${encodeURIComponent(showId)}`, location.href).toString();
 const state = {
   show: null, status: null, pinned: new Set(), deals: new Map(), questions: new Map(), poll: null,
@@ -643,8 +641,7 @@ function onMessage(msg) {
 function main() {
   const problem = tokenProblem();
   if (problem) { signIn(problem); return; }
-  $("whip-url").textContent = whipUrl;
-  $("whip-token").textContent = credentials.token || "(open this page from the link liveshop printed)";
+  setupObs({ credentials, whipUrl });  // the "Publish from OBS (WHIP)" panel (studio_obs.js)
   live = new LiveSocket(credentials, onMessage, (status, code) => {
     // (4401 reaches here only once the token could not be renewed; offline, it is retried)
     if (code === 4401 && navigator.onLine !== false) signIn("Your sign-in is no longer valid. Open the host link liveshop printed.");
