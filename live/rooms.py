@@ -15,6 +15,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.currency import exponent
 from core.errors import CodedError
 from live.cards import Cards
 from live.event_log import Entry, EventLog, key
@@ -125,8 +126,13 @@ class Room:
             event = json.loads(entry.event)
             if event["type"] == "chat":
                 chat.append({"id": entry.id, **event})
+        poll = shared.get("poll")
+        my_vote = None
+        if poll and member.user_id:
+            my_vote = await self.polls.choice(poll["poll_id"], member.user_id)
         return since, {
             **shared,
+            "my_vote": my_vote,
             "clock_ms": await self.event_log.clock_ms(),
             "chat": chat[-50:],
             "viewers": {"now": self.hub.viewers_now, "peak": self.hub.viewers_peak},
@@ -150,6 +156,11 @@ class Room:
         with contextlib.suppress(CodedError):
             deals = [d.to_json() for d in await self.checkout.deals(self.show_id)]
         deleted = {str(d) for d in await self.redis.smembers(key(self.show_id, "deleted"))}
+        currencies: dict[str, int] = {}
+        with contextlib.suppress(CodedError):
+            for product in await self.checkout.products(self.show_id):
+                currencies.update({v.currency: exponent(v.currency) for v in product.variants})
+        totals = await self.redis.hgetall(key(self.show_id, "reactions_total"))
         shared = {
             "show_id": self.show_id,
             "status": await self._status(),
@@ -158,6 +169,8 @@ class Room:
             "deals": deals,
             "poll": await self.polls.get(),
             "questions": await self.questions.queue(limit=10),
+            "reactions": {str(k): int(v) for k, v in totals.items()},
+            "currencies": currencies,
         }
         # Chat up to ``since`` only: the hub sends what came after it, and a chat in both
         # the snapshot and that catch-up would reach the client twice.
