@@ -64,6 +64,7 @@ class Room:
         self._cached_at = 0.0
         self._cached_version = -1
         self._product_ids: frozenset[str] = frozenset()
+        self._currencies: dict[str, int] = {}
         self._product_ids_at = -math.inf
         self._product_ids_lock = asyncio.Lock()
 
@@ -71,14 +72,26 @@ class Room:
         """The show's product ids, read through checkout at most once per
         PRODUCT_IDS_TTL_S (a tap storm must not read the catalog per tap; the taps that
         find it stale wait for one read), and at once after this process saw it change."""
+        await self._read_catalog()
+        return self._product_ids
+
+    async def currencies(self) -> dict[str, int]:
+        """The exponent (ISO 4217 minor unit) of each currency of the show's catalog, from
+        the same cached read as ``product_ids``."""
+        await self._read_catalog()
+        return dict(self._currencies)
+
+    async def _read_catalog(self) -> None:
         if time.monotonic() - self._product_ids_at <= PRODUCT_IDS_TTL_S:
-            return self._product_ids
+            return
         async with self._product_ids_lock:
             if time.monotonic() - self._product_ids_at > PRODUCT_IDS_TTL_S:
                 products = await self.checkout.products(self.show_id)
                 self._product_ids = frozenset(p.id for p in products)
+                self._currencies = {
+                    v.currency: exponent(v.currency) for p in products for v in p.variants
+                }
                 self._product_ids_at = time.monotonic()
-        return self._product_ids
 
     def catalog_changed(self) -> None:
         """The show's catalog changed: the next ``product_ids`` reads it again."""
@@ -158,8 +171,7 @@ class Room:
         deleted = {str(d) for d in await self.redis.smembers(key(self.show_id, "deleted"))}
         currencies: dict[str, int] = {}
         with contextlib.suppress(CodedError):
-            for product in await self.checkout.products(self.show_id):
-                currencies.update({v.currency: exponent(v.currency) for v in product.variants})
+            currencies = await self.currencies()
         totals = await self.redis.hgetall(key(self.show_id, "reactions_total"))
         shared = {
             "show_id": self.show_id,
