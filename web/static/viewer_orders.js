@@ -28,7 +28,9 @@ export function initOrders(context) {
   // in the drawer's header (the top bar has no room left on a phone)
   const button = el("button", { type: "button", class: "secondary", id: "open-orders" }, "My orders");
   button.addEventListener("click", openMyOrders);
-  document.getElementById("close-cart").before(button);
+  const anchor = document.getElementById("close-cart");
+  if (anchor) anchor.before(button);
+  else document.getElementById("cart")?.prepend(button);
 }
 
 async function paidWith() {
