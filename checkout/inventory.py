@@ -425,12 +425,14 @@ def _refusal(variant_id: str, tag: str, r: Sequence[Any]) -> CheckoutError:
             "deal_limit_reached",
             f"the deal allows {room} more units for you",
             fields={"quantity": f"<= {room}"},
+            extra={"room": room},
         )
     if tag == "deal_short":
         return OutOfStock(
             "deal_sold_out",
             f"only {r[1]} deal units left",
             fields={variant_id: f"{r[1]} deal units left"},
+            extra={"left": int(r[1])},
         )
     if tag == "paying":
         return Conflict("checkout_in_progress", "this cart is already being checked out")

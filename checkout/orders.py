@@ -16,8 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from checkout.errors import NotFound
-from checkout.models import Order, OrderLine, OrderStatus, Variant
-from checkout.results import OrderLineView, OrderResult, OrderSummary
+from checkout.models import Order, OrderLine, OrderStatus, Product, Show, Variant
+from checkout.results import (
+    BuyerOrder,
+    BuyerOrderLine,
+    OrderLineView,
+    OrderResult,
+    OrderSummary,
+)
 
 log = logging.getLogger("liveshop.checkout")
 T = TypeVar("T")
@@ -113,6 +119,54 @@ async def orders_of(session: AsyncSession, show_id: str, buyer_id: str) -> list[
             created_at=o.created_at,
         )
         for o in (await session.scalars(query)).all()
+    ]
+
+
+async def buyer_orders(
+    session: AsyncSession, buyer_id: str, limit: int, before: tuple[datetime, str] | None
+) -> list[BuyerOrder]:
+    """The buyer's own orders in every show, newest first: at most ``limit``, and only
+    those older than ``before`` ((created_at, order id) of the last one of a page)."""
+    query = select(Order, Show.title).join(Show, Show.id == Order.show_id)
+    query = query.where(Order.buyer_id == buyer_id)
+    if before is not None:
+        at, order_id = before
+        query = query.where(
+            (Order.created_at < at) | ((Order.created_at == at) & (Order.id < order_id))
+        )
+    query = query.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit)
+    rows = (await session.execute(query.options(selectinload(Order.lines)))).all()
+    variant_ids = {line.variant_id for order, _ in rows for line in order.lines}
+    names: dict[str, tuple[str, dict[str, object]]] = {}
+    if variant_ids:
+        found = await session.execute(
+            select(Variant.id, Product.name, Variant.attributes)
+            .join(Product, Product.id == Variant.product_id)
+            .where(Variant.id.in_(variant_ids))
+        )
+        names = {vid: (name, dict(attrs or {})) for vid, name, attrs in found.all()}
+    return [
+        BuyerOrder(
+            order_id=order.id,
+            show_id=order.show_id,
+            show_title=title,
+            status=order.status.value,
+            total_minor=order.total_minor,
+            refunded_minor=order.refunded_minor,
+            currency=order.currency,
+            lines=tuple(
+                BuyerOrderLine(
+                    line.variant_id,
+                    names.get(line.variant_id, ("Item", {}))[0],
+                    names.get(line.variant_id, ("Item", {}))[1],
+                    line.quantity,
+                    line.unit_price_minor,
+                )
+                for line in sorted(order.lines, key=lambda line: line.variant_id)
+            ),
+            created_at=order.created_at,
+        )
+        for order, title in rows
     ]
 
 

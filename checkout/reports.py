@@ -3,10 +3,12 @@ and the show's sales figures (no cache, no Redis)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from checkout import catalog, orders
-from checkout.results import CatalogProduct, CatalogVariant, OrderSummary
+from checkout.results import BuyerOrder, CatalogProduct, CatalogVariant, OrderSummary
 from checkout.show_state import ShowStatus
 
 
@@ -17,6 +19,12 @@ class Reports:
     async def orders_of(self, show_id: str, buyer_id: str) -> list[OrderSummary]:
         async with self.sessions() as session:
             return await orders.orders_of(session, show_id, buyer_id)
+
+    async def buyer_orders(
+        self, buyer_id: str, limit: int, before: tuple[datetime, str] | None
+    ) -> list[BuyerOrder]:
+        async with self.sessions() as session:
+            return await orders.buyer_orders(session, buyer_id, limit, before)
 
     async def show_status(self, show_id: str) -> ShowStatus:
         """The show's status as SQL has it now (NotFound: ``show_not_found``)."""
@@ -38,6 +46,7 @@ class Reports:
                     )
                     for v in p.variants
                 ),
+                p.description or "",
             )
             for p in rows
         ]

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from core.currency import priced
+
 
 def money(amount: int, currency: str) -> dict[str, Any]:
     return {"amount": amount, "currency": currency}
@@ -168,6 +170,7 @@ class CatalogProduct:
     name: str
     image_url: str | None
     variants: tuple[CatalogVariant, ...]
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -261,3 +264,53 @@ class OrderDetail:
         if self.history is not None:
             out["history"] = [s.to_json(c) for s in self.history]
         return out
+
+
+@dataclass(frozen=True)
+class BuyerOrderLine:
+    """One line of a buyer's order, named as the shopper saw it."""
+
+    variant_id: str
+    product_name: str
+    options: dict[str, Any]
+    quantity: int
+    unit_price_minor: int
+
+
+@dataclass(frozen=True)
+class BuyerOrder:
+    """One of a buyer's own orders, in any show (``GET /api/orders``): amounts carry the
+    currency's exponent (ISO 4217) so that a page formats them by its minor unit."""
+
+    order_id: str
+    show_id: str
+    show_title: str
+    status: str
+    total_minor: int
+    refunded_minor: int
+    currency: str
+    lines: tuple[BuyerOrderLine, ...]
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.currency
+        return {
+            "order_id": self.order_id,
+            "show_id": self.show_id,
+            "show_title": self.show_title,
+            "status": self.status,
+            "total": priced(self.total_minor, c),
+            "refunded": priced(self.refunded_minor, c),
+            "units": sum(line.quantity for line in self.lines),
+            "lines": [
+                {
+                    "variant_id": line.variant_id,
+                    "product_name": line.product_name,
+                    "options": line.options,
+                    "quantity": line.quantity,
+                    "unit_price": priced(line.unit_price_minor, c),
+                }
+                for line in self.lines
+            ],
+            "created_at": iso(self.created_at),
+        }

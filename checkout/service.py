@@ -32,6 +32,7 @@ from checkout.reconcile import Reconciler
 from checkout.recovery import Recovery
 from checkout.reports import Reports
 from checkout.results import (
+    BuyerOrder,
     CartView,
     CatalogProduct,
     DealView,
@@ -229,6 +230,12 @@ class CheckoutService:
 
     async def orders_of(self, show_id: str, buyer_id: str) -> list[OrderSummary]:
         return await self._reports.orders_of(show_id, buyer_id)
+
+    async def buyer_orders(
+        self, buyer_id: str, limit: int, before: tuple[datetime, str] | None = None
+    ) -> list[BuyerOrder]:
+        """The buyer's own orders across shows, newest first (``GET /api/orders``)."""
+        return await self._reports.buyer_orders(buyer_id, limit, before)
 
     async def show_status(self, show_id: str) -> ShowStatus:
         return await self._reports.show_status(show_id)

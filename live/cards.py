@@ -11,6 +11,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from core.currency import priced
 from core.errors import CodedError
 from live.event_log import key
 from live.ports import CheckoutPort
@@ -79,7 +80,7 @@ class Cards:
                 "id": v.id,
                 "sku": v.sku,
                 "attributes": v.attributes,
-                "price": {"amount": v.price_minor, "currency": v.currency},
+                "price": priced(v.price_minor, v.currency),
                 "available": available[v.id],
                 "sold_out": available[v.id] <= 0,
                 "deal": deals.get(v.id),
@@ -91,8 +92,9 @@ class Cards:
         return {
             "product_id": product.id,
             "name": product.name,
+            "description": product.description,
             "image_url": product.image_url,
-            "price": {"amount": first.price_minor, "currency": first.currency},
+            "price": priced(first.price_minor, first.currency),
             "deal_price": deal.get("price") if deal else None,
             "ends_at": deal.get("ends_at") if deal else None,
             "available": sum(max(0, n) for n in available.values()),

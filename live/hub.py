@@ -115,6 +115,7 @@ class ShowHub:
         self.viewers_now = 0
         self.viewers_peak = 0
         self._viewers_stale = True
+        self._gone: set[str] = set()  # users whose last socket here left since the last count
         self.version = 0  # bumped by every entry that changes a snapshot (not chat, reactions)
         self._snapshot = snapshot
         self._tasks: list[asyncio.Task[None]] = []
@@ -187,6 +188,8 @@ class ShowHub:
 
     def leave(self, member: Member) -> None:
         self.members.discard(member)
+        if member.user_id and not self.members_of(member.user_id):
+            self._gone.add(member.user_id)  # (another process still holding them re-adds)
 
     # -- fan-out ---------------------------------------------------------------------------
 
@@ -294,8 +297,12 @@ class ShowHub:
             try:
                 if self.reactions:
                     counts, self.reactions = dict(self.reactions), Counter()
+                    totals = await self.add_reactions(counts)
                     await self.event_log.publish(
-                        "reactions", {"counts": counts}, Delivery.STATE, key_="reactions"
+                        "reactions",
+                        {"counts": counts, "totals": totals},
+                        Delivery.STATE,
+                        key_="reactions",
                     )
                 if self.poll_dirty is not None:
                     poll_id, self.poll_dirty = self.poll_dirty, None
@@ -308,6 +315,16 @@ class ShowHub:
             except Exception:
                 log.exception("tick failed", extra={"show": self.show_id})
 
+    async def add_reactions(self, counts: dict[str, int]) -> dict[str, int]:
+        """Add one tick's reactions to the show's running totals (every process adds its
+        own); the totals as they are after this tick's additions."""
+        name = key(self.show_id, "reactions_total")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for emoji, n in counts.items():
+                pipe.hincrby(name, emoji, n)
+            added = await pipe.execute()
+        return {emoji: int(total) for emoji, total in zip(counts, added, strict=True)}
+
     async def publish_tally(self, poll_id: str) -> None:
         tally = await self.redis.hgetall(key(self.show_id, f"poll:{poll_id}:tally"))
         counts = {k: int(v) for k, v in tally.items()}
@@ -319,16 +336,30 @@ class ShowHub:
         )
 
     async def _presence(self) -> None:
-        """Viewer counts summed from per-process entries, each stamped and expired."""
+        """Viewers counted once each, however many sockets (tabs) and processes they use:
+        a signed-in viewer is one member of a shared sorted set (scored by when a process
+        last saw them: gone after PRESENCE_FRESH_MS), an anonymous watcher one socket (a
+        count per process, each stamped and expired)."""
         name = key(self.show_id, "presence")
-        local = sum(1 for m in self.members if m.role in (Role.VIEWER, None))
+        users_key = key(self.show_id, "presence_users")
+        watchers = [m for m in self.members if m.role in (Role.VIEWER, None)]
+        users = {m.user_id for m in watchers if m.user_id}
+        anonymous = sum(1 for m in watchers if not m.user_id)
+        gone, self._gone = self._gone - users, set()
         now_ms = int(time.time() * 1000)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(name, self.process_id, f"{local}:{now_ms}")
+            pipe.hset(name, self.process_id, f"{anonymous}:{now_ms}")
             pipe.expire(name, 30)
+            if gone:
+                pipe.zrem(users_key, *gone)
+            if users:
+                pipe.zadd(users_key, dict.fromkeys(users, now_ms))
+            pipe.zremrangebyscore(users_key, "-inf", now_ms - PRESENCE_FRESH_MS)
+            pipe.expire(users_key, 30)
+            pipe.zcard(users_key)
             pipe.hgetall(name)
-            _, _, entries = await pipe.execute()
-        total = 0
+            *_, signed_in, entries = await pipe.execute()
+        total = int(signed_in)
         for proc, value in entries.items():
             count, _, stamp = value.partition(":")
             if now_ms - int(stamp) > PRESENCE_FRESH_MS:

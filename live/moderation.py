@@ -175,7 +175,7 @@ class Moderation:
     async def check_chat(self, user_id: str, text: str) -> ChatVerdict:
         """Refuse muted, banned, too-fast (slow mode) or blocked-word chat; before fan-out."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.exists(self._k(f"mute:{user_id}"))
+            pipe.ttl(self._k(f"mute:{user_id}"))  # -2: not muted
             pipe.sismember(self._k("bans"), user_id)
             pipe.sismember(self._k("shadow"), user_id)
             pipe.hget(self._k("slow"), user_id)
@@ -183,8 +183,9 @@ class Moderation:
             muted, banned, shadow, slow, blocked = await pipe.execute()
         if banned:
             raise ProtocolError("banned", "you are banned from this show")
-        if muted:
-            raise ProtocolError("muted", "you are muted for now")
+        if muted != -2:
+            left = {"seconds_left": int(muted)} if muted > 0 else {}
+            raise ProtocolError("muted", "you are muted for now", extra=left)
         lowered = text.lower()
         hits = sorted(w for w in blocked if re.search(rf"\b{re.escape(w)}\b", lowered))
         if hits:
@@ -194,7 +195,11 @@ class Moderation:
         if slow:
             fresh = await self.redis.set(self._k(f"slowlast:{user_id}"), 1, nx=True, ex=int(slow))
             if not fresh:
-                raise ProtocolError("slow_mode", f"one message every {int(slow)} s for you")
+                raise ProtocolError(
+                    "slow_mode",
+                    f"one message every {int(slow)} s for you",
+                    extra={"seconds": int(slow)},
+                )
         return ChatVerdict(shadow=bool(shadow))
 
     async def canned_add(self, text: str) -> str:

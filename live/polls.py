@@ -1,4 +1,5 @@
-"""Polls: one open poll per show, one vote per viewer, tallies in a Redis hash."""
+"""Polls: one open poll per show, one vote per viewer (their choice kept: a second vote is
+refused with it, and the snapshot tells each viewer theirs), tallies in a Redis hash."""
 
 from __future__ import annotations
 
@@ -60,10 +61,20 @@ class Polls:
             raise ProtocolError(
                 "invalid_input", "no such option", fields={"option": "out of range"}
             )
-        added = await self.redis.sadd(key(self.show_id, f"poll:{poll_id}:voters"), viewer_id)
-        if not added:
-            raise ProtocolError("already_voted", "you already voted in this poll")
+        choices = key(self.show_id, f"poll:{poll_id}:choices")
+        if not await self.redis.hsetnx(choices, viewer_id, str(option)):
+            chosen = await self.choice(poll_id, viewer_id)
+            raise ProtocolError(
+                "already_voted",
+                "you already voted in this poll",
+                extra={"option": chosen, "choice": poll["options"][chosen or 0]},
+            )
         await self.redis.hincrby(key(self.show_id, f"poll:{poll_id}:tally"), str(option), 1)
+
+    async def choice(self, poll_id: str, viewer_id: str) -> int | None:
+        """The option ``viewer_id`` voted for in the poll, or None."""
+        raw = await self.redis.hget(key(self.show_id, f"poll:{poll_id}:choices"), viewer_id)
+        return None if raw is None else int(raw)
 
     async def close(self, poll_id: str) -> dict[str, Any]:
         poll = await self.get()

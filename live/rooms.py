@@ -15,6 +15,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.currency import exponent
 from core.errors import CodedError
 from live.cards import Cards
 from live.event_log import Entry, EventLog, key
@@ -64,6 +65,7 @@ class Room:
         self._cached_at = 0.0
         self._cached_version = -1
         self._product_ids: frozenset[str] = frozenset()
+        self._currencies: dict[str, int] = {}
         self._product_ids_at = -math.inf
         self._product_ids_lock = asyncio.Lock()
 
@@ -71,14 +73,26 @@ class Room:
         """The show's product ids, read through checkout at most once per
         PRODUCT_IDS_TTL_S (a tap storm must not read the catalog per tap; the taps that
         find it stale wait for one read), and at once after this process saw it change."""
+        await self._read_catalog()
+        return self._product_ids
+
+    async def currencies(self) -> dict[str, int]:
+        """The exponent (ISO 4217 minor unit) of each currency of the show's catalog, from
+        the same cached read as ``product_ids``."""
+        await self._read_catalog()
+        return dict(self._currencies)
+
+    async def _read_catalog(self) -> None:
         if time.monotonic() - self._product_ids_at <= PRODUCT_IDS_TTL_S:
-            return self._product_ids
+            return
         async with self._product_ids_lock:
             if time.monotonic() - self._product_ids_at > PRODUCT_IDS_TTL_S:
                 products = await self.checkout.products(self.show_id)
                 self._product_ids = frozenset(p.id for p in products)
+                self._currencies = {
+                    v.currency: exponent(v.currency) for p in products for v in p.variants
+                }
                 self._product_ids_at = time.monotonic()
-        return self._product_ids
 
     def catalog_changed(self) -> None:
         """The show's catalog changed: the next ``product_ids`` reads it again."""
@@ -131,9 +145,14 @@ class Room:
             event = json.loads(entry.event)
             if event["type"] == "chat":
                 chat.append({"id": entry.id, **event})
+        poll = shared.get("poll")
+        my_vote = None
+        if poll and member.user_id:
+            my_vote = await self.polls.choice(poll["poll_id"], member.user_id)
         return since, {
             **shared,
             "questions": waiting + shared["questions"],
+            "my_vote": my_vote,
             "clock_ms": await self.event_log.clock_ms(),
             "chat": chat[-50:],
             "viewers": {"now": self.hub.viewers_now, "peak": self.hub.viewers_peak},
@@ -159,6 +178,10 @@ class Room:
         with contextlib.suppress(CodedError):
             deals = [d.to_json() for d in await self.checkout.deals(self.show_id)]
         deleted = {str(d) for d in await self.redis.smembers(key(self.show_id, "deleted"))}
+        currencies: dict[str, int] = {}
+        with contextlib.suppress(CodedError):
+            currencies = await self.currencies()
+        totals = await self.redis.hgetall(key(self.show_id, "reactions_total"))
         shared = {
             "show_id": self.show_id,
             "status": await self._status(),
@@ -169,6 +192,8 @@ class Room:
             # (answered ones too: they stay after a reload)
             "questions": await self.questions.seen_by_everyone(),
             "questions_public": self.questions.public,
+            "reactions": {str(k): int(v) for k, v in totals.items()},
+            "currencies": currencies,
         }
         pending = await self.questions.pending()
         # Chat up to ``since`` only: the hub sends what came after it, and a chat in both

@@ -137,7 +137,7 @@ class Session:
             if spec.reply:
                 self.reply(ref, **(result or {}))
         except ProtocolError as exc:
-            self.error(ref or exc.ref, exc.code, exc.message, exc.fields)
+            self.error(ref or exc.ref, exc.code, exc.message, exc.fields, exc.extra)
         except CodedError as exc:  # checkout's refusals, illegal transitions
             self.error(ref, exc.code, exc.message, exc.fields, exc.extra)
         except Exception:

@@ -18,7 +18,7 @@ from core.db import Base
 
 VOLATILE = re.compile(
     r"liveshop:test-claim:.*"  # (the test session's claim on its Redis database)
-    r"|live:\{[^}]*\}:(presence|peak)"  # viewer counts: each hub's tick, every second
+    r"|live:\{[^}]*\}:(presence|presence_users|peak)"  # viewer counts, every second
     r"|live:\{[^}]*\}:rl:.*"  # rate-limit buckets: a request counts before it is judged
 )
 

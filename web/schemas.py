@@ -8,10 +8,20 @@ from typing import Annotated
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from checkout.validation import MAX_PRICE_MINOR, MAX_UNITS
+from core.currency import is_currency
 from core.roles import Role
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+def _known_currency(code: str) -> str:
+    if not is_currency(code):
+        raise ValueError("an active ISO 4217 currency code (EUR, JPY, KWD...)")
+    return code
+
+
+# An ISO 4217 code: its minor unit (core/currency.py) says what an amount's digits mean.
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_known_currency)]
 Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 # An https URL on a named host (no user info), or a path of this app ("/static/..."): never
 # "//host" or "/\host" (both are another host to a browser), nor http (mixed content).

@@ -53,9 +53,10 @@ async def upvote(ctx: Context, question_id: str) -> dict[str, Any]:
     return {"votes": question["votes"]}
 
 
-async def vote(ctx: Context, poll_id: str, option: int) -> None:
+async def vote(ctx: Context, poll_id: str, option: int) -> dict[str, Any]:
     await ctx.room.polls.vote(poll_id, option, ctx.uid)
     ctx.room.hub.poll_dirty = poll_id
+    return {"option": option}
 
 
 async def add_to_cart(ctx: Context, variant_id: str, quantity: int) -> dict[str, Any]:

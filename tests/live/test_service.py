@@ -76,7 +76,7 @@ async def test_host_pins_cards_viewers_see_them(live: LiveServer) -> None:
     assert card["product_id"] == seeded.product_ids[0]
     assert card["name"] == "Product 0"
     assert card["image_url"] == "https://img.example/0.png"
-    assert card["price"] == {"amount": 1000, "currency": "EUR"}
+    assert card["price"] == {"amount": 1000, "currency": "EUR", "exponent": 2}
     assert card["available"] == 5 and card["sold_out"] is False
     assert card["deal_price"] is None and card["ends_at"] is None
     # A viewer may not pin, a viewer may not moderate.

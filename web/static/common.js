@@ -23,13 +23,40 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// Money is integer minor units; how many digits a currency has after the point (its
+// ISO 4217 exponent: JPY 0, EUR 2, KWD 3) comes from the server: `exponent` in a price,
+// or the snapshot's `currencies` (setExponents). Failing both, Intl's own digits.
+const exponents = new Map();
+
+export function setExponents(map) {
+  for (const [currency, exponent] of Object.entries(map || {})) {
+    if (Number.isInteger(exponent)) exponents.set(currency, exponent);
+  }
+}
+
+export function exponentOf(price) {
+  if (Number.isInteger(price.exponent)) {
+    exponents.set(price.currency, price.exponent);
+    return price.exponent;
+  }
+  if (exponents.has(price.currency)) return exponents.get(price.currency);
+  try {
+    return new Intl.NumberFormat("en", { style: "currency", currency: price.currency }).resolvedOptions().maximumFractionDigits;
+  } catch {
+    return 2;
+  }
+}
+
 export function money(price) {
   if (!price) return "";
+  const digits = exponentOf(price);
+  const value = price.amount / 10 ** digits;
   try {
-    return new Intl.NumberFormat(undefined, { style: "currency", currency: price.currency })
-      .format(price.amount / 100);
+    return new Intl.NumberFormat(undefined, {
+      style: "currency", currency: price.currency, minimumFractionDigits: digits, maximumFractionDigits: digits,
+    }).format(value);
   } catch {
-    return `${(price.amount / 100).toFixed(2)} ${price.currency}`;
+    return `${value.toFixed(digits)} ${price.currency}`;
   }
 }
 

@@ -1,9 +1,15 @@
 // Viewer page: the video fills the screen, cards and chat float over it, buying never
 // leaves the stream. All user text goes through textContent (see common.js `el`).
-import { api, Credentials, el, hangUp, hashParams, LiveSocket, money, negotiate, newKey, showId } from "/static/common.js";
+import { api, Credentials, el, hangUp, hashParams, LiveSocket, money, negotiate, newKey, setExponents, showId } from "/static/common.js";
+import { humanMessage } from "/static/messages.js";
 import { cardForm, completeAction, paymentConfig, paymentMethod, savedCards } from "/static/payments.js";
 import { ViewerQuestions } from "/static/viewer_questions.js";
 import { openDrawer } from "/static/viewer_layout.js";  // drawer, overlays, full screen (part F)
+import { initCart, nameOf, renderCart, syncCart } from "/static/viewer_cart.js";
+import { drawPoll, onReactions, setMyVote, setReactionTotals } from "/static/viewer_engage.js";
+import { backInStock, clearStaleResults } from "/static/viewer_notices.js";
+import { initOrders, receiptButton, showReceipt } from "/static/viewer_orders.js";
+import { attachProduct, refreshProduct } from "/static/viewer_product.js";
 const $ = (id) => document.getElementById(id);
 const state = { cards: new Map(), deals: new Map(), poll: null, me: null, stream: "offline" };
 const questions = new ViewerQuestions({ request: (type, fields) => live.request(type, fields), me: () => state.me });
@@ -142,6 +148,7 @@ function renderCard(card) {
       const reply = await pay("buy_now", fields, result);
       result.className = "result ok";
       result.textContent = `Bought! Order ${reply.order.order_id}`;
+      result.append(" ", receiptButton(reply.order));
     } catch (error) {
       result.className = "result fail";
       result.textContent = reasonText(error);
@@ -181,6 +188,7 @@ function renderCard(card) {
     el("div", { class: "actions" }, select, buy, add, notify),
     result,
   );
+  attachProduct(node, card, (id) => state.cards.get(id));
   refresh();
   return node;
 }
@@ -230,17 +238,9 @@ async function setUpCardOnFile() {
   await show().catch(() => {});
 }
 
-const REASONS = {
-  payment_method_missing: "Save a card first (in the drawer, under “Your card”).",
-  payment_requires_action: "Your bank needs you to confirm this payment.",
-  sold_out: "Sold out, sorry. Tap “Notify me” to hear when it is back.",
-  payment_declined: "Your card was declined. Nothing was charged.",
-  payment_timeout: "The payment did not go through in time. Nothing was charged.",
-  rate_limited: "Too fast, try again in a second.",
-  disconnected: "Connection lost, reconnecting…",
-};
+// Every refusal in words a shopper reads (web/static/messages.js), never the raw server text.
 function reasonText(error) {
-  return REASONS[error.code] || error.message || "Something went wrong";
+  return humanMessage(error);
 }
 
 function applyStock({ variant_id, available }) {
@@ -253,6 +253,7 @@ function applyStock({ variant_id, available }) {
     card.sold_out = card.available <= 0;
   }
   for (const node of document.querySelectorAll(".card")) node._refresh?.();
+  refreshProduct();
 }
 
 // ---- cart ----
@@ -267,17 +268,7 @@ function variantName(variantId) {
   return "Item";
 }
 
-function renderCart(cart) {
-  const lines = cart?.lines || [];
-  $("cart-count").textContent = String(lines.reduce((n, l) => n + l.quantity, 0));
-  $("cart-lines").replaceChildren(...lines.map((line) => el("li", { class: "row" },
-    el("span", { class: "grow", text: `${line.quantity} × ${variantName(line.variant_id)}` }),
-    el("span", { text: money({ amount: line.unit_price.amount * line.quantity, currency: line.unit_price.currency }) }),
-    el("button", { type: "button", class: "secondary", "aria-label": `Remove ${variantName(line.variant_id)}`,
-      onclick: async () => renderCart((await live.request("remove_from_cart", { variant_id: line.variant_id })).cart) }, "Remove"))));
-  $("cart-total").textContent = cart?.total ? `Total ${money(cart.total)}` : "";
-  $("checkout").disabled = lines.length === 0;
-}
+// renderCart: web/static/viewer_cart.js (hold timers, quantities).
 
 // ---- chat, questions, polls ----
 function addChat(msg) {
@@ -288,15 +279,7 @@ function addChat(msg) {
 }
 
 function renderPoll() {
-  const root = $("poll");
-  const poll = state.poll;
-  if (!poll) { root.replaceChildren(); return; }
-  const tally = poll.tally || {};
-  root.replaceChildren(el("div", { class: "poll", role: "group", "aria-label": "Poll" },
-    el("p", { text: poll.question }),
-    ...poll.options.map((option, i) => el("button", { type: "button", class: "secondary", disabled: poll.closed,
-      onclick: () => live.request("vote", { poll_id: poll.poll_id, option: i }).catch(() => {}) },
-      `${option} (${tally[i] ?? tally[String(i)] ?? 0})`))));
+  drawPoll($("poll"), state.poll, (type, fields) => live.request(type, fields));
 }
 
 function setStatus(status) {
@@ -307,8 +290,11 @@ function setStatus(status) {
 
 function onMessage(msg) {
   switch (msg.type) {
-    case "hello": state.me = msg; break;
+    case "hello": state.me = msg; if (state.cards.size) syncCart(); break;
     case "snapshot":
+      setExponents(msg.currencies);
+      setReactionTotals(msg.reactions);
+      setMyVote(msg.poll?.poll_id ?? null, msg.my_vote);
       setStatus(msg.status);
       state.cards = new Map((msg.cards || []).map((c) => [c.product_id, c]));
       state.deals = new Map((msg.deals || []).map((d) => [d.variant_id, d]));
@@ -319,12 +305,11 @@ function onMessage(msg) {
       (msg.chat || []).forEach(addChat);
       if (msg.viewers) $("viewers").textContent = `${msg.viewers.now} watching`;
       renderCards(); renderPoll();
+      syncCart();  // the badge is right after a reload
       break;
     case "chat": addChat(msg); break;
     case "chat_deleted": document.querySelector(`#chat [data-id="${CSS.escape(msg.message_id)}"]`)?.remove(); break;
-    case "reactions":
-      $("reactions").replaceChildren(...Object.entries(msg.counts).map(([emoji, n]) => el("span", { text: `${emoji} ${n}` })));
-      break;
+    case "reactions": onReactions(msg); break;
     case "viewers": $("viewers").textContent = `${msg.now} watching`; break;
     case "card_pinned": state.cards.set(msg.card.product_id, msg.card); renderCards(); break;
     case "card_unpinned": state.cards.delete(msg.product_id); renderCards(); break;
@@ -332,7 +317,7 @@ function onMessage(msg) {
     case "stock": applyStock(msg); break;
     case "deal_started": state.deals.set(msg.variant_id, msg); renderCards(); break;
     case "deal_ended": state.deals.delete(msg.variant_id); renderCards(); break;
-    case "back_in_stock": applyStock(msg); for (const n of document.querySelectorAll(".card")) n._refresh?.(); break;
+    case "back_in_stock": applyStock(msg); backInStock(msg, state.cards, nameOf); break;
     case "order":
       if (msg.status === "cart_expired") $("cart-result").textContent = "Your cart expired and its items were released.";
       break;
@@ -357,6 +342,9 @@ async function main() {
   credentials = await identity();
   live = new LiveSocket(credentials, onMessage);
   questions.mount($("chat"));
+  initCart({ request: (type, fields) => live.request(type, fields), variantName });
+  initOrders({ token: () => credentials.token, variantName: nameOf });
+  clearStaleResults($("cards"));
   watch();
   setUpCardOnFile().catch(() => {});
   const video = $("video");
@@ -387,6 +375,7 @@ async function main() {
     try {
       const reply = await pay("checkout_cart", { idempotency_key: checkoutKey }, $("cart-result"));
       $("cart-result").textContent = `Order ${reply.order.order_id} confirmed`;
+      showReceipt(reply.order);
       renderCart((await live.request("view_cart")).cart);
     } catch (error) {
       $("cart-result").textContent = reasonText(error);
