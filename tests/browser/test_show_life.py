@@ -345,6 +345,7 @@ class SocketCutter:
         self.cut = False
         self.current: WebSocketRoute | None = None
         self.after_frame: str | None = None  # cut right after the page sends this type
+        self.drop: set[str] = set()  # requests of these types never reach the server
         page.route_web_socket(re.compile(r"/live/"), self._route)
 
     def _route(self, ws: WebSocketRoute) -> None:
@@ -354,8 +355,10 @@ class SocketCutter:
         server = ws.connect_to_server()
 
         def to_server(message: str | bytes) -> None:
-            server.send(message)
             kind = json.loads(message).get("type") if isinstance(message, str) else None
+            if kind in self.drop:
+                return
+            server.send(message)
             if self.after_frame and kind == self.after_frame:
                 self.after_frame = None
                 self.cut = True
@@ -410,6 +413,33 @@ def test_the_viewer_sees_its_own_connection_and_every_action_answers(
     card.get_by_role("button", name="Add to cart").click()
     expect(card.get_by_role("status")).to_have_text("Added to your cart")
     expect(viewer.locator("#cart-count")).to_have_text("3")
+
+
+def test_a_request_that_gets_no_answer_times_out_with_a_message(
+    demo: Demo, browser: Browser, contexts: list[BrowserContext]
+) -> None:
+    show = new_show(demo, "Lost answers")
+    pin(demo, show)
+    viewer = open_page(browser, contexts, None)
+    cutter = SocketCutter(viewer)
+    viewer.goto(url(demo, "watch", show))
+    card = viewer.get_by_role("article", name=PRODUCT)
+    expect(card.locator(".units")).to_have_text("10 left")
+    # the page's own setting (10 s), shortened for the test
+    viewer.evaluate(
+        "import('/static/common.js').then((m) => { m.liveOptions.requestTimeoutMs = 1500; })"
+    )
+    cutter.drop.add("add_to_cart")  # the request is sent, and nothing ever answers
+    started = time.monotonic()
+    card.get_by_role("button", name="Add to cart").click()
+    expect(card.get_by_role("status")).to_have_text(
+        "No answer from the server. Check your connection and try again.", timeout=4000
+    )
+    assert 1.4 < time.monotonic() - started < 4
+    expect(viewer.locator("#conn")).to_be_hidden()  # the socket itself is fine
+    cutter.drop.clear()
+    card.get_by_role("button", name="Add to cart").click()
+    expect(card.get_by_role("status")).to_have_text("Added to your cart")
 
 
 def viewer_variant(demo: Demo, show: Show) -> str:

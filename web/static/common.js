@@ -141,13 +141,16 @@ export async function loadShow(id = showId) {
   }
 }
 
-export const REQUEST_TIMEOUT_MS = 10_000;
+// How long a live request waits for its answer before it fails with `timeout` (read at
+// each request; tests shorten it).
+export const liveOptions = { requestTimeoutMs: 10_000 };
 
 // The live socket: reconnects with the last event id it saw, so nothing is missed. When the
 // server closes it because the token expired (4401), it renews the token and reconnects.
 // `onStatus("open" | "ready" | "closed", closeCode)`: "ready" once the server said hello (joined),
 // "closed" when the socket is down. Every request gets an answer: a coded error at once
-// when the socket is not ready ("disconnected"), or after `timeoutMs` ("timeout").
+// when the socket is not ready ("disconnected"), or after `liveOptions.requestTimeoutMs`
+// ("timeout").
 export class LiveSocket {
   constructor(credentials, onMessage, onStatus = () => {}) {
     this.credentials = credentials;
@@ -165,7 +168,6 @@ export class LiveSocket {
     this.closed = false;
     this.retry = 0;
     this.ready = false;
-    this.timeoutMs = REQUEST_TIMEOUT_MS;
     this.connect();
   }
 
@@ -242,7 +244,7 @@ export class LiveSocket {
       const timer = setTimeout(() => {
         if (!this.pending.delete(ref)) return;
         reject(Object.assign(new Error("no answer in time"), { code: "timeout" }));
-      }, this.timeoutMs);
+      }, liveOptions.requestTimeoutMs);
       this.pending.set(ref, { resolve, reject, timer });
       this.ws.send(JSON.stringify({ type, ref, ...fields }));
     });
