@@ -17,6 +17,7 @@ from checkout.attempts import HeldLine
 from checkout.buy import Buying, Poll
 from checkout.error_codes import IDEMPOTENCY_KEY_REUSED
 from checkout.errors import Conflict, NotFound, PaymentFailed
+from checkout.events import OrderUpdate
 from checkout.holds import HoldState
 from checkout.inventory import Inventory, Replay, Reserved, prefix
 from checkout.lookups import Lookups, server_ms
@@ -94,6 +95,36 @@ class Carts:
         if back:
             await self.stock_events.back_in_stock(info.show_id, variant_id, avail)
         return await self.view_cart(show_id, buyer_id)
+
+    async def release_show(self, show_id: str) -> int:
+        """The show ended: every cart's held lines go back to stock and each buyer hears
+        of it (an ``order`` event, status ``cart_released``). A line being paid for (a
+        checkout in flight) is left to its checkout, which settles it as before. Returns
+        the number of carts released."""
+        released_carts = 0
+        async for raw_key in self.redis.scan_iter(match=f"cart:{show_id}:*", count=200):
+            cart_key = str(raw_key)
+            buyer_id = cart_key.split(":", 2)[2]
+            hold_id = self._cart_hold(show_id, buyer_id)
+            entries = [str(k) for k in await self.redis.hkeys(cart_key)]
+            released: list[str] = []
+            for variant_id in entries:
+                avail, back, units = await self.inventory.release(
+                    variant_id, hold_id, only=HoldState.HELD
+                )
+                if not units:
+                    continue
+                released.append(variant_id)
+                self.stock_events.moved(show_id, variant_id, avail)
+                if back:
+                    await self.stock_events.back_in_stock(show_id, variant_id, avail)
+            if released:
+                await self.redis.hdel(cart_key, *released)
+                released_carts += 1
+                await self.stock_events.publish(
+                    OrderUpdate(show_id, buyer_id, "cart_released", reason="show_ended")
+                )
+        return released_carts
 
     async def _cart_line_alive(self, show_id: str, buyer_id: str, variant_id: str) -> bool:
         hk = prefix(variant_id) + "h:" + self._cart_hold(show_id, buyer_id)

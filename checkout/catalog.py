@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from checkout import webhook_events
 from checkout.errors import Conflict, NotFound
-from checkout.models import Product, Show, Variant
+from checkout.models import Product, Show, User, Variant
 from checkout.show_state import ShowStatus, transition
 from core.db import utcnow
 
@@ -50,6 +50,15 @@ async def list_shows(session: AsyncSession, status: ShowStatus | None = None) ->
     if status is not None:
         query = query.where(Show.status == status)
     return list((await session.scalars(query)).all())
+
+
+async def host_names(session: AsyncSession, shows: list[Show]) -> dict[str, str]:
+    """host id -> display name, for the shows' hosts."""
+    ids = {s.host_id for s in shows if s.host_id}
+    if not ids:
+        return {}
+    rows = await session.execute(select(User.id, User.display_name).where(User.id.in_(ids)))
+    return {row.id: row.display_name for row in rows}
 
 
 async def get_show(session: AsyncSession, show_id: str, *, for_update: bool = False) -> Show:

@@ -64,7 +64,7 @@ class OrderUpdate(Event):
 
     kind: ClassVar[str] = "order"
     buyer_id: str
-    status: str  # "confirmed", "failed", "cart_expired"
+    status: str  # "confirmed", "failed", "cart_expired", "cart_released" (the show ended)
     order_id: str | None = None
     idempotency_key: str | None = None
     total_minor: int | None = None

@@ -273,13 +273,21 @@ class Inventory:
         return str(r[0])
 
     async def release(
-        self, variant_id: str, hold_id: str, *, idem: str = "", reason: str = ""
+        self,
+        variant_id: str,
+        hold_id: str,
+        *,
+        idem: str = "",
+        reason: str = "",
+        only: HoldState | None = None,
     ) -> tuple[int, bool, int]:
-        """Give a hold's units back: (available, back in stock, units released)."""
+        """Give a hold's units back: (available, back in stock, units released). With
+        ``only``, a hold in another state is left alone (0 units released)."""
         p = prefix(variant_id)
         keys = [stock_key(variant_id), p + "exp", hold_key(variant_id, hold_id), idem or p + "-"]
         state = "failed" if idem and reason else ""
-        r = await self._call("RELEASE", keys, [p, hold_id, state, reason])
+        args = [p, hold_id, state, reason, only.value if only else ""]
+        r = await self._call("RELEASE", keys, args)
         return int(r[1]), bool(int(r[2])), int(r[3])
 
     async def sweep(self, variant_id: str) -> Swept | None:

@@ -113,7 +113,10 @@ class Lookups:
         return status
 
     async def require_live(self, show_id: str) -> None:
-        if await self.show_status(show_id) is not ShowStatus.LIVE:
+        status = await self.show_status(show_id)
+        if status is ShowStatus.ENDED:
+            raise Conflict("show_ended", "the show has ended", fields={"show_id": "ended"})
+        if status is not ShowStatus.LIVE:
             raise Conflict("show_not_live", "the show is not live", fields={"show_id": "not live"})
 
     async def variant(self, show_id: str, variant_id: str, *, live: bool = True) -> VariantInfo:

@@ -199,13 +199,17 @@ return {'ok'}
 """
 )
 
-# KEYS: stock, exp, hold, idem   ARGV: prefix, hold id, idem state ('' = leave), reason
+# KEYS: stock, exp, hold, idem   ARGV: prefix, hold id, idem state ('' = leave), reason,
+# [only: release the hold only when it is in this state ('held': not one being paid for)]
 # -> {'ok', avail, was_zero, released_qty}
 RELEASE = (
     PRELUDE
     + r"""
 local stock, exp, hk, ik = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local prefix, hid, istate, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local prefix, hid, istate, reason, only = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if only and only ~= '' and redis.call('HGET', hk, 'state') ~= only then
+  return {'ok', num(redis.call('HGET', stock, 'avail')), 0, 0}
+end
 if istate ~= '' and redis.call('EXISTS', ik) == 1 then
   redis.call('HSET', ik, 'state', istate, 'reason', reason)
 end

@@ -137,6 +137,10 @@ class CheckoutService:
     def invalidate_show(self, show_id: str) -> None:
         self._lookups.invalidate_show(show_id)
 
+    async def release_show_carts(self, show_id: str) -> int:
+        """The show ended: its carts' held units go back to stock (Carts.release_show)."""
+        return await self._carts.release_show(show_id)
+
     async def sweep_once(self) -> None:
         await self._recovery.sweep_once()
 

@@ -36,5 +36,6 @@ CODES: dict[str, int] = {
     "poll_open": 409,
     "poll_closed": 409,
     "illegal_transition": 409,
+    "show_ended": 409,
     "internal_error": 500,
 }

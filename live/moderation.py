@@ -175,7 +175,7 @@ class Moderation:
     async def check_chat(self, user_id: str, text: str) -> ChatVerdict:
         """Refuse muted, banned, too-fast (slow mode) or blocked-word chat; before fan-out."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.ttl(self._k(f"mute:{user_id}"))  # -2: not muted
+            pipe.ttl(self._k(f"mute:{user_id}"))
             pipe.sismember(self._k("bans"), user_id)
             pipe.sismember(self._k("shadow"), user_id)
             pipe.hget(self._k("slow"), user_id)
@@ -183,9 +183,11 @@ class Moderation:
             muted, banned, shadow, slow, blocked = await pipe.execute()
         if banned:
             raise ProtocolError("banned", "you are banned from this show")
-        if muted != -2:
-            left = {"seconds_left": int(muted)} if muted > 0 else {}
-            raise ProtocolError("muted", "you are muted for now", extra=left)
+        if muted is not None and int(muted) != -2:  # (-2: no mute; -1: no expiry)
+            left = max(1, int(muted))
+            raise ProtocolError(
+                "muted", f"you are muted for {left} more s", extra={"seconds_left": left}
+            )
         lowered = text.lower()
         hits = sorted(w for w in blocked if re.search(rf"\b{re.escape(w)}\b", lowered))
         if hits:

@@ -9,7 +9,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -28,6 +28,7 @@ from live.questions import Questions
 
 SNAPSHOT_TTL_S = 0.5
 PRODUCT_IDS_TTL_S = 2.0
+ENDED_TTL_S = 0.5
 
 
 class Room:
@@ -59,6 +60,10 @@ class Room:
         self.redis = redis
         self._rate_limits = rate_limits
         self.active = 0  # sockets being served in this process
+        self._ended = False
+        self._ended_read_at = -math.inf
+        # Set by the service: a viewer removed from the show (banned) loses their video.
+        self.on_removed: Callable[[str], Awaitable[None]] | None = None
         self.buckets: dict[str, dict[str, Bucket]] = {}
         self._snapshot_lock = asyncio.Lock()
         self._cached: tuple[str, dict[str, Any], list[Entry], set[str], list[Any]] | None = None
@@ -158,6 +163,16 @@ class Room:
             "viewers": {"now": self.hub.viewers_now, "peak": self.hub.viewers_peak},
         }
 
+    async def ended(self) -> bool:
+        """Whether the show has ended (read at most once per ENDED_TTL_S until it has:
+        an end is for good)."""
+        if self._ended:
+            return True
+        if time.monotonic() - self._ended_read_at > ENDED_TTL_S:
+            self._ended = await self._status() == "ended"
+            self._ended_read_at = time.monotonic()
+        return self._ended
+
     async def _status(self) -> str | None:
         """The show's status: Redis keeps it once it changed; before that, ask checkout."""
         raw = await self.redis.get(key(self.show_id, "status"))
@@ -185,6 +200,7 @@ class Room:
         shared = {
             "show_id": self.show_id,
             "status": await self._status(),
+            "replay_url": None,  # (room for a replay once shows are recorded for replay)
             "stream": await self.redis.get(key(self.show_id, "video")) or "offline",
             "cards": await self.cards.pinned(),
             "deals": deals,

@@ -9,6 +9,8 @@ HTTP API's hooks: a show's status, its video state and its catalog changed.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -22,12 +24,15 @@ from live.event_log import EventLog, key
 from live.handlers import HANDLERS
 from live.hub import Member, new_process_id
 from live.limits import RateLimits
+from live.moderation import Moderation
 from live.outbox import Limits, Outlet, Sink
 from live.ports import CheckoutPort
 from live.protocol import Delivery, ProtocolError
 from live.rooms import Room
 from live.session import Participant, Session
 from live.shared_limits import SharedLimits
+
+log = logging.getLogger("liveshop.live")
 
 MAX_CONCURRENT_WORK = 48
 IDLE_ROOM_S = 60.0
@@ -66,6 +71,9 @@ class LiveService:
         # pool (100 by default; each show's reader holds one): joins and requests queue
         # here instead.
         self.busy = asyncio.Semaphore(MAX_CONCURRENT_WORK)
+        # Told when a moderator removes (bans) a viewer from a show: (show_id, user_id).
+        # The app closes the viewer's video sessions there.
+        self.removal_listeners: list[Callable[[str, str], Awaitable[None]]] = []
 
     async def room(self, show_id: str) -> Room:
         """The show's room in this process (created, with its reader, on first use)."""
@@ -79,7 +87,7 @@ class LiveService:
                 except CodedError:
                     raise ProtocolError("show_not_found", "no such show") from None
                 await self.redis.set(key(show_id, "status"), status.value)
-                self.rooms[show_id] = Room(
+                room = Room(
                     self.redis,
                     self.sessions,
                     self.checkout,
@@ -88,6 +96,8 @@ class LiveService:
                     rate_limits=lambda: self.rate_limits,
                     questions_public=self.questions_public,
                 )
+                room.on_removed = lambda user_id: self._removed(show_id, user_id)
+                self.rooms[show_id] = room
             return self.rooms[show_id]
 
     async def close(self) -> None:
@@ -96,6 +106,17 @@ class LiveService:
         for room in rooms:
             await room.hub.close()
 
+    async def _removed(self, show_id: str, user_id: str) -> None:
+        for listener in self.removal_listeners:
+            try:
+                await listener(show_id, user_id)
+            except Exception:
+                log.exception("removal listener failed", extra={"show": show_id})
+
+    async def is_banned(self, show_id: str, user_id: str) -> bool:
+        """Whether ``user_id`` was removed (banned) from the show (asked by video access)."""
+        return await Moderation(self.redis, self.sessions, show_id).is_banned(user_id)
+
     # -- hooks from the HTTP API -----------------------------------------------------------
 
     async def show_status_changed(self, show_id: str, status: ShowStatus) -> None:
@@ -103,8 +124,12 @@ class LiveService:
         if status is ShowStatus.LIVE:
             await event_log.start_clock()
         await self.redis.set(key(show_id, "status"), status.value)
+        # replay_url: room for a replay link once ended shows are kept for replay
         await event_log.publish(
-            "show_status", {"status": status.value}, Delivery.STATE, key_="status"
+            "show_status",
+            {"status": status.value, "replay_url": None},
+            Delivery.STATE,
+            key_="status",
         )
 
     async def video_state_changed(self, show_id: str, state: str) -> None:

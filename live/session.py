@@ -28,6 +28,12 @@ from live.shared_limits import SHARED_KINDS, SharedLimits
 
 log = logging.getLogger("liveshop.live")
 
+# What a show that has ended refuses (show_ended); the cart, buy and checkout requests are
+# refused by checkout itself with the same code. The cart can still be viewed.
+CLOSED_WHEN_ENDED = frozenset(
+    {"chat", "react", "tap", "ask", "upvote", "vote", "pin", "start_deal", "open_poll"}
+)
+
 
 @dataclass(frozen=True)
 class Participant:
@@ -132,6 +138,8 @@ class Session:
                 raise ProtocolError("forbidden_role", f"a {self.who.role} may not {kind}")
             if not await self._within_limits(kind):
                 raise ProtocolError("rate_limited", f"too many {kind} messages; slow down")
+            if kind in CLOSED_WHEN_ENDED and await self.room.ended():
+                raise ProtocolError("show_ended", "the show has ended")
             async with self.busy:
                 result = await self.handlers[kind](Context(self.room, self.who), **fields)
             if spec.reply:

@@ -14,15 +14,22 @@ class VideoState(enum.StrEnum):
     OFFLINE = "offline"
     LIVE = "live"
     RECONNECTING = "reconnecting"
+    PAUSED = "paused"  # the host hung up (DELETE): offline, said so; live again on return
 
 
-# The transitions a show's video may take; anything else is a bug in the relay.
+# The transitions a show's video may take; anything else is a bug in the relay. A paused
+# show is not streaming: like an offline one it is kept as no state (``VideoStates``).
 VIDEO_TRANSITIONS = Transitions(
     "show's video",
     {
         VideoState.OFFLINE: frozenset({VideoState.LIVE}),
-        VideoState.LIVE: frozenset({VideoState.RECONNECTING, VideoState.OFFLINE}),
-        VideoState.RECONNECTING: frozenset({VideoState.LIVE, VideoState.OFFLINE}),
+        VideoState.LIVE: frozenset(
+            {VideoState.RECONNECTING, VideoState.PAUSED, VideoState.OFFLINE}
+        ),
+        VideoState.RECONNECTING: frozenset(
+            {VideoState.LIVE, VideoState.PAUSED, VideoState.OFFLINE}
+        ),
+        VideoState.PAUSED: frozenset({VideoState.LIVE, VideoState.OFFLINE}),
     },
 )
 

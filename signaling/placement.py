@@ -211,6 +211,48 @@ class VideoPlacement:
                 self._owned.discard(show_id)
                 await self.video.close_show(show_id)
 
+    # -- control: what the app asks of a show's video, wherever it is served --------------
+
+    async def end_show(self, show_id: str) -> None:
+        """The show ended: its video is ended by the process that serves it."""
+        await self._control(show_id, {"control": "end_show"})
+
+    async def remove_viewer(self, show_id: str, identity: str) -> None:
+        """A viewer removed from the show: their sessions closed where they are served."""
+        await self._control(show_id, {"control": "remove_viewer", "identity": identity})
+
+    async def _control(self, show_id: str, message: dict[str, Any]) -> None:
+        owner = None
+        if self.redis is not None:
+            try:
+                owner = await self.owner(show_id, claim=False)
+            except Exception as exc:
+                log.warning("video placement unavailable: %r", exc, extra={"show": show_id})
+        if owner is None or self.redis is None:
+            await self._run_control({**message, "show_id": show_id})
+            return
+        inbox = _INBOX + owner
+        payload = {
+            **message,
+            "show_id": show_id,
+            "id": secrets.token_hex(12),
+            "deadline": time.time() + FORWARD_TIMEOUT_S,
+        }
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.rpush(inbox, json.dumps(payload))
+                pipe.expire(inbox, int(FORWARD_TIMEOUT_S) + 5)
+                await pipe.execute()
+        except Exception as exc:
+            log.warning("video control not sent: %r", exc, extra={"owner": owner})
+
+    async def _run_control(self, message: dict[str, Any]) -> None:
+        show_id = str(message["show_id"])
+        if message["control"] == "end_show":
+            await self.video.end_show(show_id)
+        elif message["control"] == "remove_viewer":
+            await self.video.remove_viewer(show_id, str(message["identity"]))
+
     # -- forwarding ----------------------------------------------------------------------------
 
     async def forward(self, owner: str, request: Request, body: bytes) -> Response:
@@ -284,9 +326,19 @@ class VideoPlacement:
                 continue
             if left_s <= 0:
                 continue  # its sender has given up: answering would leave a peer behind
-            task = asyncio.get_running_loop().create_task(self._answer(message, left_s))
+            if "control" in message:
+                job = self._control_here(message)
+            else:
+                job = self._answer(message, left_s)
+            task = asyncio.get_running_loop().create_task(job)
             self._handlers.add(task)
             task.add_done_callback(self._handlers.discard)
+
+    async def _control_here(self, message: dict[str, Any]) -> None:
+        try:
+            await self._run_control(message)
+        except Exception:
+            log.exception("video control failed")
 
     async def _answer(self, message: dict[str, Any], left_s: float) -> None:
         assert self.redis is not None

@@ -98,6 +98,24 @@ class SignalingService:
         another process is asked at its next periodic check."""
         await self._whip.recheck(show_id)
 
+    async def end_show(self, show_id: str) -> None:
+        """The show ended: its stream goes offline (announced) and every peer of it here,
+        publisher and viewers, is closed. New offers are refused by ``ShowAccess``."""
+        await self._whip.end_show(show_id)
+        await self._peers.close_show(show_id)
+
+    async def remove_viewer(self, show_id: str, identity: str) -> int:
+        """Close the viewer sessions ``identity`` plays ``show_id`` with here (a viewer
+        removed from the show); returns how many were closed."""
+        sessions = [
+            s
+            for s in self._peers.of_show(show_id)
+            if s.role is PeerRole.VIEWER and s.identity == identity
+        ]
+        for session in sessions:
+            await self._peers.close_session(session)
+        return len(sessions)
+
     def shows_in_use(self) -> set[str]:
         """The shows this service has peers or a relay for."""
         return self._peers.shows_in_use()

@@ -2,7 +2,7 @@
 
 ``WhipIngest`` answers the host's offer, feeds the host's packets to the show's relay (and
 recorder), and ends or loses the publisher; ``VideoStates`` holds each show's stream state
-(``offline -> live -> reconnecting -> live | offline``) and reports every change to
+(``offline -> live -> reconnecting | paused -> live | offline``) and reports every change to
 ``ShowAccess.video_state_changed``. A publisher whose connection failed leaves its show
 reconnecting for ``reconnect_grace_s``, then offline.
 """
@@ -57,7 +57,7 @@ class VideoStates:
         if state is current:
             return
         VIDEO_TRANSITIONS.check(current, state)
-        if state is VideoState.OFFLINE:
+        if state in (VideoState.OFFLINE, VideoState.PAUSED):
             self._states.pop(show_id, None)
         else:
             self._states[show_id] = state
@@ -213,13 +213,23 @@ class WhipIngest:
         await self._peers.close_session(session)
 
     async def end_publisher(self, session: PeerSession) -> None:
-        """The host ended the broadcast (DELETE)."""
+        """The host stopped the broadcast (DELETE): the show is paused (viewers stay
+        attached and resume when the host publishes again)."""
         show_id = session.show_id
         if self._publishers.get(show_id) is session:
             del self._publishers[show_id]
             self._peers.relay(show_id).detach_source(session)
-            await self._states.set(show_id, VideoState.OFFLINE)
+            self._cancel_grace(show_id)
+            await self._states.set(show_id, VideoState.PAUSED)
         await self._peers.close_session(session)
+
+    async def end_show(self, show_id: str) -> None:
+        """The show ended: its publisher is let go and its stream goes offline."""
+        self._cancel_grace(show_id)
+        publisher = self._publishers.pop(show_id, None)
+        if publisher is not None:
+            self._peers.relay(show_id).detach_source(publisher)
+        await self._states.set(show_id, VideoState.OFFLINE)
 
     def _start_grace(self, show_id: str) -> None:
         async def expire() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -12,6 +13,7 @@ from starlette.routing import Route
 from checkout import catalog, users
 from checkout.models import Product, Show, Variant
 from checkout.show_state import ShowStatus
+from core.db import utcnow
 from core.roles import Role
 from web.auth import AuthError, Principal, admin_ok, bearer
 from web.errors import ApiError
@@ -115,16 +117,33 @@ async def create_show(request: Request) -> Response:
     return JSONResponse(show_json(show), status_code=201)
 
 
+PUBLIC_ENDED_S = 24 * 3600  # the front door lists shows that ended this long ago at most
+PUBLIC_SHOWS = 100  # and at most this many shows
+
+
 async def list_shows(request: Request) -> Response:
-    require_admin(request)
+    """The admin gets every show; anyone else (the front door) the live and upcoming
+    shows and those that ended in the last day, newest first, at most PUBLIC_SHOWS. Each
+    with its host's display name (null when it has no host yet)."""
     raw = request.query_params.get("status")
     try:
         status = ShowStatus(raw) if raw else None
     except ValueError:
         raise ApiError("invalid_input", "unknown status", fields={"status": "unknown"}) from None
+    admin = is_admin(request)
     async with _parts(request).resources.sessions() as session:
         shows = await catalog.list_shows(session, status)
-    return JSONResponse({"shows": [show_json(s) for s in shows]})
+        if not admin:
+            since = utcnow() - timedelta(seconds=PUBLIC_ENDED_S)
+            shows = [
+                s
+                for s in shows
+                if s.status is not ShowStatus.ENDED or (s.ended_at and s.ended_at >= since)
+            ][:PUBLIC_SHOWS]
+        hosts = await catalog.host_names(session, shows)
+    return JSONResponse(
+        {"shows": [{**show_json(s), "host_name": hosts.get(s.host_id or "")} for s in shows]}
+    )
 
 
 async def get_show(request: Request) -> Response:
@@ -237,9 +256,10 @@ async def issue_token(request: Request) -> Response:
             fields={"show_id": "required for this role"},
         )
     async with _parts(request).resources.sessions.begin() as session:
-        if body.show_id:
-            await catalog.get_show(session, body.show_id)
+        show = await catalog.get_show(session, body.show_id) if body.show_id else None
         user = await users.ensure_user(session, body.role, body.name, body.user_id)
+        if show is not None and body.role is Role.HOST and show.host_id is None:
+            show.host_id = user.id  # the first host a show gets a token for is its host
     tokens = _parts(request).tokens
     token = tokens.issue(
         body.role, name=body.name, show_id=body.show_id, user_id=user.id, ttl_s=body.ttl_s

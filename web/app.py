@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from checkout.show_state import ShowStatus
 from config import Settings, load_settings
 from config.runtime import tune_gc
 from core.errors import CodedError
@@ -151,8 +152,12 @@ async def _lifespan(made: Parts, migrate: bool, server_process: bool) -> AsyncIt
         made.bus.status_listeners.append(live.show_status_changed)
         made.bus.catalog_listeners.append(live.catalog_changed)
         made.bus.video_listeners.append(live.video_state_changed)
+        # The end of a show ends its video; a banned viewer loses theirs.
+        made.bus.status_listeners.append(_end_video(made.placement))
+        live.removal_listeners.append(made.placement.remove_viewer)
         made.running = Running(resources, checkout, live, deliverer)
         made.access.checkout = checkout
+        made.access.live = live
         made.placement.start(resources.redis)
         log.info("liveshop started", extra={"redis": resources.redis_url.split("@")[-1]})
         if server_process:
@@ -162,8 +167,17 @@ async def _lifespan(made: Parts, migrate: bool, server_process: bool) -> AsyncIt
         await _close_all(closers)
         made.running = None
         made.access.checkout = None
+        made.access.live = None
         await resources.close()  # last: the others still use it while closing
         log.info("liveshop stopped")
+
+
+def _end_video(placement: VideoPlacement) -> Callable[[str, ShowStatus], Awaitable[None]]:
+    async def status_changed(show_id: str, status: ShowStatus) -> None:
+        if status is ShowStatus.ENDED:
+            await placement.end_show(show_id)
+
+    return status_changed
 
 
 async def _close_all(closers: list[Callable[[], Awaitable[None]]]) -> None:

@@ -90,6 +90,8 @@ async def open_checkout(
         service.invalidate_show(show_id)
         if status is ShowStatus.LIVE:
             await service.prepare_show(show_id)
+        elif status is ShowStatus.ENDED:
+            await service.release_show_carts(show_id)
 
     bus.status_listeners.append(status_changed)
     return service

@@ -61,9 +61,20 @@ def _serve(filename: str) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
+async def favicon(request: Request) -> Response:
+    return FileResponse(STATIC / "img" / "favicon.svg", media_type="image/svg+xml")
+
+
 def routes() -> list[BaseRoute]:
     pages: list[BaseRoute] = [
         Route(f"/{path}/{{show_id}}", _serve(filename), methods=["GET"])
         for path, filename in PAGES.items()
     ]
-    return [*pages, Mount("/static", StaticFiles(directory=STATIC), name="static")]
+    # The front door: the live and upcoming shows (``/`` and ``/watch``).
+    home = [Route(path, _serve("home.html"), methods=["GET"]) for path in ("/", "/watch")]
+    return [
+        *pages,
+        *home,
+        Route("/favicon.ico", favicon, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]

@@ -16,6 +16,7 @@ from checkout.service import CheckoutService
 from checkout.show_state import ShowStatus
 from core.db import utcnow
 from core.roles import Role
+from live.service import LiveService
 from signaling import SignalingError, VideoState
 from web import stream_keys
 from web.auth import AuthError, TokenIssuer
@@ -27,12 +28,13 @@ HOST = frozenset({Role.HOST})
 
 class VideoAccess:
     """signaling's ``ShowAccess``: tokens decide who, checkout says the show's status, and
-    video states go out on the event bus. Checkout is attached while the app runs."""
+    video states go out on the event bus. Checkout and live are attached while the app runs."""
 
     def __init__(self, tokens: TokenIssuer, bus: EventBus) -> None:
         self.tokens = tokens
         self.bus = bus
         self.checkout: CheckoutService | None = None
+        self.live: LiveService | None = None  # (attached with checkout: who is banned)
 
     async def _show_status(self, show_id: str) -> ShowStatus:
         if self.checkout is None:
@@ -52,6 +54,8 @@ class VideoAccess:
             code = "unauthorized" if exc.http_status == 401 else "forbidden"
             raise SignalingError(code, exc.message) from None
         status = await self._show_status(show_id)
+        if status is ShowStatus.ENDED:
+            raise SignalingError("show_ended", "the show has ended")
         if status is not ShowStatus.LIVE:
             raise SignalingError("show_not_live", f"the show is {status}, not live")
         return principal.user_id
@@ -87,9 +91,10 @@ class VideoAccess:
         return row is not None and row.revoked_at is None and row.show_id == show_id
 
     async def authorize_viewer(self, show_id: str, bearer: str | None) -> str:
-        """Anyone may watch a show that has not ended; a token, when sent, must be valid."""
+        """Anyone may watch a show that has not ended; a token, when sent, must be valid,
+        and its viewer not removed (banned) from the show."""
         if await self._show_status(show_id) is ShowStatus.ENDED:
-            raise SignalingError("forbidden", "the show has ended")
+            raise SignalingError("show_ended", "the show has ended")
         if bearer is None:
             return f"anon_{secrets.token_urlsafe(6)}"
         try:
@@ -98,6 +103,8 @@ class VideoAccess:
             raise SignalingError("unauthorized", exc.message) from None
         if not principal.can_act_on(show_id):
             raise SignalingError("forbidden", "this token is for another show")
+        if self.live is not None and await self.live.is_banned(show_id, principal.user_id):
+            raise SignalingError("banned", "you were removed from this show")
         return principal.user_id
 
     async def video_state_changed(self, show_id: str, state: VideoState) -> None:

@@ -80,6 +80,8 @@ async def ban(ctx: Context, user_id: str) -> None:
     async with ctx.logged("ban", target_viewer_id=user_id):
         await ctx.room.moderation.ban(user_id)
     await _notify(ctx, user_id, "ban")
+    if ctx.room.on_removed is not None:  # their video too (WHEP sessions closed)
+        await ctx.room.on_removed(user_id)
 
 
 async def shadow_ban(ctx: Context, user_id: str) -> None:

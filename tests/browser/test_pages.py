@@ -172,7 +172,7 @@ def test_host_goes_live_and_viewers_see_moving_video(
     screenshot(studio, "studio-live-desktop")
     studio.get_by_role("button", name="Stop").click()
     expect(early.locator("#stream-msg")).to_have_text(
-        re.compile("Waiting|Reconnecting"), timeout=15_000
+        re.compile("Waiting|Reconnecting|paused"), timeout=15_000
     )
 
 

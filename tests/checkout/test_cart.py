@@ -148,3 +148,25 @@ async def test_mixed_currency_cart_is_refused_and_keeps_its_holds(shop: Shop) ->
     assert (await shop.counts(usd))["held"] == 0
     order = await shop.service.checkout_cart(shop.show_id, "u", "c2", OK)
     assert order.status == "paid" and order.total_minor > 0
+
+
+async def test_the_end_of_a_show_releases_held_carts_not_those_being_paid(shop: Shop) -> None:
+    a, b = shop.v("SNK-42"), shop.v("MUG")
+    await shop.service.add_to_cart(shop.show_id, "held", a, 2)
+    await shop.service.add_to_cart(shop.show_id, "held", b, 1)
+    await shop.service.add_to_cart(shop.show_id, "paying", a, 1)
+    paying = f"c:{shop.show_id}:paying"  # a checkout in flight when the show ends
+    await shop.service.inventory.move(a, paying, HoldState.HELD, HoldState.PAYING, 10_000)
+    shop.sink.events.clear()
+
+    assert await shop.service.release_show_carts(shop.show_id) == 1
+    assert await shop.counts(a) == {"avail": 4, "held": 1, "sold": 0, "listed": 5}
+    assert await shop.counts(b) == {"avail": 20, "held": 0, "sold": 0, "listed": 20}
+    assert (await shop.service.view_cart(shop.show_id, "held")).lines == ()
+    kept = await shop.service.view_cart(shop.show_id, "paying")
+    assert [(line.variant_id, line.quantity) for line in kept.lines] == [(a, 1)]
+    assert [(e.buyer_id, e.status, e.reason) for e in shop.sink.of("order")] == [  # type: ignore[attr-defined]
+        ("held", "cart_released", "show_ended")
+    ]
+    assert await shop.service.release_show_carts(shop.show_id) == 0  # nothing left to release
+    await shop.assert_invariant(a)

@@ -3,6 +3,7 @@ on the process which does not serve the show is answered by the one that does.""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from config import Settings
 from core.roles import Role
 from signaling.ice import IcePolicy, IceServer
 from signaling.placement import VideoPlacement
-from tests.conftest import make_settings
+from tests.conftest import admin_headers, make_settings
 from tests.live.conftest import seed_show
 from tests.signaling.support import end, offer_whip, play, publish
 from web.app import create_app
@@ -172,3 +173,41 @@ async def test_a_process_that_lost_its_show_to_another_ends_its_peers_there(
         assert await redis_client.get(f"liveshop:video:owner:{show}") == "other"
         await viewer.close()
         await host.close()
+
+
+async def test_the_end_of_a_show_and_a_ban_reach_the_process_serving_its_video(
+    tmp_path: Path, db_url: str, redis_url: str, redis_client: aioredis.Redis
+) -> None:
+    settings = make_settings(tmp_path, db_url, redis_url, ice_host_addresses=["127.0.0.1"])
+    async with process(settings) as (one, http_one), process(settings) as (two, http_two):
+        seeded = await seed_show(one)
+        show = seeded.show_id
+        host_token = parts(one).tokens.issue(Role.HOST, name="H", show_id=show)
+        host = await publish(http_one, PatternTrack(), show=show, token=host_token)
+        tokens = parts(one).tokens
+        spam, vera = tokens.issue(Role.VIEWER, name="S"), tokens.issue(Role.VIEWER, name="V")
+        banned = await play(http_two, show=show, token=spam)
+        kept = await play(http_two, show=show, token=vera)
+        await kept.wait_frames(5)
+        assert parts(one).video.stats()["viewers"] == 2
+        # the ban is asked of process two, whose video is served by process one
+        await parts(two).placement.remove_viewer(show, tokens.verify(spam).user_id)
+        for _ in range(100):
+            if parts(one).video.stats()["viewers"] == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert parts(one).video.stats()["viewers"] == 1
+        # and so is the end of the show
+        ended = await http_two.post(f"/api/shows/{show}/end", headers=admin_headers())
+        assert ended.status_code == 200
+        for _ in range(100):
+            if parts(one).video.stats()["peer_connections"] == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert parts(one).video.stats()["peer_connections"] == 0
+        refused = await http_two.post(
+            f"/whep/{show}", content=b"v=0\r\n", headers={"Content-Type": "application/sdp"}
+        )
+        assert (refused.status_code, refused.json()["error"]["code"]) == (409, "show_ended")
+        for client in (banned, kept, host):
+            await client.close()

@@ -156,8 +156,28 @@ export class Credentials {
   }
 }
 
+// The show as GET /api/shows/{id} has it ({id, title, status, ...}), or null when no such
+// show exists (404): pages say "This show does not exist" instead of waiting for ever.
+// Other failures (offline, 5xx) throw, and the page carries on as if the show existed.
+export async function loadShow(id = showId) {
+  try {
+    return await api("GET", `/api/shows/${encodeURIComponent(id)}`);
+  } catch (error) {
+    if (error.status === 404) return null;
+    throw error;
+  }
+}
+
+// How long a live request waits for its answer before it fails with `timeout` (read at
+// each request; tests shorten it).
+export const liveOptions = { requestTimeoutMs: 10_000 };
+
 // The live socket: reconnects with the last event id it saw, so nothing is missed. When the
 // server closes it because the token expired (4401), it renews the token and reconnects.
+// `onStatus("open" | "ready" | "closed", closeCode)`: "ready" once the server said hello (joined),
+// "closed" when the socket is down. Every request gets an answer: a coded error at once
+// when the socket is not ready ("disconnected"), or after `liveOptions.requestTimeoutMs`
+// ("timeout").
 export class LiveSocket {
   constructor(credentials, onMessage, onStatus = () => {}) {
     this.credentials = credentials;
@@ -174,6 +194,7 @@ export class LiveSocket {
     this.refs = 0;
     this.closed = false;
     this.retry = 0;
+    this.ready = false;
     this.connect();
   }
 
@@ -188,10 +209,16 @@ export class LiveSocket {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const url = `${scheme}://${location.host}/live/${encodeURIComponent(showId)}?${params}`;
     this.ws = new WebSocket(url, protocols);
+    const ws = this.ws;
     this.ws.onopen = () => { this.retry = 0; this.onStatus("open"); };
     this.ws.onmessage = (event) => this.dispatch(JSON.parse(event.data));
     this.ws.onclose = async (event) => {
-      for (const { reject } of this.pending.values()) reject(Object.assign(new Error("disconnected"), { code: "disconnected" }));
+      if (ws !== this.ws) return;  // (an older socket, replaced already)
+      this.ready = false;
+      for (const { reject, timer } of this.pending.values()) {
+        clearTimeout(timer);
+        reject(Object.assign(new Error("disconnected"), { code: "disconnected" }));
+      }
       this.pending.clear();
       // (the token may have been renewed already, while this socket still ran on the old one)
       const fresh = () => this.credentials.token !== this.openedWith || this.credentials.renew();
@@ -221,8 +248,10 @@ export class LiveSocket {
     const messages = message.type === "batch" ? message.events : [message];
     for (const msg of messages) {
       if (msg.id) this.lastId = msg.id;
+      if (msg.type === "hello" && !this.ready) { this.ready = true; this.onStatus("ready"); }
       if ((msg.type === "ok" || msg.type === "error") && this.pending.has(msg.ref)) {
-        const { resolve, reject } = this.pending.get(msg.ref);
+        const { resolve, reject, timer } = this.pending.get(msg.ref);
+        clearTimeout(timer);
         this.pending.delete(msg.ref);
         if (msg.type === "ok") resolve(msg);
         else reject(Object.assign(new Error(msg.message), { code: msg.code, fields: msg.fields, extra: msg.extra }));
@@ -235,11 +264,15 @@ export class LiveSocket {
   request(type, fields = {}) {
     const ref = `c${++this.refs}`;
     return new Promise((resolve, reject) => {
-      if (this.ws.readyState !== WebSocket.OPEN) {
+      if (this.ws.readyState !== WebSocket.OPEN || !this.ready) {
         reject(Object.assign(new Error("not connected"), { code: "disconnected" }));
         return;
       }
-      this.pending.set(ref, { resolve, reject });
+      const timer = setTimeout(() => {
+        if (!this.pending.delete(ref)) return;
+        reject(Object.assign(new Error("no answer in time"), { code: "timeout" }));
+      }, liveOptions.requestTimeoutMs);
+      this.pending.set(ref, { resolve, reject, timer });
       this.ws.send(JSON.stringify({ type, ref, ...fields }));
     });
   }
@@ -271,8 +304,9 @@ export async function negotiate(pc, url, token) {
   const resp = await fetch(url, { method: "POST", headers, body: pc.localDescription.sdp });
   if (resp.status !== 201) {
     let message = `HTTP ${resp.status}`;
-    try { message = (await resp.json()).error.message; } catch {}
-    throw Object.assign(new Error(message), { status: resp.status });
+    let code = `http_${resp.status}`;
+    try { ({ message, code } = (await resp.json()).error); } catch {}
+    throw Object.assign(new Error(message), { status: resp.status, code });
   }
   const base = new URL(url, window.location.href);
   const session = new URL(resp.headers.get("Location"), base).toString();

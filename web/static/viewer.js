@@ -1,7 +1,8 @@
 // Viewer page: the video fills the screen, cards and chat float over it, buying never
 // leaves the stream. All user text goes through textContent (see common.js `el`).
-import { api, Credentials, el, hangUp, hashParams, LiveSocket, money, negotiate, newKey, setExponents, showId } from "/static/common.js";
+import { api, Credentials, el, hangUp, hashParams, LiveSocket, loadShow, money, negotiate, newKey, setExponents, showId } from "/static/common.js";
 import { humanMessage } from "/static/messages.js";
+import * as life from "/static/viewer_show.js";
 import { cardForm, completeAction, paymentConfig, paymentMethod, savedCards } from "/static/payments.js";
 import { ViewerQuestions } from "/static/viewer_questions.js";
 import { openDrawer } from "/static/viewer_layout.js";  // drawer, overlays, full screen (part F)
@@ -42,17 +43,11 @@ let pc = null;
 let whepLocation = null;
 let whepToken = null;
 function setStreamMessage() {
-  const video = $("video");
-  const msg = $("stream-msg");
-  const playing = video.videoWidth > 0 && !video.paused;
-  if (state.stream === "reconnecting") msg.textContent = "Reconnecting to the host…";
-  else if (state.stream === "ended") msg.textContent = "The show has ended. Thanks for watching!";
-  else if (!playing) msg.textContent = "Waiting for the host…";
-  msg.hidden = playing && state.stream !== "reconnecting";
+  life.renderStream($("video"));  // (viewer_show.js: paused, reconnecting, waiting)
 }
 
 async function watch() {
-  if (pc) return;
+  if (pc || !life.canWatch()) return;
   pc = new RTCPeerConnection();
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addTransceiver("audio", { direction: "recvonly" });
@@ -62,6 +57,7 @@ async function watch() {
     $("video").srcObject = stream;
   };
   pc.onconnectionstatechange = () => {
+    life.videoStatus(pc?.connectionState);
     if (["failed", "closed"].includes(pc?.connectionState)) restartVideo();
   };
   try {
@@ -70,11 +66,21 @@ async function watch() {
   } catch (error) {
     pc.close();
     pc = null;
-    setTimeout(watch, 3000);
+    if (!life.videoRefused(error)) setTimeout(watch, 3000);
   }
 }
 
+// The show ended or this viewer was removed: the video stops, and stays stopped.
+function stopVideo() {
+  if (pc) pc.close();
+  pc = null;
+  hangUp(whepLocation, whepToken);
+  whepLocation = null;
+  $("video").srcObject = null;
+}
+
 function restartVideo() {
+  if (!life.canWatch()) return;
   if (pc) pc.close();
   pc = null;
   hangUp(whepLocation, whepToken);
@@ -104,6 +110,8 @@ function renderCards() {
   root.replaceChildren();
   for (const card of state.cards.values()) root.append(renderCard(card));
 }
+
+const buyKeys = new Map();  // variant id -> the idempotency key of its buy until answered
 
 function renderCard(card) {
   const node = el("article", { class: "card", "aria-label": card.name, "data-product": card.product_id });
@@ -136,10 +144,12 @@ function renderCard(card) {
     notify.hidden = !soldOut;
   };
   node._refresh = refresh;
-  let pendingKey = null;
   buy.addEventListener("click", async () => {
     const variant = cardVariant(card, node);
-    pendingKey ??= newKey(); // a double tap reuses the key: one order, never two
+    // A double tap, or a tap again after a lost answer, reuses the key: one order, never
+    // two (kept by variant, so that a card drawn again keeps it too).
+    const pendingKey = buyKeys.get(variant.id) ?? newKey();
+    buyKeys.set(variant.id, pendingKey);
     buy.disabled = true;
     result.className = "result";
     result.textContent = "Buying…";
@@ -149,11 +159,13 @@ function renderCard(card) {
       result.className = "result ok";
       result.textContent = `Bought! Order ${reply.order.order_id}`;
       result.append(" ", receiptButton(reply.order));
+      buyKeys.delete(variant.id);
     } catch (error) {
       result.className = "result fail";
       result.textContent = reasonText(error);
+      // kept until a definitive answer: a retry after a lost answer is the same buy
+      if (life.definitive(error)) buyKeys.delete(variant.id);
     } finally {
-      pendingKey = null;
       refresh();
     }
   });
@@ -240,7 +252,7 @@ async function setUpCardOnFile() {
 
 // Every refusal in words a shopper reads (web/static/messages.js), never the raw server text.
 function reasonText(error) {
-  return humanMessage(error);
+  return life.lifeReason(error) || humanMessage(error);
 }
 
 function applyStock({ variant_id, available }) {
@@ -282,25 +294,25 @@ function renderPoll() {
   drawPoll($("poll"), state.poll, (type, fields) => live.request(type, fields));
 }
 
-function setStatus(status) {
-  $("show-status").textContent = status;
-  $("show-status").className = `status ${status === "live" ? "live" : ""}`;
-  if (status === "ended") { state.stream = "ended"; setStreamMessage(); }
+function setStatus(status, replayUrl = null) {
+  life.setShowStatus(status, replayUrl);
+  setStreamMessage();
 }
 
 function onMessage(msg) {
+  life.lifeMessage(msg);
   switch (msg.type) {
     case "hello": state.me = msg; if (state.cards.size) syncCart(); break;
     case "snapshot":
       setExponents(msg.currencies);
       setReactionTotals(msg.reactions);
       setMyVote(msg.poll?.poll_id ?? null, msg.my_vote);
-      setStatus(msg.status);
+      setStatus(msg.status, msg.replay_url);
       state.cards = new Map((msg.cards || []).map((c) => [c.product_id, c]));
       state.deals = new Map((msg.deals || []).map((d) => [d.variant_id, d]));
       questions.reset(msg.questions, { isPublic: msg.questions_public });
       state.poll = msg.poll || null;
-      if (msg.stream) { state.stream = msg.stream; setStreamMessage(); }
+      if (msg.stream) { state.stream = msg.stream; life.setStream(msg.stream); setStreamMessage(); }
       $("chat").replaceChildren();
       (msg.chat || []).forEach(addChat);
       if (msg.viewers) $("viewers").textContent = `${msg.viewers.now} watching`;
@@ -325,8 +337,8 @@ function onMessage(msg) {
     case "poll_opened": state.poll = msg.poll; renderPoll(); break;
     case "poll_tally": if (state.poll?.poll_id === msg.poll_id) { state.poll.tally = msg.tally; renderPoll(); } break;
     case "poll_closed": state.poll = { ...msg.poll, closed: true }; renderPoll(); break;
-    case "show_status": setStatus(msg.status); break;
-    case "stream": state.stream = msg.state; setStreamMessage(); if (msg.state === "live" && !pc) watch(); break;
+    case "show_status": setStatus(msg.status, msg.replay_url); break;
+    case "stream": state.stream = msg.state; life.setStream(msg.state); setStreamMessage(); if (msg.state === "live" && !pc) watch(); break;
     case "moderation":
       if (msg.action === "mute") addChat({ name: "liveshop", text: `You are muted for ${msg.seconds} s.` });
       if (msg.action === "slow_mode") addChat({ name: "liveshop", text: `Slow mode: one message every ${msg.seconds} s.` });
@@ -339,8 +351,15 @@ let live;
 let credentials;
 
 async function main() {
+  life.initShowLife({
+    stopVideo,
+    resync: async () => { try { renderCart((await live.request("view_cart")).cart); } catch {} },
+  });
+  const show = await loadShow().catch(() => undefined);  // (offline: carry on)
+  if (show === null) { life.notFound(); return; }  // no such show: no socket, no video
+  if (show?.status) setStatus(show.status);
   credentials = await identity();
-  live = new LiveSocket(credentials, onMessage);
+  live = new LiveSocket(credentials, onMessage, life.socketStatus);
   questions.mount($("chat"));
   initCart({ request: (type, fields) => live.request(type, fields), variantName });
   initOrders({ token: () => credentials.token, variantName: nameOf });
@@ -374,12 +393,14 @@ async function main() {
     $("cart-result").textContent = "Paying…";
     try {
       const reply = await pay("checkout_cart", { idempotency_key: checkoutKey }, $("cart-result"));
+      checkoutKey = null;
       $("cart-result").textContent = `Order ${reply.order.order_id} confirmed`;
       showReceipt(reply.order);
       renderCart((await live.request("view_cart")).cart);
     } catch (error) {
       $("cart-result").textContent = reasonText(error);
-    } finally { checkoutKey = null; }
+      if (life.definitive(error)) checkoutKey = null;  // (else the retry is the same checkout)
+    }
   });
 }
 

@@ -1,0 +1,62 @@
+"""The host's hang-up pauses a show (viewers stay and resume); the end of a show closes
+its publisher and every viewer; a removed viewer's sessions are closed, others' kept."""
+
+from __future__ import annotations
+
+from benches.synthetic import EncodedPatternTrack
+from signaling import VideoState
+
+from .support import NOTHING_LEFT, end, play, publish, running_server
+from .test_lifecycle import wait_stats
+
+
+async def test_a_hang_up_pauses_and_the_viewer_resumes() -> None:
+    async with running_server() as server:
+        host = await publish(server.http, EncodedPatternTrack("vp8", gop=30))
+        await server.gate.wait_state("show1", VideoState.LIVE)
+        viewer = await play(server.http)
+        await viewer.wait_frames(10)
+        assert (await end(server.http, host)).status_code == 200
+        await server.gate.wait_state("show1", VideoState.PAUSED)
+        assert server.service.stats()["viewers"] == 1  # the viewer stays attached
+        before = len(viewer.frames)
+        again = await publish(server.http, EncodedPatternTrack("vp8", gop=30))
+        await server.gate.wait_state("show1", VideoState.LIVE)
+        await viewer.wait_frames(before + 10)
+        states = [s for show, s in server.gate.states if show == "show1"]
+        assert states == [VideoState.LIVE, VideoState.PAUSED, VideoState.LIVE]
+        await viewer.close()
+        await again.close()
+        await host.close()
+
+
+async def test_the_end_of_a_show_closes_every_peer_of_it() -> None:
+    async with running_server() as server:
+        host = await publish(server.http, EncodedPatternTrack("vp8", gop=30))
+        await server.gate.wait_state("show1", VideoState.LIVE)
+        viewers = [await play(server.http), await play(server.http, token="viewer:show1:b")]
+        for viewer in viewers:
+            await viewer.wait_frames(5)
+        await server.service.end_show("show1")
+        await server.gate.wait_state("show1", VideoState.OFFLINE)
+        await wait_stats(server, "peer_connections", 0)
+        await wait_stats(server, "tasks", 0)
+        assert server.service.stats() == NOTHING_LEFT
+        for client in (*viewers, host):
+            await client.close()
+
+
+async def test_a_removed_viewer_loses_their_sessions_only() -> None:
+    async with running_server() as server:
+        host = await publish(server.http, EncodedPatternTrack("vp8", gop=30))
+        await server.gate.wait_state("show1", VideoState.LIVE)
+        banned = await play(server.http, token="viewer:show1:spam")
+        kept = await play(server.http, token="viewer:show1:vera")
+        await banned.wait_frames(5)
+        assert await server.service.remove_viewer("show1", "viewer:show1:spam") == 1
+        assert await server.service.remove_viewer("show1", "viewer:show1:nobody") == 0
+        await wait_stats(server, "viewers", 1)
+        before = len(kept.frames)
+        await kept.wait_frames(before + 10)  # the others keep watching
+        for client in (banned, kept, host):
+            await client.close()
