@@ -117,6 +117,10 @@ export const MESSAGES = {
   inventory_unavailable: "The shop is busy. Try again in a moment.",
   order_store_unavailable: "The shop is busy. Try again in a moment.",
   internal_error: "Something went wrong on our side. Try again in a moment.",
+  timeout: "No answer from the server. Check your connection and try again.",
+  // the studio's stream keys (host only)
+  stream_key_limit: "This show has as many stream keys as it may: revoke one first.",
+  stream_key_not_found: "That stream key does not exist (any more).",
 };
 
 // The human sentence for a refusal ({code, message, extra}); never the server's raw text
