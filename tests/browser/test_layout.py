@@ -212,6 +212,9 @@ def test_closed_drawer_is_out_of_the_tab_order_and_esc_returns_focus(
     focus_in_drawer = "document.activeElement.closest('#cart') !== null"
     assert page.evaluate(focus_in_drawer), "opening the drawer left the focus behind"
     expect(page.get_by_role("heading", name="Your cart")).to_be_focused()
+    page.keyboard.press("Tab")  # the drawer's header: "My orders", then "Close"
+    assert page.evaluate(focus_in_drawer)
+    expect(page.locator("#open-orders")).to_be_focused()
     page.keyboard.press("Tab")
     assert page.evaluate(focus_in_drawer)
     expect(page.get_by_role("button", name="Close")).to_be_focused()

@@ -70,7 +70,9 @@ def test_others_see_a_question_once_approved_and_answers_show_in_the_main_view(
     expect(console.get_by_role("status").filter(has_text="Question approved")).to_be_visible()
     theirs = walt.locator("#questions li", has_text="Is the wool itchy?")
     expect(theirs).to_have_count(1)
+    walt.locator("#open-cart").click()  # the list is in the drawer (out of reach while closed)
     expect(theirs.get_by_role("button", name="Upvote: Is the wool itchy?")).to_have_count(1)
+    walt.keyboard.press("Escape")
     expect(mine).to_contain_text("Approved")
     # answered: a banner over the video for everyone, "your question" for the asker
     item = console.locator("#queue li", has_text="Is the wool itchy?")

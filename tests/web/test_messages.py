@@ -31,4 +31,4 @@ def test_the_table_reads_what_it_should() -> None:
     assert "raw" not in entries and len(entries) > 60
     text = SOURCE.read_text()
     assert "You already have the most this deal allows" in text
-    assert "You are muted for ${n(extra.seconds_left" in text
+    assert "you can chat again in ${n(extra.seconds_left" in text

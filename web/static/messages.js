@@ -8,7 +8,7 @@ const n = (value, one, many) => `${value} ${value === 1 ? one : many}`;
 // code -> a sentence, or a function of (extra, error) giving one.
 export const MESSAGES = {
   // the page itself
-  disconnected: "Connection lost, reconnecting…",
+  disconnected: "You are offline. Try again when the connection is back.",
   // the request's shape
   bad_request: "That request did not make sense to the server. Reload the page and try again.",
   client_disconnected: "The request was cut short. Try again.",
@@ -36,7 +36,7 @@ export const MESSAGES = {
   too_many_sockets: "This show is open in too many tabs. Close one and reload.",
   banned: "You were removed from this show.",
   muted: (extra) => (extra?.seconds_left > 0
-    ? `You are muted for ${n(extra.seconds_left, "second", "seconds")}.`
+    ? `You are muted: you can chat again in ${n(extra.seconds_left, "second", "seconds")}.`
     : "You are muted for now."),
   slow_mode: (extra) => (extra?.seconds
     ? `Slow mode: one message every ${n(extra.seconds, "second", "seconds")}.`
@@ -73,7 +73,7 @@ export const MESSAGES = {
   invalid_refund_amount: "That refund is not valid.",
   invalid_reason: "That reason is too long.",
   show_not_live: "The show is not live right now, so nothing can be bought.",
-  show_ended: "The show has ended, so nothing more can be bought.",
+  show_ended: "The show has ended.",
   duplicate_sku: "That product code is already taken.",
   role_mismatch: "That is not something you can do here.",
   sold_out: "Sold out, sorry. Tap “Notify me” to hear when it is back.",

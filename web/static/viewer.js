@@ -252,7 +252,7 @@ async function setUpCardOnFile() {
 
 // Every refusal in words a shopper reads (web/static/messages.js), never the raw server text.
 function reasonText(error) {
-  return life.lifeReason(error) || humanMessage(error);
+  return humanMessage(error);
 }
 
 function applyStock({ variant_id, available }) {

@@ -5,6 +5,7 @@
 // back, with the cart re-read). viewer.js calls the hooks below from its onMessage/main.
 // All text goes through textContent (common.js `el`).
 import { el } from "/static/common.js";
+import { humanMessage } from "/static/messages.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -22,28 +23,11 @@ let hooks = { stopVideo: () => {}, resync: () => {} };
 let wasDown = false;
 let muteTimer = null;
 
+// (the words messages.js gives these two codes: cleared once the socket is back)
 const TEXT = {
-  offline: "You are offline. Try again when the connection is back.",
-  timeout: "No answer from the server. Check your connection and try again.",
+  offline: humanMessage({ code: "disconnected" }),
+  timeout: humanMessage({ code: "timeout" }),
 };
-
-// Human words for the refusals of a show's life (null: not one of them).
-export function lifeReason(error) {
-  switch (error?.code) {
-    case "disconnected": return TEXT.offline;
-    case "timeout": return TEXT.timeout;
-    case "show_ended": return "The show has ended.";
-    case "show_not_live": return "The show has not started yet.";
-    case "banned": return "You were removed from this show.";
-    case "muted": {
-      const left = Number(error.extra?.seconds_left);
-      return left > 0
-        ? `You are muted: you can chat again in ${left} second${left === 1 ? "" : "s"}.`
-        : "You are muted for now.";
-    }
-    default: return null;
-  }
-}
 
 // Whether a refusal says for sure that the request was not taken, so that a new tap may use
 // a new idempotency key. A lost connection, no answer in time or a server that was busy
