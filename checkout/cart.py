@@ -23,6 +23,7 @@ from checkout.inventory import Inventory, Replay, Reserved, prefix
 from checkout.lookups import Lookups, server_ms
 from checkout.orders import LineSpec
 from checkout.results import CartLine, CartView, OrderResult, from_ms
+from checkout.show_state import ShowStatus
 from checkout.stock_events import StockEvents
 from checkout.validation import check_key, check_method, check_quantity, failure
 
@@ -125,6 +126,12 @@ class Carts:
                     OrderUpdate(show_id, buyer_id, "cart_released", reason="show_ended")
                 )
         return released_carts
+
+    async def _show_ended(self, show_id: str) -> bool:
+        try:
+            return await self.lookups.show_status(show_id) is ShowStatus.ENDED
+        except NotFound:
+            return True
 
     async def _cart_line_alive(self, show_id: str, buyer_id: str, variant_id: str) -> bool:
         hk = prefix(variant_id) + "h:" + self._cart_hold(show_id, buyer_id)
@@ -247,7 +254,18 @@ class Carts:
             self.lookups.cached(h.line.variant_id).currency != (currency or "") for h in held
         )
         if expired or mixed:  # give the moved holds back to the cart before refusing
+            # (the show ended while this checkout moved its lines: the end released the
+            # others, so these go back to stock too, not to a cart the buyer was told is
+            # empty)
+            ended = await self._show_ended(show_id)
             for h in held:
+                if ended:
+                    avail, back, units = await self.inventory.release(h.line.variant_id, hold_id)
+                    if units:
+                        self.stock_events.moved(show_id, h.line.variant_id, avail)
+                        if back:
+                            await self.stock_events.back_in_stock(show_id, h.line.variant_id, avail)
+                    continue
                 await self.inventory.move(
                     h.line.variant_id,
                     hold_id,
@@ -255,6 +273,9 @@ class Carts:
                     HoldState.HELD,
                     self.cart_hold_s * 1000,
                 )
+            if ended:
+                await self.redis.hdel(cart_key, *entries)
+                raise Conflict("show_ended", "the show has ended")
             if mixed and not expired:
                 raise Conflict("mixed_currency", "the cart mixes currencies")
             await self.redis.hdel(cart_key, *expired)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -45,10 +45,22 @@ async def create_show(
     return show
 
 
-async def list_shows(session: AsyncSession, status: ShowStatus | None = None) -> list[Show]:
+async def list_shows(
+    session: AsyncSession,
+    status: ShowStatus | None = None,
+    *,
+    ended_since: datetime | None = None,
+    limit: int | None = None,
+) -> list[Show]:
+    """Newest first. ``ended_since``: shows that ended before it are left out (the public
+    list); ``limit``: at most that many, in SQL (the public list never reads every show)."""
     query = select(Show).order_by(Show.created_at.desc(), Show.id)
     if status is not None:
         query = query.where(Show.status == status)
+    if ended_since is not None:
+        query = query.where(or_(Show.status != ShowStatus.ENDED, Show.ended_at >= ended_since))
+    if limit is not None:
+        query = query.limit(limit)
     return list((await session.scalars(query)).all())
 
 

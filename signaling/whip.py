@@ -37,8 +37,11 @@ class VideoStates:
     def __init__(self, access: ShowAccess) -> None:
         self._access = access
         self._states: dict[str, VideoState] = {}
+        self._paused: set[str] = set()  # not streaming, but said so until live or offline
 
     def get(self, show_id: str) -> VideoState:
+        if show_id in self._paused:
+            return VideoState.PAUSED
         return self._states.get(show_id, VideoState.OFFLINE)
 
     def streaming(self, show_id: str) -> bool:
@@ -46,19 +49,24 @@ class VideoStates:
         return show_id in self._states
 
     def shows(self) -> list[str]:
-        return list(self._states)
+        """The shows streaming or paused here."""
+        return [*self._states, *self._paused]
 
     def forget(self, show_id: str) -> None:
         """Drop the show's state without announcing it (another process serves it now)."""
         self._states.pop(show_id, None)
+        self._paused.discard(show_id)
 
     async def set(self, show_id: str, state: VideoState) -> None:
         current = self.get(show_id)
         if state is current:
             return
         VIDEO_TRANSITIONS.check(current, state)
+        self._paused.discard(show_id)
         if state in (VideoState.OFFLINE, VideoState.PAUSED):
             self._states.pop(show_id, None)
+            if state is VideoState.PAUSED:
+                self._paused.add(show_id)
         else:
             self._states[show_id] = state
         try:
@@ -168,7 +176,7 @@ class WhipIngest:
             return
         if not allowed and session.state is not PeerState.CLOSED:
             logger.info("publisher of %s no longer allowed: ended", session.show_id)
-            await self.end_publisher(session)
+            await self.end_publisher(session, VideoState.OFFLINE)
 
     def _end_viewers_of_other_codecs(self, show_id: str, video_mime: str) -> None:
         """Viewers who negotiated another codec before this host came cannot be served
@@ -212,15 +220,18 @@ class WhipIngest:
                 self._start_grace(show_id)
         await self._peers.close_session(session)
 
-    async def end_publisher(self, session: PeerSession) -> None:
+    async def end_publisher(
+        self, session: PeerSession, state: VideoState = VideoState.PAUSED
+    ) -> None:
         """The host stopped the broadcast (DELETE): the show is paused (viewers stay
-        attached and resume when the host publishes again)."""
+        attached and resume when the host publishes again); ``OFFLINE`` when the publisher
+        may not go on (its stream key was revoked)."""
         show_id = session.show_id
         if self._publishers.get(show_id) is session:
             del self._publishers[show_id]
             self._peers.relay(show_id).detach_source(session)
             self._cancel_grace(show_id)
-            await self._states.set(show_id, VideoState.PAUSED)
+            await self._states.set(show_id, state)
         await self._peers.close_session(session)
 
     async def end_show(self, show_id: str) -> None:

@@ -132,14 +132,11 @@ async def list_shows(request: Request) -> Response:
         raise ApiError("invalid_input", "unknown status", fields={"status": "unknown"}) from None
     admin = is_admin(request)
     async with _parts(request).resources.sessions() as session:
-        shows = await catalog.list_shows(session, status)
-        if not admin:
+        if admin:
+            shows = await catalog.list_shows(session, status)
+        else:
             since = utcnow() - timedelta(seconds=PUBLIC_ENDED_S)
-            shows = [
-                s
-                for s in shows
-                if s.status is not ShowStatus.ENDED or (s.ended_at and s.ended_at >= since)
-            ][:PUBLIC_SHOWS]
+            shows = await catalog.list_shows(session, status, ended_since=since, limit=PUBLIC_SHOWS)
         hosts = await catalog.host_names(session, shows)
     return JSONResponse(
         {"shows": [{**show_json(s), "host_name": hosts.get(s.host_id or "")} for s in shows]}

@@ -7,9 +7,12 @@ in ``web/api.py`` hold no business rule of their own and know no listener.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from checkout.show_state import ShowStatus
+
+log = logging.getLogger(__name__)
 
 StatusListener = Callable[[str, ShowStatus], Awaitable[None]]
 CatalogListener = Callable[[str], Awaitable[None]]
@@ -23,8 +26,18 @@ class EventBus:
         self.video_listeners: list[VideoListener] = []
 
     async def show_status_changed(self, show_id: str, status: ShowStatus) -> None:
+        """Every listener hears it, even when one before it fails (the end of a show must
+        reach the live channel and the video though releasing the carts failed); the first
+        failure is raised once all have run."""
+        failure: BaseException | None = None
         for listener in self.status_listeners:
-            await listener(show_id, status)
+            try:
+                await listener(show_id, status)
+            except Exception as exc:
+                log.exception("show %s %s: a status listener failed", show_id, status.value)
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     async def catalog_changed(self, show_id: str) -> None:
         for listener in self.catalog_listeners:

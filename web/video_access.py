@@ -74,6 +74,8 @@ class VideoAccess:
         if row.show_id != show_id:
             raise SignalingError("forbidden", "this stream key is for another show")
         status = await self._show_status(show_id)
+        if status is ShowStatus.ENDED:
+            raise SignalingError("show_ended", "the show has ended")
         if status is not ShowStatus.LIVE:
             raise SignalingError("show_not_live", f"the show is {status}, not live")
         async with self.checkout.sessions.begin() as session:

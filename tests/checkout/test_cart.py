@@ -10,6 +10,7 @@ from checkout import catalog
 from checkout.catalog import ProductSpec, VariantSpec
 from checkout.errors import CheckoutError
 from checkout.holds import HoldState
+from checkout.show_state import ShowStatus
 from tests.checkout.conftest import CART_HOLD_S, Shop
 
 OK = "pm_card_ok"
@@ -170,3 +171,45 @@ async def test_the_end_of_a_show_releases_held_carts_not_those_being_paid(shop: 
     ]
     assert await shop.service.release_show_carts(shop.show_id) == 0  # nothing left to release
     await shop.assert_invariant(a)
+
+
+async def test_a_checkout_caught_by_the_end_of_the_show_gives_its_units_back(
+    shop: Shop,
+) -> None:
+    # The show ends while a cart checkout moves its lines to "paying": the end releases the
+    # lines still held, the checkout finds them gone. Its moved lines go back to stock
+    # (not back to a cart its buyer was told is empty), and it answers show_ended.
+    a, b = shop.v("SNK-42"), shop.v("MUG")
+    await shop.service.add_to_cart(shop.show_id, "u", a, 1)
+    await shop.service.add_to_cart(shop.show_id, "u", b, 2)
+    inventory = shop.service.inventory
+    real_move = inventory.move
+    ended = False
+
+    async def move_then_end(*args: object, **kwargs: object) -> object:
+        nonlocal ended
+        moved = await real_move(*args, **kwargs)  # type: ignore[arg-type]
+        if not ended:  # right after the first line moved: the show ends
+            ended = True
+            async with shop.sessions.begin() as session:
+                await catalog.change_status(session, shop.show_id, ShowStatus.ENDED)
+            shop.service.invalidate_show(shop.show_id)
+            await shop.service.release_show_carts(shop.show_id)
+        return moved
+
+    inventory.move = move_then_end  # type: ignore[method-assign,assignment]
+    try:
+        with pytest.raises(CheckoutError) as refused:
+            await shop.service.checkout_cart(shop.show_id, "u", "k-end", OK)
+    finally:
+        inventory.move = real_move  # type: ignore[method-assign]
+    assert refused.value.code == "show_ended"
+    for variant, listed in ((a, 5), (b, 20)):
+        assert await shop.counts(variant) == {
+            "avail": listed,
+            "held": 0,
+            "sold": 0,
+            "listed": listed,
+        }
+        await shop.assert_invariant(variant)
+    assert await shop.order_count() == 0

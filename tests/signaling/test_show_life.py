@@ -60,3 +60,18 @@ async def test_a_removed_viewer_loses_their_sessions_only() -> None:
         await kept.wait_frames(before + 10)  # the others keep watching
         for client in (banned, kept, host):
             await client.close()
+
+
+async def test_a_paused_show_that_ends_goes_offline() -> None:
+    # (a paused show was kept as no state, so the end found it "offline" already and said
+    # nothing: the show stayed "paused" for its viewers and in Redis)
+    async with running_server() as server:
+        host = await publish(server.http, EncodedPatternTrack("vp8", gop=30))
+        await server.gate.wait_state("show1", VideoState.LIVE)
+        assert (await end(server.http, host)).status_code == 200
+        await server.gate.wait_state("show1", VideoState.PAUSED)
+        await server.service.end_show("show1")
+        await server.gate.wait_state("show1", VideoState.OFFLINE)
+        states = [s for show, s in server.gate.states if show == "show1"]
+        assert states == [VideoState.LIVE, VideoState.PAUSED, VideoState.OFFLINE]
+        await host.close()

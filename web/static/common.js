@@ -169,8 +169,12 @@ export async function loadShow(id = showId) {
 }
 
 // How long a live request waits for its answer before it fails with `timeout` (read at
-// each request; tests shorten it).
-export const liveOptions = { requestTimeoutMs: 10_000 };
+// each request; tests shorten it). A payment (buy_now, checkout_cart) may take the
+// provider's own timeout (10 s) and a replay's margin on the server: it waits longer, so
+// that the buyer hears the server's answer ("did not go through, nothing was charged")
+// rather than "no answer".
+export const liveOptions = { requestTimeoutMs: 10_000, paymentTimeoutMs: 30_000 };
+const PAYMENTS = new Set(["buy_now", "checkout_cart"]);
 
 // The live socket: reconnects with the last event id it saw, so nothing is missed. When the
 // server closes it because the token expired (4401), it renews the token and reconnects.
@@ -271,7 +275,7 @@ export class LiveSocket {
       const timer = setTimeout(() => {
         if (!this.pending.delete(ref)) return;
         reject(Object.assign(new Error("no answer in time"), { code: "timeout" }));
-      }, liveOptions.requestTimeoutMs);
+      }, PAYMENTS.has(type) ? Math.max(liveOptions.paymentTimeoutMs, liveOptions.requestTimeoutMs) : liveOptions.requestTimeoutMs);
       this.pending.set(ref, { resolve, reject, timer });
       this.ws.send(JSON.stringify({ type, ref, ...fields }));
     });

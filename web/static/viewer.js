@@ -302,7 +302,7 @@ function setStatus(status, replayUrl = null) {
 function onMessage(msg) {
   life.lifeMessage(msg);
   switch (msg.type) {
-    case "hello": state.me = msg; if (state.cards.size) syncCart(); break;
+    case "hello": state.me = msg; break;  // (a reconnect re-reads the cart: life's resync)
     case "snapshot":
       setExponents(msg.currencies);
       setReactionTotals(msg.reactions);
@@ -340,7 +340,7 @@ function onMessage(msg) {
     case "show_status": setStatus(msg.status, msg.replay_url); break;
     case "stream": state.stream = msg.state; life.setStream(msg.state); setStreamMessage(); if (msg.state === "live" && !pc) watch(); break;
     case "moderation":
-      if (msg.action === "mute") addChat({ name: "liveshop", text: `You are muted for ${msg.seconds} s.` });
+      // (a mute is told by viewer_show.js's notice)
       if (msg.action === "slow_mode") addChat({ name: "liveshop", text: `Slow mode: one message every ${msg.seconds} s.` });
       break;
     default: break;
@@ -353,7 +353,7 @@ let credentials;
 async function main() {
   life.initShowLife({
     stopVideo,
-    resync: async () => { try { renderCart((await live.request("view_cart")).cart); } catch {} },
+    resync: () => syncCart(),
   });
   const show = await loadShow().catch(() => undefined);  // (offline: carry on)
   if (show === null) { life.notFound(); return; }  // no such show: no socket, no video

@@ -144,6 +144,7 @@ function renderConnection() {
 export function socketStatus(status, code) {
   if (status === "ready") {
     life.socket = "ready";
+    life.lastError = null;
     renderConnection();
     if (wasDown) {
       wasDown = false;
@@ -189,6 +190,7 @@ export function lifeMessage(msg) {
     case "moderation":
       if (msg.action === "ban") removed();
       if (msg.action === "mute") mutedFor(msg.seconds);
+      if (msg.action === "unmute") mutedFor(0);
       break;
     case "order":
       if (msg.status === "cart_released") {
