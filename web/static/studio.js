@@ -1,7 +1,7 @@
 // Host studio: the show's controls (title, schedule, start, end with its summary), camera
 // preview and "Go live" over WHIP with the stream's health, products and stock, pin and deal
 // controls, live stats, chat and reactions, every question with an answer box, and polls.
-import { api, Credentials, el, hangUp, hashParams, LiveSocket, money, negotiate, showId } from "/static/common.js";
+import { api, Credentials, el, exponentOf, hangUp, hashParams, LiveSocket, money, negotiate, setExponents, showId } from "/static/common.js";
 import { setupObs } from "/static/studio_obs.js";
 
 const $ = (id) => document.getElementById(id);
@@ -20,23 +20,11 @@ let camera = null;
 function say(text) { $("publish-msg").textContent = text; }
 
 // ---- money: a price typed in the currency's major unit (63.20) -> integer minor units ----
-// The currency's exponent (ISO 4217): the server's when a price carries one, else this
-// table (where ISO and the browser's CLDR data differ, or a browser may not know), else
-// what Intl says, else 2.
-const EXPONENTS = {
-  BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0,
-  UYI: 0, VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0,
-  BHD: 3, IQD: 3, JOD: 3, KWD: 3, LYD: 3, OMR: 3, TND: 3, CLF: 4, UYW: 4,
-};
-function exponentOf(currency, price = null) {
-  if (Number.isInteger(price?.exponent)) return price.exponent;
-  if (currency in EXPONENTS) return EXPONENTS[currency];
-  try {
-    return new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits;
-  } catch { return 2; }
-}
+// The currency's exponent (ISO 4217): common.js's exponentOf, which knows the server's
+// (a price's `exponent`, and the snapshot's `currencies`), else what Intl says.
+const exponentFor = (currency, price = null) => exponentOf(price?.currency === currency ? price : { currency });
 function toMinor(text, currency) {
-  const exp = exponentOf(currency);
+  const exp = exponentFor(currency);
   const value = String(text).trim().replace(",", ".");
   const match = exp ? value.match(new RegExp(`^(\\d{1,12})(?:\\.(\\d{0,${exp}}))?$`)) : value.match(/^(\d{1,12})$/);
   if (!match) {
@@ -46,7 +34,7 @@ function toMinor(text, currency) {
   return Number(match[1]) * 10 ** exp + Number((match[2] || "").padEnd(exp, "0") || 0);
 }
 function toMajor(minor, currency) {
-  const exp = exponentOf(currency);
+  const exp = exponentFor(currency);
   return exp ? (minor / 10 ** exp).toFixed(exp) : String(minor);
 }
 function dealPrice(deal) { return deal.price || { amount: deal.deal_price_minor, currency: deal.currency }; }
@@ -437,7 +425,7 @@ function variantRow(product, v) {
   });
 
   const currency = v.price.currency;
-  const exp = exponentOf(currency, v.price);
+  const exp = exponentFor(currency, v.price);
   const price = el("input", { inputmode: "decimal", class: "num", value: toMajor(Math.round(v.price.amount * 0.8), currency), step: exp ? String(10 ** -exp) : "1" });
   const units = el("input", { type: "number", min: "1", step: "1", value: "10", class: "num" });
   const minutes = el("input", { type: "number", min: "1", max: "1440", step: "1", value: "5", class: "num" });
@@ -601,6 +589,7 @@ function renderPoll() {
 function onMessage(msg) {
   switch (msg.type) {
     case "snapshot":
+      setExponents(msg.currencies);
       state.pinned = new Set((msg.cards || []).map((c) => c.product_id));
       state.deals = new Map((msg.deals || []).map((d) => [d.variant_id, d]));
       for (const card of msg.cards || []) for (const v of card.variants || []) if (v.available != null) state.available.set(v.id, v.available);
