@@ -188,13 +188,14 @@ class Carts:
     ) -> OrderResult:
         check_key(idempotency_key)
         check_method(payment_method)
-        await self.lookups.require_live(show_id)
+        # (the order a key made first: a checkout sent again after the show ended gets it)
         async with self.sessions() as session:
             existing = await orders.find_order(session, buyer_id, idempotency_key)
         if existing is not None:
             if existing.show_id != show_id:
                 raise failure(IDEMPOTENCY_KEY_REUSED)
             return orders.order_result(existing, replayed=True)
+        await self.lookups.require_live(show_id)
         claim = f"chk:{buyer_id}:{idempotency_key}"
         if not await self.redis.set(claim, f"{show_id}|pending|", nx=True, ex=CLAIM_TTL_S):
             value = str(await self.redis.get(claim) or "")

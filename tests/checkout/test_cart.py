@@ -213,3 +213,23 @@ async def test_a_checkout_caught_by_the_end_of_the_show_gives_its_units_back(
         }
         await shop.assert_invariant(variant)
     assert await shop.order_count() == 0
+
+
+async def test_a_buy_or_checkout_sent_again_after_the_end_gets_its_order(shop: Shop) -> None:
+    # One tap, one order: the page sends a key again until it hears a definitive answer;
+    # the show may have ended in between. The order the key made is that answer.
+    a = shop.v("MUG")
+    bought = await shop.service.buy_now(shop.show_id, "u", a, 1, "k-buy", OK)
+    await shop.service.add_to_cart(shop.show_id, "u", a, 2)
+    paid = await shop.service.checkout_cart(shop.show_id, "u", "k-cart", OK)
+    async with shop.sessions.begin() as session:
+        await catalog.change_status(session, shop.show_id, ShowStatus.ENDED)
+    shop.service.invalidate_show(shop.show_id)
+    again = await shop.service.buy_now(shop.show_id, "u", a, 1, "k-buy", OK)
+    assert (again.order_id, again.replayed) == (bought.order_id, True)
+    again = await shop.service.checkout_cart(shop.show_id, "u", "k-cart", OK)
+    assert (again.order_id, again.replayed) == (paid.order_id, True)
+    with pytest.raises(CheckoutError) as refused:  # a new key: the show has ended
+        await shop.service.buy_now(shop.show_id, "u", a, 1, "k-new", OK)
+    assert refused.value.code == "show_ended"
+    assert await shop.order_count() == 2
