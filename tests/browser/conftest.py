@@ -12,12 +12,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
 from benches.processes import free_port, spawn, stop, wait_http_ok
 
@@ -136,3 +137,32 @@ def screenshot(page: object, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)  # type: ignore[attr-defined]
     return path
+
+
+# ---- pages for the tests (one helper for every test file) ----
+PAGE_TIMEOUT_MS = 15_000  # what a page's actions and expectations wait for at most
+
+
+def open_page(
+    browser: Browser,
+    contexts: list[BrowserContext],
+    url: str | None,
+    viewport: dict[str, int] = PHONE,
+) -> Page:
+    """A page in a context of its own (its own storage: its own viewer identity), at
+    ``url`` (None: not opened yet). The context is closed by the ``contexts`` fixture."""
+    context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    contexts.append(context)
+    page = context.new_page()
+    if url:
+        page.goto(url)
+    return page
+
+
+def wait_until(page: Page, expression: str, timeout_s: float) -> None:
+    """Poll a JavaScript expression (the pages' CSP forbids wait_for_function's eval)."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(100)

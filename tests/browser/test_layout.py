@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, expect
 
-from tests.browser.conftest import DESKTOP, PHONE, Demo, screenshot
+from tests.browser.conftest import DESKTOP, PHONE, Demo, open_page, screenshot
 
 TIMEOUT_MS = 10_000
 
@@ -68,17 +68,6 @@ MEASURE = """(selectors) => {
 }"""
 
 
-def new_page(
-    browser: Browser, contexts: list[BrowserContext], url: str, viewport: dict[str, int]
-) -> Page:
-    context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
-    context.set_default_timeout(TIMEOUT_MS)
-    contexts.append(context)
-    page = context.new_page()
-    page.goto(url)
-    return page
-
-
 @pytest.fixture(scope="module")
 def show_with_poll(demo: Demo, browser: Browser) -> Iterator[Demo]:
     """The demo show with a card pinned, a poll open and a few chat messages."""
@@ -119,7 +108,7 @@ def test_overlays_leave_half_the_video_visible_and_never_overlap(
     name: str,
     viewport: dict[str, int],
 ) -> None:
-    page = new_page(browser, contexts, show_with_poll.page("watch"), viewport)
+    page = open_page(browser, contexts, show_with_poll.page("watch"), viewport)
     card = page.get_by_role("article", name="Merino crew sweater")
     expect(card).to_be_visible()
     expect(card.get_by_role("button", name="Buy now")).to_be_visible()
@@ -163,7 +152,7 @@ def test_overlays_leave_half_the_video_visible_and_never_overlap(
 def test_full_screen_and_picture_in_picture_controls(
     show_with_poll: Demo, browser: Browser, contexts: list[BrowserContext]
 ) -> None:
-    page = new_page(browser, contexts, show_with_poll.page("watch"), PHONE)
+    page = open_page(browser, contexts, show_with_poll.page("watch"), PHONE)
     full = page.get_by_role("button", name="Full screen")
     full.click()
     expect(page.get_by_role("button", name="Exit full screen")).to_be_visible()
@@ -184,7 +173,7 @@ def test_full_screen_and_picture_in_picture_controls(
 def test_closed_drawer_is_out_of_the_tab_order_and_esc_returns_focus(
     show_with_poll: Demo, browser: Browser, contexts: list[BrowserContext]
 ) -> None:
-    page = new_page(browser, contexts, show_with_poll.page("watch"), PHONE)
+    page = open_page(browser, contexts, show_with_poll.page("watch"), PHONE)
     expect(page.get_by_role("article", name="Merino crew sweater")).to_be_visible()
     page.locator("body").focus()
     visited: list[str] = []
@@ -260,7 +249,7 @@ NO_VISIBLE_TEXT = """() => [...document.querySelectorAll('input, textarea')]
 def test_every_field_has_a_name_and_visible_text(
     show_with_poll: Demo, browser: Browser, contexts: list[BrowserContext], viewport: dict[str, int]
 ) -> None:
-    viewer = new_page(browser, contexts, show_with_poll.page("watch"), viewport)
+    viewer = open_page(browser, contexts, show_with_poll.page("watch"), viewport)
     expect(viewer.get_by_role("article", name="Merino crew sweater")).to_be_visible()
     assert viewer.evaluate(UNNAMED) == []
     assert viewer.evaluate(NO_VISIBLE_TEXT) == []
@@ -268,7 +257,7 @@ def test_every_field_has_a_name_and_visible_text(
     expect(viewer.get_by_role("heading", name="Your cart")).to_be_visible()
     assert viewer.evaluate(UNNAMED) == []
     assert viewer.evaluate(NO_VISIBLE_TEXT) == []
-    console = new_page(
+    console = open_page(
         browser, contexts, show_with_poll.page("moderate", show_with_poll.moderator_token), viewport
     )
     expect(console.locator("#chat li").first).to_be_visible()

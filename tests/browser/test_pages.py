@@ -7,33 +7,19 @@ import time
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, expect
 
 from core.roles import Role
-from tests.browser.conftest import DESKTOP, PHONE, SECRET_KEY, Demo, screenshot
+from tests.browser.conftest import (
+    DESKTOP,
+    PHONE,
+    SECRET_KEY,
+    Demo,
+    open_page,
+    screenshot,
+    wait_until,
+)
 from web.auth import TokenIssuer
-
-TIMEOUT_MS = 15_000
-
-
-def open_page(
-    browser: Browser, contexts: list[BrowserContext], url: str, viewport: dict[str, int] = PHONE
-) -> Page:
-    """A page in a context of its own (its own storage: its own viewer identity)."""
-    context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
-    context.set_default_timeout(TIMEOUT_MS)
-    contexts.append(context)
-    page = context.new_page()
-    page.goto(url)
-    return page
-
-
-def wait_until(page: Page, expression: str, timeout_s: float) -> None:
-    """Poll a JavaScript expression (the pages' CSP forbids wait_for_function's eval)."""
-    deadline = time.monotonic() + timeout_s
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
-        page.wait_for_timeout(100)
 
 
 def test_pin_and_one_tap_buy_update_every_page(

@@ -10,22 +10,8 @@ import httpx
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from core.roles import Role
-from tests.browser.conftest import DESKTOP, PHONE, SECRET_KEY, Demo, screenshot
+from tests.browser.conftest import DESKTOP, SECRET_KEY, Demo, open_page, screenshot
 from web.auth import TokenIssuer
-
-TIMEOUT_MS = 10_000
-
-
-def open_page(
-    browser: Browser, contexts: list[BrowserContext], url: str, viewport: dict[str, int] = PHONE
-) -> Page:
-    """A page in a context of its own (its own storage: its own viewer identity)."""
-    context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
-    context.set_default_timeout(TIMEOUT_MS)
-    contexts.append(context)
-    page = context.new_page()
-    page.goto(url)
-    return page
 
 
 def viewer_token(demo: Demo, name: str) -> str:

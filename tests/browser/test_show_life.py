@@ -21,9 +21,8 @@ import httpx
 from playwright.sync_api import Browser, BrowserContext, Page, WebSocketRoute, expect
 from websockets.sync.client import ClientConnection, connect
 
-from tests.browser.conftest import DESKTOP, PHONE, Demo, screenshot
+from tests.browser.conftest import DESKTOP, Demo, open_page, screenshot, wait_until
 
-TIMEOUT_MS = 15_000
 PRODUCT = "Canvas tote"
 
 
@@ -79,29 +78,6 @@ def end_show(demo: Demo, show: Show) -> None:
 def url(demo: Demo, kind: str, show: Show, token: str | None = None) -> str:
     page = f"{demo.base_url}/{kind}/{show.show_id}"
     return f"{page}#token={token}" if token else page
-
-
-def open_page(
-    browser: Browser,
-    contexts: list[BrowserContext],
-    address: str | None,
-    viewport: dict[str, int] = PHONE,
-) -> Page:
-    context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
-    context.set_default_timeout(TIMEOUT_MS)
-    contexts.append(context)
-    page = context.new_page()
-    if address:
-        page.goto(address)
-    return page
-
-
-def wait_until(page: Page, expression: str, timeout_s: float) -> None:
-    """Poll a JavaScript expression (the pages' CSP forbids wait_for_function's eval)."""
-    deadline = time.monotonic() + timeout_s
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
-        page.wait_for_timeout(100)
 
 
 def viewer_token(page: Page) -> str:

@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
-from tests.browser.conftest import DESKTOP, ICE_ADDRESS, Demo, screenshot
-from tests.browser.test_pages import open_page
+from tests.browser.conftest import DESKTOP, ICE_ADDRESS, Demo, open_page, screenshot
 
 TIMEOUT_MS = 15_000
 
