@@ -590,6 +590,8 @@ function onMessage(msg) {
   switch (msg.type) {
     case "snapshot":
       setExponents(msg.currencies);
+      state.reactions = new Map(Object.entries(msg.reactions || {}).map(([emoji, n]) => [emoji, Number(n)]));
+      renderReactions();
       state.pinned = new Set((msg.cards || []).map((c) => c.product_id));
       state.deals = new Map((msg.deals || []).map((d) => [d.variant_id, d]));
       for (const card of msg.cards || []) for (const v of card.variants || []) if (v.available != null) state.available.set(v.id, v.available);
@@ -614,7 +616,9 @@ function onMessage(msg) {
     case "chat": addChat(msg); break;
     case "chat_deleted": document.querySelector(`#chat li[data-id="${CSS.escape(msg.message_id)}"]`)?.remove(); break;
     case "reactions":
-      for (const [emoji, n] of Object.entries(msg.counts || {})) state.reactions.set(emoji, (state.reactions.get(emoji) || 0) + n);
+      // the show's running total (every process's ticks), else this tick's counts added
+      if (msg.totals) state.reactions = new Map(Object.entries(msg.totals).map(([emoji, n]) => [emoji, Number(n)]));
+      else for (const [emoji, n] of Object.entries(msg.counts || {})) state.reactions.set(emoji, (state.reactions.get(emoji) || 0) + n);
       renderReactions();
       break;
     case "viewers": state.viewers = msg.now; break;
