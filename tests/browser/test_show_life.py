@@ -21,7 +21,9 @@ import httpx
 from playwright.sync_api import Browser, BrowserContext, Page, WebSocketRoute, expect
 from websockets.sync.client import ClientConnection, connect
 
-from tests.browser.conftest import DESKTOP, Demo, open_page, screenshot, wait_until
+from core.roles import Role
+from tests.browser.conftest import DESKTOP, SECRET_KEY, Demo, open_page, screenshot, wait_until
+from web.auth import TokenIssuer
 
 PRODUCT = "Canvas tote"
 
@@ -217,6 +219,20 @@ def test_a_wrong_show_id_says_so_and_stops_trying(
     page.wait_for_timeout(3500)  # the old page tried WHEP every 3 s, for ever
     assert tries == [] and sockets == []
     screenshot(page, "not_found")
+
+
+def test_a_link_for_another_show_says_so(
+    demo: Demo, browser: Browser, contexts: list[BrowserContext]
+) -> None:
+    # A moderator's link of another show opened as a viewer page: the socket is refused
+    # (4403, forbidden_show) and never reconnects: the page says why instead of waiting
+    # silently.
+    issuer = TokenIssuer(SECRET_KEY, 3600)
+    token = issuer.issue(Role.MODERATOR, name="Mo", show_id="shw_other")
+    page = open_page(browser, contexts, demo.page("watch", token))
+    overlay = page.get_by_role("alert")
+    expect(overlay).to_contain_text("This link cannot open this show")
+    expect(page.locator("#stream-msg")).to_be_hidden()
 
 
 # -- 3. the end of a show -----------------------------------------------------------------

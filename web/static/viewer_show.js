@@ -80,6 +80,12 @@ export function removed() {
   over("removed", "You were removed from this show", "A moderator removed you: you can no longer watch or take part.");
 }
 
+// Closed 4403 for a reason other than a ban (a link's token for another show): say so,
+// rather than a silent page that never reconnects.
+function cannotJoin() {
+  over("forbidden", "This link cannot open this show", "Open the show from its own link, or from the list of shows.");
+}
+
 function ended(replayUrl) {
   over("ended", "The show has ended", "Thanks for watching!");
   if (replayUrl) {
@@ -158,6 +164,7 @@ export function socketStatus(status, code) {
     if (code === 4403) {
       if (life.lastError === "show_not_found") notFound();
       else if (!life.lastError || life.lastError === "banned") removed();
+      else cannotJoin();
       return;
     }
     life.socket = "down";
