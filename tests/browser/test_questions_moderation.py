@@ -20,9 +20,13 @@ def viewer_token(demo: Demo, name: str) -> str:
     return token
 
 
-def say(page: Page, text: str, button: str) -> None:
+def say(page: Page, text: str, button: str, *, taken: bool = False) -> None:
+    """Type and send; ``taken``: wait until the page cleared the field (the server took
+    it), so that the next ``say`` is not cleared by this one's late reply."""
     page.get_by_label("Message").fill(text)
     page.get_by_role("button", name=button, exact=True).click()
+    if taken:
+        expect(page.get_by_label("Message")).to_have_value("")
 
 
 def test_others_see_a_question_once_approved_and_answers_show_in_the_main_view(
@@ -114,9 +118,9 @@ def test_console_lists_mutes_and_bans_with_undo_and_confirms_every_action(
     # mute, slow mode, shadow-ban, ban, from a chat message: each confirmed and listed
     token = viewer_token(demo, "Alice")
     alice = open_page(browser, contexts, demo.page("watch", token))
-    say(alice, "Is it washable?", "Ask")
+    say(alice, "Is it washable?", "Ask", taken=True)
     expect(console.locator("#queue li", has_text="Is it washable?")).to_be_visible()
-    say(alice, "hello from Alice", "Send")
+    say(alice, "hello from Alice", "Send", taken=True)
     row = console.locator("#chat li", has_text="hello from Alice")
     row.get_by_role("button", name="Mute 5 min").click()
     expect(status).to_have_text("Muted Alice for 5 min")

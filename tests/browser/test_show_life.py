@@ -338,7 +338,16 @@ class SocketCutter:
         self.current: WebSocketRoute | None = None
         self.after_frame: str | None = None  # cut right after the page sends this type
         self.drop: set[str] = set()  # requests of these types never reach the server
+        self.hold: set[str] = set()  # requests of these types wait for ``release()``
+        self.held: list[tuple[WebSocketRoute, str | bytes]] = []
         page.route_web_socket(re.compile(r"/live/"), self._route)
+
+    def release(self) -> None:
+        """Send the held requests on (their answers come late)."""
+        self.hold.clear()
+        for server, message in self.held:
+            server.send(message)
+        self.held.clear()
 
     def _route(self, ws: WebSocketRoute) -> None:
         self.current = ws
@@ -349,6 +358,9 @@ class SocketCutter:
         def to_server(message: str | bytes) -> None:
             kind = json.loads(message).get("type") if isinstance(message, str) else None
             if kind in self.drop:
+                return
+            if kind in self.hold:
+                self.held.append((server, message))
                 return
             server.send(message)
             if self.after_frame and kind == self.after_frame:
@@ -432,6 +444,34 @@ def test_a_request_that_gets_no_answer_times_out_with_a_message(
     cutter.drop.clear()
     card.get_by_role("button", name="Add to cart").click()
     expect(card.get_by_role("status")).to_have_text("Added to your cart")
+
+
+def test_a_late_answer_keeps_what_the_viewer_typed_since(
+    demo: Demo, browser: Browser, contexts: list[BrowserContext]
+) -> None:
+    # A chat on a slow link: the viewer types the next message before the first one's
+    # answer comes; the answer clears the field only if it still holds what was sent.
+    show = new_show(demo, "Slow link chat")
+    viewer = open_page(browser, contexts, None)
+    cutter = SocketCutter(viewer)
+    viewer.goto(url(demo, "watch", show))
+    field = viewer.get_by_label("Message")
+    expect(viewer.locator("#show-status")).to_have_text("live")
+    cutter.hold.add("chat")
+    field.fill("first")
+    viewer.get_by_role("button", name="Send", exact=True).click()
+    for _ in range(50):  # (the click's request is on its way: held; at most 2.5 s)
+        if cutter.held:
+            break
+        viewer.wait_for_timeout(50)
+    assert len(cutter.held) == 1
+    field.fill("second, typed while the first was on its way")
+    cutter.release()
+    expect(viewer.locator("#chat li", has_text="first")).to_be_visible()
+    expect(field).to_have_value("second, typed while the first was on its way")
+    viewer.get_by_role("button", name="Send", exact=True).click()
+    expect(field).to_have_value("")  # its own answer clears it
+    expect(viewer.locator("#chat li", has_text="second, typed")).to_be_visible()
 
 
 def viewer_variant(demo: Demo, show: Show) -> str:

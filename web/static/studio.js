@@ -664,7 +664,8 @@ function main() {
   $("product-form").addEventListener("submit", addProduct);
   $("chat-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    try { await live.request("chat", { text: $("chat-text").value }); $("chat-text").value = ""; }
+    const text = $("chat-text").value;  // (cleared only if it still holds what was sent)
+    try { await live.request("chat", { text }); if ($("chat-text").value === text) $("chat-text").value = ""; }
     catch (error) { addChat({ name: "liveshop", text: human(error) }); }
   });
   $("poll-form").addEventListener("submit", async (event) => {

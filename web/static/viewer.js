@@ -374,13 +374,21 @@ async function main() {
     event.preventDefault();
     const input = $("chat-input");
     if (!input.value.trim()) return;
-    try { await live.request("chat", { text: input.value }); input.value = ""; }
+    // (the field is cleared only if it still holds what was sent: a viewer who typed the
+    // next message while this one was on its way keeps it)
+    const text = input.value;
+    try { await live.request("chat", { text }); if (input.value === text) input.value = ""; }
     catch (error) { addChat({ name: "liveshop", text: reasonText(error) }); }
   });
   $("ask").addEventListener("click", async () => {
     const input = $("chat-input");
     if (!input.value.trim()) return;
-    try { await live.request("ask", { text: input.value }); input.value = ""; addChat({ name: "liveshop", text: "Question sent to the moderators." }); }
+    const text = input.value;
+    try {
+      await live.request("ask", { text });
+      if (input.value === text) input.value = "";
+      addChat({ name: "liveshop", text: "Question sent to the moderators." });
+    }
     catch (error) { addChat({ name: "liveshop", text: reasonText(error) }); }
   });
   $("react").addEventListener("click", () => live.send("react", { emoji: "❤" }));
