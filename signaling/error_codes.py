@@ -8,6 +8,7 @@ CODES: dict[str, int] = {
     "no_video": 400,
     "unsupported_codec": 400,
     "unsupported_offer": 400,
+    "no_ice_candidates": 400,
     "unauthorized": 401,
     "key_revoked": 401,
     "forbidden": 403,

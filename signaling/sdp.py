@@ -40,6 +40,18 @@ def parse_offer(body: bytes) -> Any:
     return description
 
 
+def require_candidates(description: Any) -> None:
+    """An offer must carry its ICE candidates (gathered before it is sent): WHIP and WHEP
+    here take no trickle ICE (PATCH is 405), so one without any could never connect."""
+    if not any(media.ice_candidates for media in description.media):
+        raise SignalingError(
+            "no_ice_candidates",
+            "The offer has no ICE candidates: gather them before sending the offer "
+            "(trickle ICE with PATCH is not supported).",
+            fields={"sdp": "no a=candidate line"},
+        )
+
+
 def video_capabilities() -> list[Any]:
     return list(RTCRtpSender.getCapabilities("video").codecs)
 

@@ -14,7 +14,7 @@ from .errors import SignalingError
 from .http import bearer_token, read_sdp, require_sdp, token_digest
 from .peers import Peers
 from .relay import RelayViewer
-from .sdp import choose_video_codec, has_kind, parse_offer
+from .sdp import choose_video_codec, has_kind, parse_offer, require_candidates
 from .sessions import PeerRole, PeerSession
 
 
@@ -32,6 +32,7 @@ class WhepPlayback:
         identity = await self._access.authorize_viewer(show_id, bearer_token(request))
         body = await read_sdp(request)
         offer = parse_offer(body)
+        require_candidates(offer)
         relay = self._peers.relay(show_id)
         codec = relay.video_codec
         if codec is None and has_kind(offer, "video"):

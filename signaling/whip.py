@@ -25,7 +25,7 @@ from .http import bearer_token, read_sdp, require_sdp, token_digest
 from .peers import Peers, close_pc
 from .recording import Recorder
 from .relay import ShowRelay
-from .sdp import choose_video_codec, has_kind, parse_offer
+from .sdp import choose_video_codec, has_kind, parse_offer, require_candidates
 from .sessions import PeerRole, PeerSession, PeerState
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ class WhipIngest:
                 "unsupported_codec",
                 "The offer has neither VP8 nor H.264 constrained baseline (packetization-mode 1).",
             )
+        require_candidates(offer)
         self._check_publisher(show_id, identity)
         session = PeerSession(
             show_id,

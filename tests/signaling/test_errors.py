@@ -30,6 +30,22 @@ a=setup:actpass
 
 TWO_AUDIO_OFFER = AUDIO_ONLY_OFFER + AUDIO_ONLY_OFFER[AUDIO_ONLY_OFFER.index("m=audio") :]
 
+VIDEO_WITHOUT_CANDIDATES = """v=0
+o=- 1 1 IN IP4 127.0.0.1
+s=-
+t=0 0
+a=group:BUNDLE 0
+m=video 9 UDP/TLS/RTP/SAVPF 97
+c=IN IP4 127.0.0.1
+a=mid:0
+a=sendonly
+a=rtpmap:97 VP8/90000
+a=ice-ufrag:abcd
+a=ice-pwd:abcdefghijklmnopqrstuvwx
+a=fingerprint:sha-256 {fp}
+a=setup:actpass
+""".format(fp=":".join(["AB"] * 32))
+
 NO_ICE_OFFER = """v=0
 o=- 1 1 IN IP4 127.0.0.1
 s=-
@@ -67,9 +83,10 @@ def assert_no_peers(server: Server) -> None:
         ("hello", {}, 400, "malformed_sdp"),
         ("v=0\r\n" + "a=x\r\n" * 20_000, {}, 413, "body_too_large"),
         ("v=0\r\nthis is not sdp\r\n", {}, 400, "malformed_sdp"),
-        (NO_ICE_OFFER, {}, 400, "malformed_sdp"),
+        (NO_ICE_OFFER, {}, 400, "no_ice_candidates"),
         (AUDIO_ONLY_OFFER, {}, 400, "no_video"),
         (TWO_AUDIO_OFFER, {}, 400, "unsupported_offer"),
+        (VIDEO_WITHOUT_CANDIDATES, {}, 400, "no_ice_candidates"),
         ("v=0\r\n", {"Authorization": ""}, 401, "unauthorized"),
         ("v=0\r\n", {"Authorization": "Bearer forged"}, 401, "unauthorized"),
         ("v=0\r\n", {"Authorization": "Basic host:show1"}, 401, "unauthorized"),
@@ -110,6 +127,12 @@ async def test_bad_whep_requests() -> None:
         bad = {**sdp, "Authorization": "Bearer viewer:show1"}
         assert_error(
             await server.http.post("/whep/show1", content="nope", headers=bad), 400, "malformed_sdp"
+        )
+        recvonly = VIDEO_WITHOUT_CANDIDATES.replace("a=sendonly", "a=recvonly")
+        assert_error(
+            await server.http.post("/whep/show1", content=recvonly, headers=bad),
+            400,
+            "no_ice_candidates",
         )
         other = {**sdp, "Authorization": "Bearer viewer:show2"}
         assert_error(
