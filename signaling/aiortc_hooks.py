@@ -15,6 +15,13 @@ when one of these names or signatures changes. The hooks:
   host candidates from. Replaced by a wrapper that returns the addresses set in a context
   variable (``ice_host_addresses``), else aioice's own answer.
 
+- ``RTCPeerConnection.__certificates`` and ``RTCCertificate._create_ssl_context``: a
+  relay peer connection gets a certificate (``accept_rsa_peers``) whose DTLS context offers
+  the ECDHE-RSA suites beside aiortc's ECDHE-ECDSA ones. When the relay answers as the DTLS
+  client (aiortc's ``a=setup:active``), a peer holding an RSA certificate (GStreamer 1.22's
+  webrtcbin) could pick none of aiortc's suites ("no shared cipher"); as the DTLS server,
+  the relay's own ECDSA certificate decides, whatever the peer's.
+
 The sending side packs through the public ``Encoder.pack(packet)``, which ``RTCRtpSender``
 calls when its track yields an ``av.Packet[Any]`` instead of a frame. ``send_fast(sender)``
 then replaces that sender's ``_run_rtp`` and ``_retransmit`` (instance attributes) with
@@ -53,6 +60,7 @@ from aiortc.codecs import get_decoder as aiortc_get_decoder
 from aiortc.codecs import get_encoder as aiortc_get_encoder
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, RtpPacket, wrap_rtx
 from aiortc.utils import random32
@@ -142,6 +150,30 @@ def install() -> None:
     aiortc.rtcrtpreceiver.get_decoder = _get_decoder  # type: ignore[attr-defined]
     aioice.ice.get_host_addresses = _get_host_addresses
     aiortc.rtcrtpsender.get_encoder = _get_encoder  # type: ignore[attr-defined]
+
+
+# aiortc's suites first (its certificate is ECDSA), then the same with RSA key exchange
+# signatures, for a DTLS server that holds an RSA certificate.
+RELAY_DTLS_CIPHERS = (
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
+    b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:"
+    b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA"
+)
+
+
+class _RelayCertificate(RTCCertificate):
+    """aiortc's certificate, with a DTLS context that also offers the ECDHE-RSA suites."""
+
+    def _create_ssl_context(self, srtp_profiles: list[Any]) -> Any:
+        ctx = super()._create_ssl_context(srtp_profiles)
+        ctx.set_cipher_list(RELAY_DTLS_CIPHERS)
+        return ctx
+
+
+def accept_rsa_peers(pc: Any) -> None:
+    """Give ``pc`` (before any negotiation) a certificate whose DTLS context also offers the
+    ECDHE-RSA suites, so that a peer with an RSA certificate can be its DTLS server."""
+    pc._RTCPeerConnection__certificates = [_RelayCertificate.generateCertificate()]
 
 
 def receive_encoded(receiver: Any) -> None:

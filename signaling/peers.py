@@ -109,7 +109,9 @@ class Peers:
             RTCIceServer(urls=s.url, username=s.username, credential=s.credential)
             for s in self._ice.servers("relay")
         ]
-        return RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        aiortc_hooks.accept_rsa_peers(pc)  # (RSA and ECDSA peers, whichever DTLS role)
+        return pc
 
     async def negotiate(self, session: PeerSession, offer: Any, body: bytes, codec: Any) -> None:
         """Answer ``offer``. Transceivers are made first: aiortc applies codec preferences

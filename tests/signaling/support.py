@@ -118,6 +118,12 @@ class Client:
         await self.pc.close()
 
 
+def _use_certificate(pc: Any, certificate: Any) -> None:
+    """A client with a DTLS certificate of the test's choosing (aiortc has no public way)."""
+    if certificate is not None:
+        pc._RTCPeerConnection__certificates = [certificate]
+
+
 async def _exchange(
     http: httpx.AsyncClient, pc: Any, url: str, token: str | None
 ) -> httpx.Response:
@@ -139,8 +145,10 @@ async def publish(
     token: str | None = "host:show1",  # noqa: S107
     codec: str = "vp8",
     audio: MediaStreamTrack | None = None,
+    certificate: Any = None,
 ) -> Client:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    _use_certificate(pc, certificate)
     transceiver = pc.addTransceiver(track, direction="sendonly")
     prefer(transceiver, codec)
     if audio is not None:
@@ -175,8 +183,10 @@ async def play(
     show: str = "show1",
     token: str | None = "viewer:show1",  # noqa: S107
     audio: bool = False,
+    certificate: Any = None,
 ) -> Viewer:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    _use_certificate(pc, certificate)
     pc.addTransceiver("video", direction="recvonly")
     if audio:
         pc.addTransceiver("audio", direction="recvonly")

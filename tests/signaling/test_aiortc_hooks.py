@@ -21,6 +21,7 @@ import aiortc.rtcpeerconnection
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import av
+import OpenSSL.SSL
 import pylibsrtp
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.codecs import get_encoder
@@ -276,3 +277,27 @@ def test_ntp_clock_matches_aiortc() -> None:
     ours = aiortc_hooks.ntp_now()
     theirs = aiortc.clock.current_ntp_time()
     assert abs(theirs - ours) < (1 << 32) // 100  # within 10 ms
+
+
+async def test_a_relay_peer_connection_offers_rsa_and_ecdsa_dtls_suites() -> None:
+    # RTCPeerConnection keeps its certificates in __certificates, hands them to every DTLS
+    # transport it makes, and each transport builds its context with _create_ssl_context.
+    assert params(aiortc.rtcdtlstransport.RTCCertificate._create_ssl_context) == [
+        "self",
+        "srtp_profiles",
+    ]
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        aiortc_hooks.accept_rsa_peers(pc)
+        (certificate,) = pc._RTCPeerConnection__certificates  # type: ignore[attr-defined]
+        ctx = certificate._create_ssl_context([aiortc.rtcdtlstransport.SRTP_AES128_CM_SHA1_80])
+        suites = OpenSSL.SSL.Connection(ctx).get_cipher_list()
+        assert "ECDHE-ECDSA-AES128-GCM-SHA256" in suites  # aiortc's own
+        assert "ECDHE-RSA-AES128-GCM-SHA256" in suites  # for a peer with an RSA certificate
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        (transceiver,) = pc.getTransceivers()
+        dtls: Any = transceiver.receiver.transport
+        assert dtls._RTCDtlsTransport__local_certificate is certificate
+    finally:
+        await pc.close()
