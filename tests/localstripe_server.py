@@ -15,6 +15,9 @@ indicate that the customer is not in your checkout flow"; localstripe answers 40
 from __future__ import annotations
 
 import argparse
+import os
+import threading
+import time
 
 from aiohttp import web
 from localstripe import resources, server
@@ -41,11 +44,25 @@ def _patch() -> None:
     raise RuntimeError("localstripe has no PaymentIntent confirm route to fix")
 
 
+def _exit_with_parent() -> None:
+    """Stop when the test run that started this server is gone (killed with SIGKILL, its
+    fixture never ran): the server then belongs to init, and would serve for ever."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     _patch()
+    _exit_with_parent()
     web.run_app(server.app, host="127.0.0.1", port=args.port, print=None, access_log=None)
 
 
