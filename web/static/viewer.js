@@ -370,30 +370,23 @@ async function main() {
   for (const name of ["playing", "resize", "pause", "emptied"]) video.addEventListener(name, setStreamMessage);
   setInterval(() => { for (const node of document.querySelectorAll(".card")) node._refresh?.(); setStreamMessage(); }, 1000);
   $("unmute").addEventListener("click", () => { video.muted = !video.muted; $("unmute").textContent = video.muted ? "Unmute" : "Mute"; });
-  $("chat-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const input = $("chat-input");
-    if (!input.value.trim()) return;
-    // (the field is cleared only if it still holds what was sent: a viewer who typed the
-    // next message while this one was on its way keeps it)
-    const text = input.value;
-    try { await live.request("chat", { text }); if (input.value === text) input.value = ""; }
-    catch (error) { addChat({ name: "liveshop", text: reasonText(error) }); }
-  });
-  $("ask").addEventListener("click", async () => {
+  // A chat or a question from the field; the field is cleared only if it still holds what
+  // was sent (a viewer who typed the next message while this one was on its way keeps it).
+  const post = async (type, sent) => {
     const input = $("chat-input");
     if (!input.value.trim()) return;
     const text = input.value;
     try {
-      await live.request("ask", { text });
+      await live.request(type, { text });
       if (input.value === text) input.value = "";
-      addChat({ name: "liveshop", text: "Question sent to the moderators." });
-    }
-    catch (error) { addChat({ name: "liveshop", text: reasonText(error) }); }
-  });
+      if (sent) addChat({ name: "liveshop", text: sent });
+    } catch (error) { addChat({ name: "liveshop", text: reasonText(error) }); }
+  };
+  $("chat-form").addEventListener("submit", (event) => { event.preventDefault(); post("chat"); });
+  $("ask").addEventListener("click", () => post("ask", "Question sent to the moderators."));
   $("react").addEventListener("click", () => live.send("react", { emoji: "❤" }));
-  $("open-cart").addEventListener("click", async () => {  // viewer_layout.js opens the drawer
-    try { renderCart((await live.request("view_cart")).cart); } catch {}
+  $("open-cart").addEventListener("click", () => {  // viewer_layout.js opens the drawer
+    syncCart();
   });
   let checkoutKey = null;
   $("checkout").addEventListener("click", async () => {
