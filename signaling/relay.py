@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,10 @@ logger = logging.getLogger(__name__)
 GOP_MAX_FRAMES = 900
 GOP_MAX_BYTES = 16 * 1024 * 1024
 AUDIO_QUEUE_PACKETS = 100
+# The host's keyframe interval is measured over this many keyframes, its bitrate over
+# this window.
+KEYFRAME_HISTORY = 4
+RATE_WINDOW_S = 2.0
 
 # Viewers' senders woken per event-loop turn. Each sends its frame in one go (about 6 RTP
 # packets, 30 us each), so waking all 150 at once made one 25 ms turn in which nothing
@@ -117,6 +122,38 @@ class ShowRelay:
     _request_task: asyncio.Task[None] | None = None
     _video_timeline: _Timeline = field(default_factory=lambda: _Timeline(step=3000))
     _audio_timeline: _Timeline = field(default_factory=lambda: _Timeline(step=960))
+    _keyframe_times: deque[float] = field(default_factory=lambda: deque(maxlen=KEYFRAME_HISTORY))
+    _rate_window: deque[tuple[float, int]] = field(default_factory=deque)
+    _rate_bytes: int = 0
+
+    @property
+    def keyframe_interval_s(self) -> float | None:
+        """The host's keyframe interval: the longest gap between the last few keyframes of
+        this publisher session (keyframes it made on request shorten some gaps, not all);
+        None before two keyframes."""
+        times = self._keyframe_times
+        if len(times) < 2:
+            return None
+        return max(b - a for a, b in zip(times, list(times)[1:], strict=False))
+
+    @property
+    def video_bitrate_bps(self) -> float:
+        """The host's video bitrate over the last ``RATE_WINDOW_S`` seconds."""
+        window = self._rate_window
+        if not window:
+            return 0.0
+        span = max(time.monotonic() - window[0][0], RATE_WINDOW_S / 2)
+        return self._rate_bytes * 8 / span
+
+    def _measure(self, frame: EncodedFrame) -> None:
+        now = time.monotonic()
+        if frame.keyframe:
+            self._keyframe_times.append(now)
+        window = self._rate_window
+        window.append((now, frame.size))
+        self._rate_bytes += frame.size
+        while window and now - window[0][0] > RATE_WINDOW_S:
+            self._rate_bytes -= window.popleft()[1]
 
     @property
     def viewer_count(self) -> int:
@@ -136,6 +173,7 @@ class ShowRelay:
         self.video_codec = video_codec
         self._gop.clear()
         self._gop_bytes = 0
+        self._keyframe_times.clear()
         for viewer in self._viewers:
             viewer.video.restart()
         self._last_request = float("-inf")
@@ -156,6 +194,7 @@ class ShowRelay:
             assert self.video_mime is not None
             frame = EncodedFrame(packet, is_keyframe(self.video_mime, data), len(data))
             self._keep_gop(frame)
+            self._measure(frame)
             queued = [
                 viewer.video
                 for viewer in self._viewers

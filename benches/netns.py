@@ -1,0 +1,177 @@
+"""An impaired network link made of Linux network namespaces, for video tests and benches.
+
+``ImpairedLink`` makes a *server* namespace and (by default) a *viewer* namespace joined by
+one veth pair, ``10.79.N.1`` (server) <-> ``10.79.N.2`` (viewer), and nothing else: no
+route leads out of either, so nothing sent inside can reach another host. Both directions
+are clean but for the server -> viewer one:
+
+- ``rate_mbit``: a ``tc tbf`` bottleneck on the server's end of the veth (its queue holds
+  ``TBF_LATENCY_MS`` of traffic; past that, packets are dropped, as a real narrow link
+  does);
+- ``loss_pct``: the viewer's input drops that share of the SRTP/SRTCP datagrams it gets
+  from the server (nftables ``numgen random``; RTP version 2 in the first byte). STUN and
+  DTLS are left alone, so every run connects in the same number of round trips.
+
+``viewer_ns=False`` leaves the viewer side in the caller's own namespace (Chromium, which
+a test launches from its own process); the veth end and the nft table made there are
+removed again on exit. Needs root (``ip netns``), iproute2 and nftables.
+
+Run a command on a side with ``link.command("server", [...])``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import subprocess
+from types import TracebackType
+
+TBF_LATENCY_MS = 100
+TBF_BURST_BYTES = 15_000
+NFT_TABLE = "liveshop_loss"
+
+_instances = itertools.count()
+
+
+def available() -> str | None:
+    """None when links can be made here, else why not."""
+    for tool in ("ip", "tc", "nft"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    return None
+
+
+def _run(*args: str, stdin: str | None = None) -> None:
+    subprocess.run(args, check=True, input=stdin, text=True, capture_output=True)  # noqa: S603
+
+
+class ImpairedLink:
+    def __init__(
+        self, *, loss_pct: float = 0.0, rate_mbit: float | None = None, viewer_ns: bool = True
+    ) -> None:
+        if not 0 <= loss_pct < 100:
+            raise ValueError("loss_pct must be in [0, 100)")
+        if rate_mbit is not None and rate_mbit <= 0:
+            raise ValueError("rate_mbit must be positive")
+        self.loss_pct = loss_pct
+        self.rate_mbit = rate_mbit
+        n = next(_instances)
+        tag = f"{os.getpid() % 100_000}x{n}"
+        subnet = (os.getpid() * 7 + n) % 250 + 1
+        self.server_address = f"10.79.{subnet}.1"
+        self.viewer_address = f"10.79.{subnet}.2"
+        self.server_ns = f"lss{tag}"
+        self.viewer_ns: str | None = f"lsv{tag}" if viewer_ns else None
+        self._server_if = f"lss{tag}"
+        self._viewer_if = f"lsv{tag}"
+        self._made: list[str] = []
+
+    # -- using it ---------------------------------------------------------------------------
+
+    def command(self, side: str, args: list[str]) -> list[str]:
+        """``args`` run inside ``side`` ("server" or "viewer")."""
+        ns = self.server_ns if side == "server" else self.viewer_ns
+        if side not in ("server", "viewer"):
+            raise ValueError(side)
+        return args if ns is None else ["ip", "netns", "exec", ns, *args]
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "loss_pct": self.loss_pct,
+            "rate_mbit": self.rate_mbit,
+            "tbf_latency_ms": TBF_LATENCY_MS if self.rate_mbit else None,
+            "tbf_burst_bytes": TBF_BURST_BYTES if self.rate_mbit else None,
+        }
+
+    # -- making and removing it ----------------------------------------------------------
+
+    def __enter__(self) -> ImpairedLink:
+        try:
+            self._make()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _in(self, ns: str | None, *args: str, stdin: str | None = None) -> None:
+        _run(*(args if ns is None else ("ip", "netns", "exec", ns, *args)), stdin=stdin)
+
+    def _make(self) -> None:
+        reason = available()
+        if reason is not None:
+            raise RuntimeError(f"cannot make an impaired link: {reason}")
+        for ns in (self.server_ns, self.viewer_ns):
+            if ns is not None:
+                _run("ip", "netns", "add", ns)
+                self._made.append(ns)
+                self._in(ns, "ip", "link", "set", "lo", "up")
+        _run("ip", "link", "add", self._viewer_if, "type", "veth", "peer", "name", self._server_if)
+        self._made.append("veth")
+        _run("ip", "link", "set", self._server_if, "netns", self.server_ns)
+        if self.viewer_ns is not None:
+            _run("ip", "link", "set", self._viewer_if, "netns", self.viewer_ns)
+        self._in(
+            self.server_ns, "ip", "addr", "add", f"{self.server_address}/30", "dev", self._server_if
+        )
+        self._in(
+            self.viewer_ns, "ip", "addr", "add", f"{self.viewer_address}/30", "dev", self._viewer_if
+        )
+        self._in(self.server_ns, "ip", "link", "set", self._server_if, "up")
+        self._in(self.viewer_ns, "ip", "link", "set", self._viewer_if, "up")
+        if self.rate_mbit is not None:
+            self._in(
+                self.server_ns,
+                "tc",
+                "qdisc",
+                "add",
+                "dev",
+                self._server_if,
+                "root",
+                "tbf",
+                "rate",
+                f"{int(self.rate_mbit * 1000)}kbit",
+                "burst",
+                str(TBF_BURST_BYTES),
+                "latency",
+                f"{TBF_LATENCY_MS}ms",
+            )
+        if self.loss_pct > 0:
+            basis_points = round(self.loss_pct * 100)
+            rules = (
+                f"table inet {NFT_TABLE}_{self._viewer_if} {{\n"
+                "  chain input {\n"
+                "    type filter hook input priority 0; policy accept;\n"
+                f"    ip saddr {self.server_address} @th,64,2 == 2 "
+                f"numgen random mod 10000 < {basis_points} drop\n"
+                "  }\n"
+                "}\n"
+            )
+            self._in(self.viewer_ns, "nft", "-f", "-", stdin=rules)
+            self._made.append("nft")
+
+    def close(self) -> None:
+        """Remove what was made (idempotent; a namespace takes its veth end with it)."""
+        if self.viewer_ns is None:
+            if "nft" in self._made:
+                with contextlib.suppress(subprocess.CalledProcessError):
+                    _run("nft", "delete", "table", "inet", f"{NFT_TABLE}_{self._viewer_if}")
+            if "veth" in self._made:
+                with contextlib.suppress(subprocess.CalledProcessError):
+                    _run("ip", "link", "del", self._viewer_if)
+        for ns in (self.server_ns, self.viewer_ns):
+            if ns is not None and ns in self._made:
+                with contextlib.suppress(subprocess.CalledProcessError):
+                    _run("ip", "netns", "del", ns)
+        self._made.clear()
