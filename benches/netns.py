@@ -1,9 +1,10 @@
 """An impaired network link made of Linux network namespaces, for video tests and benches.
 
-``ImpairedLink`` makes a *server* namespace and (by default) a *viewer* namespace joined by
-one veth pair, ``10.79.N.1`` (server) <-> ``10.79.N.2`` (viewer), and nothing else: no
-route leads out of either, so nothing sent inside can reach another host. Both directions
-are clean but for the server -> viewer one:
+``ImpairedLink`` makes a *server* namespace and (by default) ``viewers`` *viewer*
+namespaces, each joined to the server's by a veth pair of its own (a phone's link is its
+own): ``10.79.N.4k+1`` (server) <-> ``10.79.N.4k+2`` (viewer k), and nothing else: no route
+leads out of any, so nothing sent inside can reach another host. Both directions are clean
+but for server -> viewer:
 
 - ``rate_mbit``: a ``tc tbf`` bottleneck on the server's end of the veth (its queue holds
   ``TBF_LATENCY_MS`` of traffic; past that, packets are dropped, as a real narrow link
@@ -12,11 +13,12 @@ are clean but for the server -> viewer one:
   from the server (nftables ``numgen random``; RTP version 2 in the first byte). STUN and
   DTLS are left alone, so every run connects in the same number of round trips.
 
-``viewer_ns=False`` leaves the viewer side in the caller's own namespace (Chromium, which
-a test launches from its own process); the veth end and the nft table made there are
+``viewer_ns=False`` leaves the (one) viewer side in the caller's own namespace (Chromium,
+which a test launches from its own process); the veth end and the nft table made there are
 removed again on exit. Needs root (``ip netns``), iproute2 and nftables.
 
-Run a command on a side with ``link.command("server", [...])``.
+Run a command on a side with ``link.command("server", [...])`` or
+``link.command("viewer", [...], k)``.
 """
 
 from __future__ import annotations
@@ -51,8 +53,15 @@ def _run(*args: str, stdin: str | None = None) -> None:
 
 class ImpairedLink:
     def __init__(
-        self, *, loss_pct: float = 0.0, rate_mbit: float | None = None, viewer_ns: bool = True
+        self,
+        *,
+        loss_pct: float = 0.0,
+        rate_mbit: float | None = None,
+        viewer_ns: bool = True,
+        viewers: int = 1,
     ) -> None:
+        if not 1 <= viewers <= 60 or (viewers > 1 and not viewer_ns):
+            raise ValueError("1-60 viewer namespaces, or one viewer in the caller's namespace")
         if not 0 <= loss_pct < 100:
             raise ValueError("loss_pct must be in [0, 100)")
         if rate_mbit is not None and rate_mbit <= 0:
@@ -62,21 +71,36 @@ class ImpairedLink:
         n = next(_instances)
         tag = f"{os.getpid() % 100_000}x{n}"
         subnet = (os.getpid() * 7 + n) % 250 + 1
-        self.server_address = f"10.79.{subnet}.1"
-        self.viewer_address = f"10.79.{subnet}.2"
+        self.server_addresses = [f"10.79.{subnet}.{4 * k + 1}" for k in range(viewers)]
+        self.viewer_addresses = [f"10.79.{subnet}.{4 * k + 2}" for k in range(viewers)]
         self.server_ns = f"lss{tag}"
-        self.viewer_ns: str | None = f"lsv{tag}" if viewer_ns else None
-        self._server_if = f"lss{tag}"
-        self._viewer_if = f"lsv{tag}"
+        self.viewer_namespaces: list[str | None] = (
+            [f"lsv{tag}v{k}" for k in range(viewers)] if viewer_ns else [None]
+        )
+        self._server_ifs = [f"lss{tag}v{k}" for k in range(viewers)]
+        self._viewer_ifs = [f"lsv{tag}v{k}" for k in range(viewers)]
         self._made: list[str] = []
+
+    @property
+    def server_address(self) -> str:
+        """The server's address on the first viewer's link."""
+        return self.server_addresses[0]
+
+    @property
+    def viewer_address(self) -> str:
+        return self.viewer_addresses[0]
+
+    @property
+    def viewer_ns(self) -> str | None:
+        return self.viewer_namespaces[0]
 
     # -- using it ---------------------------------------------------------------------------
 
-    def command(self, side: str, args: list[str]) -> list[str]:
-        """``args`` run inside ``side`` ("server" or "viewer")."""
-        ns = self.server_ns if side == "server" else self.viewer_ns
+    def command(self, side: str, args: list[str], viewer: int = 0) -> list[str]:
+        """``args`` run inside ``side`` ("server", or "viewer" number ``viewer``)."""
         if side not in ("server", "viewer"):
             raise ValueError(side)
+        ns = self.server_ns if side == "server" else self.viewer_namespaces[viewer]
         return args if ns is None else ["ip", "netns", "exec", ns, *args]
 
     def describe(self) -> dict[str, object]:
@@ -112,65 +136,57 @@ class ImpairedLink:
         reason = available()
         if reason is not None:
             raise RuntimeError(f"cannot make an impaired link: {reason}")
-        for ns in (self.server_ns, self.viewer_ns):
+        for ns in (self.server_ns, *self.viewer_namespaces):
             if ns is not None:
                 _run("ip", "netns", "add", ns)
                 self._made.append(ns)
                 self._in(ns, "ip", "link", "set", "lo", "up")
-        _run("ip", "link", "add", self._viewer_if, "type", "veth", "peer", "name", self._server_if)
-        self._made.append("veth")
-        _run("ip", "link", "set", self._server_if, "netns", self.server_ns)
-        if self.viewer_ns is not None:
-            _run("ip", "link", "set", self._viewer_if, "netns", self.viewer_ns)
-        self._in(
-            self.server_ns, "ip", "addr", "add", f"{self.server_address}/30", "dev", self._server_if
-        )
-        self._in(
-            self.viewer_ns, "ip", "addr", "add", f"{self.viewer_address}/30", "dev", self._viewer_if
-        )
-        self._in(self.server_ns, "ip", "link", "set", self._server_if, "up")
-        self._in(self.viewer_ns, "ip", "link", "set", self._viewer_if, "up")
+        for k, ns in enumerate(self.viewer_namespaces):
+            self._pair(k, ns)
+
+    def _pair(self, k: int, ns: str | None) -> None:
+        server_if, viewer_if = self._server_ifs[k], self._viewer_ifs[k]
+        _run("ip", "link", "add", viewer_if, "type", "veth", "peer", "name", server_if)
+        self._made.append(f"veth{k}")
+        _run("ip", "link", "set", server_if, "netns", self.server_ns)
+        if ns is not None:
+            _run("ip", "link", "set", viewer_if, "netns", ns)
+        server_address, viewer_address = self.server_addresses[k], self.viewer_addresses[k]
+        self._in(self.server_ns, "ip", "addr", "add", f"{server_address}/30", "dev", server_if)
+        self._in(ns, "ip", "addr", "add", f"{viewer_address}/30", "dev", viewer_if)
+        self._in(self.server_ns, "ip", "link", "set", server_if, "up")
+        self._in(ns, "ip", "link", "set", viewer_if, "up")
         if self.rate_mbit is not None:
             self._in(
                 self.server_ns,
-                "tc",
-                "qdisc",
-                "add",
-                "dev",
-                self._server_if,
-                "root",
-                "tbf",
-                "rate",
-                f"{int(self.rate_mbit * 1000)}kbit",
-                "burst",
-                str(TBF_BURST_BYTES),
-                "latency",
-                f"{TBF_LATENCY_MS}ms",
+                *("tc", "qdisc", "add", "dev", server_if, "root", "tbf"),
+                *("rate", f"{int(self.rate_mbit * 1000)}kbit", "burst", str(TBF_BURST_BYTES)),
+                *("latency", f"{TBF_LATENCY_MS}ms"),
             )
         if self.loss_pct > 0:
             basis_points = round(self.loss_pct * 100)
             rules = (
-                f"table inet {NFT_TABLE}_{self._viewer_if} {{\n"
+                f"table inet {NFT_TABLE}_{viewer_if} {{\n"
                 "  chain input {\n"
                 "    type filter hook input priority 0; policy accept;\n"
-                f"    ip saddr {self.server_address} @th,64,2 == 2 "
+                f"    ip saddr {server_address} @th,64,2 == 2 "
                 f"numgen random mod 10000 < {basis_points} drop\n"
                 "  }\n"
                 "}\n"
             )
-            self._in(self.viewer_ns, "nft", "-f", "-", stdin=rules)
-            self._made.append("nft")
+            self._in(ns, "nft", "-f", "-", stdin=rules)
+            self._made.append(f"nft{k}")
 
     def close(self) -> None:
-        """Remove what was made (idempotent; a namespace takes its veth end with it)."""
-        if self.viewer_ns is None:
-            if "nft" in self._made:
+        """Remove what was made (idempotent; a namespace takes its veth ends with it)."""
+        if self.viewer_namespaces == [None]:
+            if "nft0" in self._made:
                 with contextlib.suppress(subprocess.CalledProcessError):
-                    _run("nft", "delete", "table", "inet", f"{NFT_TABLE}_{self._viewer_if}")
-            if "veth" in self._made:
+                    _run("nft", "delete", "table", "inet", f"{NFT_TABLE}_{self._viewer_ifs[0]}")
+            if "veth0" in self._made:
                 with contextlib.suppress(subprocess.CalledProcessError):
-                    _run("ip", "link", "del", self._viewer_if)
-        for ns in (self.server_ns, self.viewer_ns):
+                    _run("ip", "link", "del", self._viewer_ifs[0])
+        for ns in (self.server_ns, *self.viewer_namespaces):
             if ns is not None and ns in self._made:
                 with contextlib.suppress(subprocess.CalledProcessError):
                     _run("ip", "netns", "del", ns)

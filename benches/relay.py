@@ -114,7 +114,7 @@ def _baseline_routes() -> list[Any]:
     ]
 
 
-def serve(port: int, mode: str) -> int:
+def serve(port: int, mode: str, address: str = "127.0.0.1") -> int:
     import uvicorn
     from starlette.applications import Starlette
 
@@ -125,7 +125,11 @@ def serve(port: int, mode: str) -> int:
         app = Starlette(routes=_baseline_routes())
         uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
         return 0
-    service = SignalingService(SignalingConfig(ice_host_addresses=LOOPBACK), OpenGate())
+    # (a comma-separated list: every one is an ICE host address; the server then listens on
+    # all addresses of its network namespace)
+    addresses = address.split(",")
+    host = addresses[0] if len(addresses) == 1 else "0.0.0.0"  # noqa: S104 - its own netns
+    service = SignalingService(SignalingConfig(ice_host_addresses=addresses), OpenGate())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
@@ -144,20 +148,20 @@ def serve(port: int, mode: str) -> int:
 
     routes = [*service.routes(), Route("/bench/stats", stats)]
     app = Starlette(routes=routes, lifespan=lifespan)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0
 
 
 # -- the publisher process ----------------------------------------------------------------------
 
 
-async def _offer(url: str, pc: Any) -> None:
+async def _offer(url: str, pc: Any, addresses: list[str] | None = None) -> None:
     import httpx
     from aiortc import RTCSessionDescription
 
     from signaling.aiortc_hooks import ice_host_addresses
 
-    with ice_host_addresses(LOOPBACK):
+    with ice_host_addresses(addresses or LOOPBACK):
         await pc.setLocalDescription(await pc.createOffer())
     async with httpx.AsyncClient(timeout=30) as http:
         response = await http.post(
@@ -177,7 +181,9 @@ def _prefer_h264(transceiver: Any) -> None:
     transceiver.setCodecPreferences(h264)
 
 
-async def _publish(url: str, seconds: float, gop: int, bitrate: int) -> None:
+async def _publish(
+    url: str, seconds: float, gop: int, bitrate: int, addresses: list[str] | None = None
+) -> None:
     from aiortc import RTCConfiguration, RTCPeerConnection
 
     from benches.synthetic import EncodedPatternTrack
@@ -196,7 +202,7 @@ async def _publish(url: str, seconds: float, gop: int, bitrate: int) -> None:
     track.recv = counting_recv  # type: ignore[method-assign]
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     _prefer_h264(pc.addTransceiver(track, direction="sendonly"))
-    await _offer(url, pc)
+    await _offer(url, pc, addresses)
     print("published", flush=True)
     start = time.monotonic()
     while time.monotonic() - start < seconds:
@@ -476,9 +482,10 @@ def main(argv: list[str]) -> int:
     if argv and argv[0].startswith("_"):
         _pin(argv[0])
     if argv and argv[0] == "_serve":
-        return serve(int(argv[1]), argv[2])
+        return serve(int(argv[1]), argv[2], *argv[3:4])
     if argv and argv[0] == "_publish":
-        asyncio.run(_publish(argv[1], float(argv[2]), int(argv[3]), int(argv[4])))
+        addresses = argv[5:6] or None
+        asyncio.run(_publish(argv[1], float(argv[2]), int(argv[3]), int(argv[4]), addresses))
         return 0
     if argv and argv[0] == "_view":
         asyncio.run(_view(argv[1], int(argv[2]), int(argv[3]), float(argv[4]), float(argv[5])))
@@ -490,6 +497,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured")
     parser.add_argument("--gop", type=int, default=300, help="publisher keyframe interval")
     parser.add_argument("--bitrate", type=int, default=1_500_000)
+    parser.add_argument(
+        "--loss",
+        type=float,
+        default=None,
+        help="percent of server -> viewer RTP lost, on an impaired link (benches.relay_network)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="Mbit/s bottleneck server -> viewer, on an impaired link (benches.relay_network)",
+    )
     parser.add_argument("--baseline-viewers", type=int, default=3)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument(
@@ -498,6 +517,10 @@ def main(argv: list[str]) -> int:
         help="do not pin the server to CPU 0 and the publisher and viewers to the others",
     )
     args = parser.parse_args(argv)
+    if args.loss is not None or args.rate is not None:
+        from benches import relay_network
+
+        return relay_network.main(args)
     os.environ["LIVESHOP_BENCH_PIN"] = "0" if args.no_pin else "1"
 
     relay = run_case("relay", args.viewers, args.late_joiners, args.window, args)

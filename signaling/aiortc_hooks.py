@@ -62,12 +62,14 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, RtpPacket, wrap_rtx
+from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, RtpPacket, unpack_remb_fci, wrap_rtx
 from aiortc.utils import random32
 from pylibsrtp import SRTP_MAX_TRAILER_LEN
 from pylibsrtp import Error as SrtpError
 from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
+
+from .pacing import Pacer, RateControl, SenderStats
 
 logger = logging.getLogger(__name__)
 
@@ -308,14 +310,50 @@ class _SrtpSender:
         dtls._RTCDtlsTransport__tx_packets += 1
 
 
-class FastRtpSender:
-    """``_run_rtp`` and ``_retransmit`` for one ``RTCRtpSender`` (see the module doc)."""
+# Sent packets kept for NACKs, by age (mediasoup keeps up to 2 s): a NACK comes an RTT
+# after the send, a NACK for a lost retransmission an RTT or two later.
+HISTORY_S = 2.0
+# A packet asked for again within this share of the RTT of its last resend is not resent.
+RESEND_RTT_SHARE = 1.0
+RESEND_MIN_S = 0.01
+DEFAULT_RTT_S = 0.05
+# While a viewer loses over REPEAT_LOSS of its packets, each retransmission is sent twice,
+# REPEAT_AFTER_S apart: a player that NACKs a packet once (aiortc does) would otherwise
+# wait for its jitter buffer to give up on a retransmission that was lost too.
+REPEAT_LOSS = 0.01
+REPEAT_AFTER_S = 0.02
+_RTCP_RTPFB = 205
+_RTCP_PSFB = 206
+_NACK_FMT = 1
+_REMB_FMT = 15
 
-    def __init__(self, sender: Any) -> None:
+
+class FastRtpSender:
+    """``_run_rtp`` and ``_retransmit`` for one ``RTCRtpSender`` (see the module doc).
+
+    With ``pacing`` (video), packets go out through a ``signaling.pacing.Pacer`` at the
+    rate the viewer's link takes; the history for NACKs is kept by age (``HISTORY_S``),
+    NACKs are answered over RTX, a NACK that cannot be served (too old) counts and asks
+    for a keyframe (``on_unservable``), and the abs-send-time of each packet is its real
+    send time."""
+
+    def __init__(
+        self,
+        sender: Any,
+        stats: SenderStats | None = None,
+        stream_bps: Callable[[], float] | None = None,
+    ) -> None:
         self._sender = sender
-        # Unprotected packets by sequence number, for NACKs (aiortc keeps RtpPacket s).
-        self._history: dict[int, bytes] = {}
+        self.stats = stats or SenderStats()
+        # sequence number -> (sent at, header, payload), oldest first
+        self._history: dict[int, tuple[float, bytes, bytes]] = {}
+        self._resent: dict[int, float] = {}
         self._out: _SrtpSender | None = None
+        self._abs_offset: int | None = None
+        self.pacer: Pacer | None = None
+        if stream_bps is not None:
+            self.pacer = Pacer(self._send_now, RateControl(stream_bps), self.stats)
+        self.on_unservable: Callable[[], None] | None = None
 
     def _srtp(self) -> _SrtpSender:
         dtls = self._sender.transport
@@ -325,26 +363,77 @@ class FastRtpSender:
             self._out = _SrtpSender(dtls)
         return self._out
 
+    def _remember(self, seq: int, now: float, head: bytes, payload: bytes) -> None:
+        history = self._history
+        history.pop(seq, None)
+        history[seq] = (now, head, payload)
+        self._resent.pop(seq, None)
+        while history:
+            oldest = next(iter(history))
+            if now - history[oldest][0] <= HISTORY_S:
+                break
+            del history[oldest]
+            self._resent.pop(oldest, None)
+
+    def _send_now(self, seq: int, head: bytes, payload: bytes) -> None:
+        """Send one packet (paced: now is its turn), keeping it for NACKs."""
+        now = time.monotonic()
+        offset = self._abs_offset
+        if offset is not None and seq >= 0:
+            stamp = ((ntp_now() >> 14) & 0xFFFFFF).to_bytes(3, "big")
+            head = head[:offset] + stamp + head[offset + 3 :]
+        try:
+            self._srtp().send(head + payload)
+            if seq >= 0:
+                self._remember(seq, now, head, payload)
+                sender = self._sender
+                sender._RTCRtpSender__packet_count += 1
+                sender._RTCRtpSender__octet_count += len(payload)
+        except ConnectionError:
+            if self.pacer is not None:
+                self.pacer.close()
+
+    def _find_abs_offset(self, extensions_map: Any, mid: Any, header_size: int) -> int | None:
+        probe = HeaderExtensions(abs_send_time=0xA5C3E1, mid=mid)
+        _, value = extensions_map.set(probe)
+        at = value.find(b"\xa5\xc3\xe1")
+        return None if at < 0 else header_size + 4 + at
+
     async def run_rtp(self, codec: Any) -> None:
         sender = self._sender
         sender._RTCRtpSender__rtp_started.set()
         extensions_map = sender._RTCRtpSender__rtp_header_extensions_map
         mid = sender._RTCRtpSender__mid
         payload_type = codec.payloadType
-        history = self._history
         header = _RTP_HEADER.pack
+        pacer = self.pacer
+        if pacer is not None:
+            self._abs_offset = self._find_abs_offset(extensions_map, mid, _RTP_HEADER.size)
+        frame_step = max(1, int(codec.clockRate) // 30)
         sequence_number = aiortc.rtcrtpsender.random_sequence_number()
         timestamp_origin = random32()
+        last_timestamp: int | None = None
         packets = octets = 0
         try:
             while True:
                 if not sender.track:
                     await asyncio.sleep(0.02)
                     continue
+                if pacer is not None:
+                    await pacer.wait_room()
                 frame = await sender._next_encoded_frame(codec)
                 if frame is None:
                     continue
                 timestamp = (timestamp_origin + frame.timestamp) & 0xFFFFFFFF
+                if last_timestamp is not None and not (
+                    0 < (timestamp - last_timestamp) & 0xFFFFFFFF < 0x80000000
+                ):
+                    # The relay started this viewer again at an earlier keyframe: keep its
+                    # timestamps rising, or the viewer would drop the frames as old.
+                    timestamp_origin += last_timestamp + frame_step - timestamp
+                    timestamp_origin &= 0xFFFFFFFF
+                    timestamp = (timestamp_origin + frame.timestamp) & 0xFFFFFFFF
+                last_timestamp = timestamp
                 ntp = ntp_now()
                 extensions = HeaderExtensions(abs_send_time=(ntp >> 14) & 0xFFFFFF, mid=mid)
                 if frame.audio_level is not None:
@@ -352,28 +441,46 @@ class FastRtpSender:
                 profile, value = extensions_map.set(extensions)
                 first = 0x90 if value else 0x80
                 tail = struct.pack("!HH", profile, len(value) >> 2) + value if value else b""
-                out = self._srtp()
                 ssrc = sender._ssrc
                 last = len(frame.payloads) - 1
-                for i, payload in enumerate(frame.payloads):
-                    marker = 0x80 if i == last else 0
-                    data = header(first, marker | payload_type, sequence_number, timestamp, ssrc)
-                    data += tail + payload
-                    history[sequence_number % RTP_HISTORY_SIZE] = data
-                    out.send(data)
-                    packets += 1
-                    octets += len(payload)
-                    sequence_number = (sequence_number + 1) & 0xFFFF
+                if pacer is None:
+                    out = self._srtp()
+                    history = self._history
+                    for i, payload in enumerate(frame.payloads):
+                        marker = 0x80 if i == last else 0
+                        head = header(
+                            first, marker | payload_type, sequence_number, timestamp, ssrc
+                        )
+                        data = head + tail + payload
+                        history[sequence_number % RTP_HISTORY_SIZE] = (0.0, data, b"")
+                        out.send(data)
+                        packets += 1
+                        octets += len(payload)
+                        sequence_number = (sequence_number + 1) & 0xFFFF
+                else:
+                    self._srtp()  # (raises once the transport is gone)
+                    batch = []
+                    for i, payload in enumerate(frame.payloads):
+                        marker = 0x80 if i == last else 0
+                        head = header(
+                            first, marker | payload_type, sequence_number, timestamp, ssrc
+                        )
+                        batch.append((sequence_number, head + tail, payload))
+                        sequence_number = (sequence_number + 1) & 0xFFFF
+                    pacer.send_media(batch)  # (it counts packets and octets as it sends)
                 # What aiortc's RTCP sender reports read (aiortc sets them per packet).
                 sender._RTCRtpSender__ntp_timestamp = ntp
                 sender._RTCRtpSender__rtp_timestamp = timestamp
-                sender._RTCRtpSender__packet_count = packets
-                sender._RTCRtpSender__octet_count = octets
+                if pacer is None:
+                    sender._RTCRtpSender__packet_count = packets
+                    sender._RTCRtpSender__octet_count = octets
         except (asyncio.CancelledError, ConnectionError, MediaStreamError):
             pass
         except Exception:
             # as aiortc: __rtp_exited must be set, or stop() would wait for ever
             logger.exception("relay RTP sender failed")
+        if pacer is not None:
+            pacer.close()
         track = sender.track
         if track is not None:
             track.stop()
@@ -381,28 +488,87 @@ class FastRtpSender:
         sender._RTCRtpSender__encoder = None
         sender._RTCRtpSender__rtp_exited.set()
 
+    def _rtt(self) -> float:
+        rtt = getattr(self._sender, "_RTCRtpSender__rtt", None)
+        return DEFAULT_RTT_S if rtt is None else float(rtt)
+
     async def retransmit(self, sequence_number: int) -> None:
-        data = self._history.get(sequence_number % RTP_HISTORY_SIZE)
-        if data is None or _RTP_HEADER.unpack_from(data)[2] != sequence_number:
+        if self.pacer is None:
+            entry = self._history.get(sequence_number % RTP_HISTORY_SIZE)
+            if entry is None or _RTP_HEADER.unpack_from(entry[1])[2] != sequence_number:
+                return
+            self._srtp().send(self._rtx(entry[1], b""))
             return
+        now = time.monotonic()
+        entry = self._history.get(sequence_number)
+        if entry is None or now - entry[0] > HISTORY_S:
+            self.stats.nacks_unserved += 1
+            if self.on_unservable is not None:
+                self.on_unservable()
+            return
+        resent = self._resent.get(sequence_number)
+        if resent is None:
+            self.pacer.control.lost(1)
+        elif now - resent < max(RESEND_MIN_S, RESEND_RTT_SHARE * self._rtt()):
+            self.stats.nacks_skipped += 1
+            return
+        self._resent[sequence_number] = now
+        self.stats.nacks_served += 1
+        pacer = self.pacer
+        pacer.send_rtx((-1, self._rtx(entry[1], entry[2]), b""))
+        if pacer.control.loss > REPEAT_LOSS:
+
+            def again() -> None:
+                pacer.send_rtx((-1, self._rtx(entry[1], entry[2]), b""))
+
+            asyncio.get_running_loop().call_later(REPEAT_AFTER_S, again)
+
+    def _rtx(self, head: bytes, payload: bytes) -> bytes:
+        """The packet ``head + payload`` again, over RTX when it was negotiated."""
         sender = self._sender
         rtx_payload_type = sender._RTCRtpSender__rtx_payload_type
-        if rtx_payload_type is not None:
-            extensions_map = sender._RTCRtpSender__rtp_header_extensions_map
-            rtx = wrap_rtx(
-                RtpPacket.parse(data, extensions_map),
-                payload_type=rtx_payload_type,
-                sequence_number=sender._RTCRtpSender__rtx_sequence_number,
-                ssrc=sender._rtx_ssrc,
-            )
-            sender._RTCRtpSender__rtx_sequence_number = (rtx.sequence_number + 1) & 0xFFFF
-            data = rtx.serialize(extensions_map)
-        self._srtp().send(data)
+        if rtx_payload_type is None:
+            return head + payload
+        extensions_map = sender._RTCRtpSender__rtp_header_extensions_map
+        rtx = wrap_rtx(
+            RtpPacket.parse(head + payload, extensions_map),
+            payload_type=rtx_payload_type,
+            sequence_number=sender._RTCRtpSender__rtx_sequence_number,
+            ssrc=sender._rtx_ssrc,
+        )
+        sender._RTCRtpSender__rtx_sequence_number = (rtx.sequence_number + 1) & 0xFFFF
+        data: bytes = rtx.serialize(extensions_map)
+        return data
+
+    def handle_feedback(self, packet: Any) -> None:
+        """What the pacer learns from the viewer's RTCP: REMB estimates."""
+        if self.pacer is None:
+            return
+        if getattr(packet, "fmt", None) == _REMB_FMT and hasattr(packet, "fci"):
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if self._sender._ssrc in ssrcs:
+                self.pacer.control.remb(bitrate)
 
 
-def send_fast(sender: Any) -> FastRtpSender:
-    """Make ``sender`` (not yet started) send with ``FastRtpSender``."""
-    fast = FastRtpSender(sender)
+def send_fast(
+    sender: Any,
+    stats: SenderStats | None = None,
+    stream_bps: Callable[[], float] | None = None,
+) -> FastRtpSender:
+    """Make ``sender`` (not yet started) send with ``FastRtpSender``; paced when
+    ``stream_bps`` (the host's bitrate now) is given."""
+    fast = FastRtpSender(sender, stats, stream_bps)
     sender._run_rtp = fast.run_rtp
     sender._retransmit = fast.retransmit
+    if stream_bps is not None:
+        handle = sender._handle_rtcp_packet
+
+        async def handle_rtcp_packet(packet: Any) -> None:
+            fast.handle_feedback(packet)
+            await handle(packet)
+
+        sender._handle_rtcp_packet = handle_rtcp_packet
     return fast

@@ -23,6 +23,7 @@ from .config import SignalingConfig
 from .errors import SignalingError
 from .http import CORS_HEADERS, add_link_headers
 from .ice import IcePolicy
+from .pacing import SenderStats
 from .relay import RelayTrack, ShowRelay
 from .sdp import SDP_CONTENT_TYPE, audio_preferences, has_kind, video_preferences
 from .sessions import PeerRole, PeerSession, PeerState
@@ -46,6 +47,9 @@ class Peers:
         self._relays: dict[str, ShowRelay] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        # Process totals of the paced senders; viewers' re-primes and stalls are added here
+        # when their session closes (the relay's figures count the viewers it has now).
+        self.sender_stats = SenderStats()
 
     # -- what the service reports ---------------------------------------------------------
 
@@ -61,14 +65,23 @@ class Peers:
         viewers = sum(1 for s in self.sessions.values() if s.role is PeerRole.VIEWER)
         tasks = len(self._tasks) + sum(r.task_count for r in self._relays.values())
         queues = [r.queue_stats() for r in self._relays.values()]
+        sent = self.sender_stats
         return {
             "viewers": viewers,
             "peer_connections": len(self.sessions),
             "tasks": tasks,
             "relays": len(self._relays),
-            "viewer_frames_queued": sum(q[0] for q in queues),
-            "viewer_keyframe_skips": sum(q[1] for q in queues),
-            "viewer_frames_dropped": sum(q[2] for q in queues),
+            "viewer_frames_queued": sum(q["queued"] for q in queues),
+            "viewer_keyframe_skips": sum(q["skips"] for q in queues),
+            "viewer_frames_dropped": sum(q["dropped"] for q in queues),
+            "viewer_keyframe_jumps": sum(q["jumps"] for q in queues),
+            "viewer_reprimes": sent.reprimes + sum(q["reprimes"] for q in queues),
+            "viewer_stalls": sent.stalls + sum(q["stalls"] for q in queues),
+            "paced_bytes_queued": sent.queued_bytes,
+            "paced_packets": sent.paced_packets,
+            "nacks_served": sent.nacks_served,
+            "nacks_unserved": sent.nacks_unserved,
+            "nacks_skipped": sent.nacks_skipped,
         }
 
     # -- requests ---------------------------------------------------------------------
@@ -150,10 +163,21 @@ class Peers:
             queue = viewer.video if kind == "video" else viewer.audio
             viewer.wants_audio = viewer.wants_audio or kind == "audio"
             transceiver = pc.addTransceiver(RelayTrack(kind, queue), direction="sendonly")
-            aiortc_hooks.send_fast(transceiver.sender)
             if kind == "video":
                 relay = self.relay(session.show_id)
-                aiortc_hooks.on_keyframe_request(transceiver.sender, relay.request_keyframe)
+                fast = aiortc_hooks.send_fast(
+                    transceiver.sender,
+                    self.sender_stats,
+                    stream_bps=lambda: relay.video_bitrate_bps,
+                )
+
+                def cannot_decode() -> None:
+                    relay.viewer_cannot_decode(viewer)
+
+                fast.on_unservable = cannot_decode
+                aiortc_hooks.on_keyframe_request(transceiver.sender, cannot_decode)
+            else:
+                aiortc_hooks.send_fast(transceiver.sender, self.sender_stats)
         if kind == "audio":
             transceiver.setCodecPreferences(audio_preferences())
         elif codec is not None:
@@ -198,6 +222,8 @@ class Peers:
             return
         self.sessions.pop(session.session_id, None)
         if session.viewer is not None:
+            self.sender_stats.reprimes += session.viewer.video.reprimes
+            self.sender_stats.stalls += session.viewer.video.stalls
             relay = self._relays.get(session.show_id)
             if relay is not None:
                 relay.remove_viewer(session.viewer)

@@ -32,11 +32,18 @@ AUDIO_QUEUE_PACKETS = 100
 # this window.
 KEYFRAME_HISTORY = 4
 RATE_WINDOW_S = 2.0
+VIDEO_CLOCK_RATE = 90_000
 
 # Viewers' senders woken per event-loop turn. Each sends its frame in one go (about 6 RTP
 # packets, 30 us each), so waking all 150 at once made one 25 ms turn in which nothing
 # else (the host's packets, other peers' handshakes) could run.
 FANOUT_CHUNK = 20
+
+# A viewer that is this far behind when the host sends a keyframe jumps to it (see
+# ``ViewerQueue``); a viewer that cannot decode is started again at the cached keyframe at
+# most once per ``REPRIME_MIN_S``.
+JUMP_LAG_S = 0.3
+REPRIME_MIN_S = 1.0
 
 KeyframeRequester = Callable[[], Coroutine[Any, Any, None]]
 
@@ -138,21 +145,25 @@ class ShowRelay:
 
     @property
     def video_bitrate_bps(self) -> float:
-        """The host's video bitrate over the last ``RATE_WINDOW_S`` seconds."""
-        window = self._rate_window
-        if not window:
-            return 0.0
-        span = max(time.monotonic() - window[0][0], RATE_WINDOW_S / 2)
-        return self._rate_bytes * 8 / span
+        """The host's video bitrate over the last ``RATE_WINDOW_S`` seconds of its media
+        time (frame timestamps, so that frames arriving in a burst do not inflate it); less
+        than the truth while the session has sent less than that (never more: a first
+        keyframe alone would look like a high rate)."""
+        return self._rate_bytes * 8 / RATE_WINDOW_S
 
     def _measure(self, frame: EncodedFrame) -> None:
-        now = time.monotonic()
         if frame.keyframe:
-            self._keyframe_times.append(now)
+            self._keyframe_times.append(time.monotonic())
+        pts = frame.packet.pts
+        if pts is None:
+            return
         window = self._rate_window
-        window.append((now, frame.size))
+        if window and pts <= window[-1][0]:
+            window.clear()  # (a new publisher session: its own timeline)
+            self._rate_bytes = 0
+        window.append((pts, frame.size))
         self._rate_bytes += frame.size
-        while window and now - window[0][0] > RATE_WINDOW_S:
+        while window and pts - window[0][0] > RATE_WINDOW_S * VIDEO_CLOCK_RATE:
             self._rate_bytes -= window.popleft()[1]
 
     @property
@@ -224,7 +235,7 @@ class ShowRelay:
                 self._gop.append(frame)
 
     def new_queue(self) -> ViewerQueue:
-        return ViewerQueue(self.viewer_queue_frames)
+        return ViewerQueue(self.viewer_queue_frames, jump_lag_s=JUMP_LAG_S)
 
     def new_audio_queue(self) -> ViewerQueue:
         return ViewerQueue(AUDIO_QUEUE_PACKETS)
@@ -234,6 +245,19 @@ class ShowRelay:
         if viewer.video_mime == self.video_mime:
             viewer.video.prime(self._gop)
         self._viewers.add(viewer)
+        self.request_keyframe()
+
+    def viewer_cannot_decode(self, viewer: RelayViewer) -> None:
+        """A viewer asked for a keyframe (PLI, FIR) or for a packet too old to send again:
+        it starts again at the cached keyframe (at most once per ``REPRIME_MIN_S``), and the
+        host is asked for a keyframe too (throttled)."""
+        queue = viewer.video
+        if (
+            viewer in self._viewers
+            and viewer.video_mime == self.video_mime
+            and time.monotonic() - queue.last_reprime >= REPRIME_MIN_S
+        ):
+            queue.reprime(self._gop)
         self.request_keyframe()
 
     def remove_viewer(self, viewer: RelayViewer) -> None:
@@ -259,14 +283,19 @@ class ShowRelay:
             await asyncio.gather(self._request_task, return_exceptions=True)
             self._request_task = None
 
-    def queue_stats(self) -> tuple[int, int, int]:
-        """Frames waiting, keyframe skips and frames dropped, over this relay's viewers."""
-        queued = skips = dropped = 0
+    def queue_stats(self) -> dict[str, int]:
+        """Frames waiting, keyframe skips and jumps, frames dropped, re-primes and stalls,
+        over this relay's viewers now."""
+        stats = dict.fromkeys(("queued", "skips", "jumps", "dropped", "reprimes", "stalls"), 0)
         for viewer in self._viewers:
-            queued += len(viewer.video)
-            skips += viewer.video.skips
-            dropped += viewer.video.dropped
-        return queued, skips, dropped
+            video = viewer.video
+            stats["queued"] += len(video)
+            stats["skips"] += video.skips
+            stats["jumps"] += video.jumps
+            stats["dropped"] += video.dropped
+            stats["reprimes"] += video.reprimes
+            stats["stalls"] += video.stalls
+        return stats
 
     @property
     def task_count(self) -> int:

@@ -102,6 +102,35 @@ class StateCollector(Collector):
         }
         for name, (help_text, value) in gauges.items():
             yield GaugeMetricFamily(name, help_text, value=value)
+        yield GaugeMetricFamily(
+            "liveshop_video_paced_bytes_queued",
+            "bytes waiting in viewers' pacers",
+            value=video["paced_bytes_queued"],
+        )
+        counters = {
+            "liveshop_video_nacks_served": (
+                "packets sent again on a viewer's NACK",
+                "nacks_served",
+            ),
+            "liveshop_video_nacks_unserved": (
+                "NACKed packets too old to send again (the viewer is started again)",
+                "nacks_unserved",
+            ),
+            "liveshop_video_reprimes": (
+                "viewers started again at the cached keyframe (PLI, FIR, unserved NACK)",
+                "viewer_reprimes",
+            ),
+            "liveshop_video_keyframe_jumps": (
+                "viewers behind live who jumped to the host's next keyframe",
+                "viewer_keyframe_jumps",
+            ),
+            "liveshop_video_stalls": (
+                "times a viewer's frames waited over 500 ms with none sent",
+                "viewer_stalls",
+            ),
+        }
+        for name, (help_text, key) in counters.items():
+            yield CounterMetricFamily(name, help_text, value=video[key])
         placement = state.placement
         yield CounterMetricFamily(
             "liveshop_video_forwarded",

@@ -72,8 +72,16 @@ NOTHING_LEFT = {
     "viewer_frames_queued": 0,
     "viewer_keyframe_skips": 0,
     "viewer_frames_dropped": 0,
+    "viewer_keyframe_jumps": 0,
+    "paced_bytes_queued": 0,
 }
-"""``SignalingService.stats()`` once every peer, relay and task is gone."""
+"""What ``SignalingService.stats()`` says of what it owns once every peer, relay and task is
+gone (``owned``); the other figures are process totals (NACKs, re-primes, stalls)."""
+
+
+def owned(stats: dict[str, int]) -> dict[str, int]:
+    return {key: stats[key] for key in NOTHING_LEFT}
+
 
 _gate_check: type[ShowAccess] = FakeShows  # FakeShows satisfies the protocol
 

@@ -8,7 +8,7 @@ import pytest
 from core.errors import error_body
 from signaling import SignalingError
 
-from .support import NOTHING_LEFT, Server, end, offer_whip, play, publish, running_server
+from .support import NOTHING_LEFT, Server, end, offer_whip, owned, play, publish, running_server
 
 VALID_OFFER_HEADERS = {"Content-Type": "application/sdp", "Authorization": "Bearer host:show1"}
 
@@ -138,7 +138,7 @@ async def test_bad_whep_requests() -> None:
         assert_error(
             await server.http.post("/whep/show1", content="v=0", headers=other), 403, "forbidden"
         )
-        assert server.service.stats() == NOTHING_LEFT
+        assert owned(server.service.stats()) == NOTHING_LEFT
 
 
 @pytest.mark.parametrize("prefix", ["whip", "whep"])

@@ -112,3 +112,43 @@ async def test_sender_reports_and_stats_count_what_was_sent() -> None:
         assert outbound.bytesSent >= report.bytesSent
         assert transport.packetsSent >= outbound.packetsSent
         assert transport.bytesSent > outbound.bytesSent  # headers and SRTP tags on top
+
+
+async def test_a_nack_for_a_packet_no_longer_kept_is_counted_and_restarts_the_viewer() -> None:
+    async with running_server() as server:
+        host = await publish(server.http, PatternTrack())
+        await server.gate.wait_state("show1", VideoState.LIVE)
+        viewer = await play(server.http)
+        try:
+            session = server.service._peers.sessions[viewer.location.rsplit("/", 1)[1]]
+            sender = session.pc.getSenders()[0]
+            receiver, seen = spy_rtp(viewer)
+            await until(lambda: sum(p.ssrc == sender._ssrc for p in seen) >= 10)
+            first = next(p for p in seen if p.ssrc == sender._ssrc).sequence_number
+            before = server.service.stats()
+            fast = sender._run_rtp.__self__
+            assert isinstance(fast, FastRtpSender) and fast.pacer is not None
+            sent: list[int] = []
+            send = fast.pacer._send
+
+            def spy_send(seq: int, head: bytes, payload: bytes) -> None:
+                if seq >= 0:  # (not a retransmission)
+                    sent.append(struct.unpack_from("!BBHLL", head)[3])
+                send(seq, head, payload)
+
+            fast.pacer._send = spy_send
+            await until(lambda: len(sent) >= 3)
+            # a packet sent long ago (never, here): the relay cannot send it again
+            await receiver._send_rtcp_nack(sender._ssrc, [(first - 5000) & 0xFFFF])
+            await until(lambda: server.service.stats()["nacks_unserved"] > 0)
+            assert server.service.stats()["viewer_reprimes"] == before["viewer_reprimes"] + 1
+            assert session.viewer is not None and session.viewer.video.reprimes == 1
+            # started again at the cached keyframe, its RTP timestamps still rise (a player
+            # drops frames older than what it has shown)
+            await viewer.wait_frames(len(viewer.frames) + 10)
+            assert len(sent) > 10 and all(
+                0 <= (b - a) & 0xFFFFFFFF < 0x80000000 for a, b in itertools.pairwise(sent)
+            )
+        finally:
+            await viewer.close()
+            await host.close()

@@ -12,7 +12,7 @@ from signaling import VideoState
 from signaling.media import EncodedFrame
 from signaling.viewer_queue import ViewerQueue
 
-from .support import NOTHING_LEFT, Server, Viewer, end, play, publish, running_server
+from .support import NOTHING_LEFT, Server, Viewer, end, owned, play, publish, running_server
 
 
 async def wait_stats(server: Server, key: str, value: int, within: float = 10) -> None:
@@ -46,7 +46,7 @@ async def test_cleanup_after_leave_failure_and_close() -> None:
         stats = server.service.stats()
         assert stats["peer_connections"] == 0
         assert stats["publishers"] == 0
-    assert server.service.stats() == NOTHING_LEFT
+    assert owned(server.service.stats()) == NOTHING_LEFT
     async with asyncio.timeout(5):
         while len(asyncio.all_tasks()) > baseline or decoder_threads():  # noqa: ASYNC110
             await asyncio.sleep(0.05)

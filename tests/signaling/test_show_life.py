@@ -6,7 +6,7 @@ from __future__ import annotations
 from benches.synthetic import EncodedPatternTrack
 from signaling import VideoState
 
-from .support import NOTHING_LEFT, end, play, publish, running_server
+from .support import NOTHING_LEFT, end, owned, play, publish, running_server
 from .test_lifecycle import wait_stats
 
 
@@ -41,7 +41,7 @@ async def test_the_end_of_a_show_closes_every_peer_of_it() -> None:
         await server.gate.wait_state("show1", VideoState.OFFLINE)
         await wait_stats(server, "peer_connections", 0)
         await wait_stats(server, "tasks", 0)
-        assert server.service.stats() == NOTHING_LEFT
+        assert owned(server.service.stats()) == NOTHING_LEFT
         for client in (*viewers, host):
             await client.close()
 

@@ -88,3 +88,49 @@ async def test_get_waits_and_close_wakes_it() -> None:
 def test_bound_must_be_positive() -> None:
     with pytest.raises(ValueError):
         ViewerQueue(0)
+
+
+STEP = 3000  # one frame at 30 fps, 90 kHz
+
+
+def gop(first: int, count: int) -> list[EncodedFrame]:
+    return [frame((first + i) * STEP, keyframe=i == 0) for i in range(count)]
+
+
+def test_a_viewer_that_cannot_decode_starts_again_at_the_cached_keyframe() -> None:
+    queue = ViewerQueue(120)
+    queue.prime(gop(0, 3))
+    queue.put(frame(3 * STEP))
+    assert queue.reprime(gop(0, 5))
+    assert drain(queue) == [i * STEP for i in range(5)]
+    assert queue.reprimes == 1
+    assert not queue.reprime([frame(9 * STEP)])  # no keyframe to start from
+
+
+def test_a_viewer_far_behind_jumps_to_the_hosts_next_keyframe() -> None:
+    queue = ViewerQueue(120, jump_lag_s=0.3)
+    queue.prime(gop(0, 180))  # a 6 s backlog
+    for i in range(180, 190):
+        queue.put(frame(i * STEP))
+    queue.put(frame(190 * STEP, keyframe=True))
+    assert drain(queue) == [190 * STEP]
+    assert queue.jumps == 1 and queue.skips == 0
+
+
+def test_a_viewer_close_to_live_does_not_jump() -> None:
+    queue = ViewerQueue(120, jump_lag_s=0.3)
+    queue.prime(gop(0, 1))
+    for i in range(1, 5):  # 4 frames (133 ms) behind
+        queue.put(frame(i * STEP))
+    queue.put(frame(5 * STEP, keyframe=True))
+    assert len(drain(queue)) == 6 and queue.jumps == 0
+
+
+def test_a_backlog_being_caught_up_is_not_cut_off_but_falling_further_behind_is() -> None:
+    queue = ViewerQueue(10)
+    queue.prime(gop(0, 30))  # more than max_frames of backlog
+    for i in range(30, 40):  # max_frames live frames on top: still within the bound
+        queue.put(frame(i * STEP))
+    assert queue.skips == 0 and len(queue) == 40
+    queue.put(frame(40 * STEP))  # further behind than that: cut
+    assert queue.skips == 1 and len(queue) == 0

@@ -1,0 +1,222 @@
+"""Per-viewer pacing of video RTP: a token bucket at a rate the viewer's link can take.
+
+A viewer's sender (``aiortc_hooks.FastRtpSender``) hands each frame's packets to its
+``Pacer`` instead of the socket. The pacer sends at once what its budget allows and the
+rest from a timer every few milliseconds; retransmissions go before media. The sender waits
+(``wait_room``) while more than ``HIGH_WATER_S`` of the rate is queued, so frames wait in
+the viewer's frame queue (where the relay's skip and jump rules apply), not here.
+
+The rate (``RateControl``) starts at ``START_FACTOR`` times the host's bitrate (the join
+backlog drains at the difference), may grow to ``CEILING_FACTOR`` times it, and follows
+the viewer's feedback every ``FEEDBACK_S``: a loss share over ``LOSS_HIGH`` among the
+packets sent (first NACKs of a packet) cuts it by ``DECREASE`` (a narrow link's queue
+overflowed), a share under
+``LOSS_LOW`` lets it grow again by ``INCREASE``, for ``KNOWN_MAX_S`` no higher than
+``KNOWN_MAX_SHARE`` of the rate that lost packets; a REMB estimate, when the viewer sends
+one, caps it. It never goes under ``FLOOR_FACTOR`` times the host's bitrate (a link
+narrower than the stream cannot be helped by sending slower) nor over ``MAX_RATE_BPS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+PACE_INTERVAL_S = 0.005
+BURST_S = 0.04
+HIGH_WATER_S = 0.04
+FEEDBACK_S = 0.25
+LOSS_HIGH = 0.10
+LOSS_LOW = 0.02
+DECREASE = 0.7
+INCREASE = 1.08
+HOLD_AFTER_DECREASE_S = 1.0
+KNOWN_MAX_SHARE = 0.9
+KNOWN_MAX_S = 10.0
+START_FACTOR = 1.5
+CEILING_FACTOR = 2.5
+FLOOR_FACTOR = 1.1
+REMB_FACTOR = 1.0
+REMB_VALID_S = 3.0
+DEFAULT_STREAM_BPS = 1_500_000
+MIN_RATE_BPS = 300_000
+MAX_RATE_BPS = 50_000_000
+MIN_BURST_BYTES = 2 * 1300
+
+
+@dataclass
+class SenderStats:
+    """Counters of every paced sender of one process (``SignalingService.stats``)."""
+
+    nacks_served: int = 0
+    nacks_unserved: int = 0
+    nacks_skipped: int = 0  # asked again within an RTT of a resend
+    reprimes: int = 0  # of viewers gone (live ones: their queues)
+    stalls: int = 0  # of viewers gone (live ones: their queues)
+    paced_packets: int = 0
+    queued_bytes: int = 0  # now, over the live pacers (kept up by each pacer)
+
+
+class RateControl:
+    """The pacing rate of one viewer (see the module doc)."""
+
+    def __init__(self, stream_bps: Callable[[], float]) -> None:
+        self._stream_bps = stream_bps
+        self.rate_bps = self._clamp(START_FACTOR * self.stream())
+        self._ceiling_bps = self.rate_bps
+        self._sent = 0
+        self._lost = 0
+        self._since = time.monotonic()
+        self._hold_until = 0.0
+        self._remb_bps: float | None = None
+        self._remb_at = float("-inf")
+        self.loss = 0.0  # the share of packets lost over the last feedback interval
+        self._known_max: float | None = None  # just under the rate that last lost packets
+        self._known_at = float("-inf")
+
+    def stream(self) -> float:
+        return self._stream_bps() or DEFAULT_STREAM_BPS
+
+    def _clamp(self, rate: float) -> float:
+        floor = max(MIN_RATE_BPS, FLOOR_FACTOR * self.stream())
+        return min(MAX_RATE_BPS, max(floor, rate))
+
+    def sent(self, packets: int) -> None:
+        self._sent += packets
+
+    def lost(self, packets: int) -> None:
+        self._lost += packets
+
+    def remb(self, bps: float) -> None:
+        self._remb_bps = bps
+        self._remb_at = time.monotonic()
+
+    def update(self, now: float) -> None:
+        """Every ``FEEDBACK_S``: the rate from the loss seen and the last REMB."""
+        if now - self._since < FEEDBACK_S:
+            return
+        loss = self._lost / self._sent if self._sent else 0.0
+        self.loss = loss
+        ceiling = CEILING_FACTOR * self.stream()
+        rate = self.rate_bps
+        if loss > LOSS_HIGH:
+            self._known_max = rate * KNOWN_MAX_SHARE
+            self._known_at = now
+            rate *= DECREASE
+            self._hold_until = now + HOLD_AFTER_DECREASE_S
+        elif loss < LOSS_LOW and now >= self._hold_until:
+            rate *= INCREASE
+            if self._known_max is not None and now - self._known_at < KNOWN_MAX_S:
+                rate = min(rate, self._known_max)
+        if self._remb_bps is not None and now - self._remb_at < REMB_VALID_S:
+            rate = min(rate, REMB_FACTOR * self._remb_bps)
+        self.rate_bps = self._clamp(min(rate, ceiling))
+        self._sent = self._lost = 0
+        self._since = now
+
+
+Send = Callable[[int, bytes, bytes], None]
+
+
+class Pacer:
+    """Sends ``(sequence number, header, payload)`` s through ``send`` at ``control``'s
+    rate. Everything here runs on the event loop; nothing blocks."""
+
+    def __init__(self, send: Send, control: RateControl, stats: SenderStats) -> None:
+        self._send = send
+        self.control = control
+        self._stats = stats
+        self._media: deque[tuple[int, bytes, bytes]] = deque()
+        self._rtx: deque[tuple[int, bytes, bytes]] = deque()
+        self._queued = 0
+        self._budget = self._burst()
+        self._refilled = time.monotonic()
+        self._timer: asyncio.TimerHandle | None = None
+        self._room: asyncio.Future[None] | None = None
+        self._closed = False
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued
+
+    def _burst(self) -> float:
+        return max(MIN_BURST_BYTES, self.control.rate_bps / 8 * BURST_S)
+
+    def _refill(self, now: float) -> None:
+        self.control.update(now)
+        self._budget = min(
+            self._burst(), self._budget + (now - self._refilled) * self.control.rate_bps / 8
+        )
+        self._refilled = now
+
+    def send_media(self, packets: list[tuple[int, bytes, bytes]]) -> None:
+        if self._closed:
+            return
+        for packet in packets:
+            self._queued += len(packet[1]) + len(packet[2])
+        self._stats.queued_bytes += sum(len(p[1]) + len(p[2]) for p in packets)
+        self._media.extend(packets)
+        self._drain()
+
+    def send_rtx(self, packet: tuple[int, bytes, bytes]) -> None:
+        if self._closed:
+            return
+        size = len(packet[1]) + len(packet[2])
+        self._queued += size
+        self._stats.queued_bytes += size
+        self._rtx.append(packet)
+        self._drain()
+
+    def _high_water(self) -> float:
+        return max(MIN_BURST_BYTES, self.control.rate_bps / 8 * HIGH_WATER_S)
+
+    async def wait_room(self) -> None:
+        """Return once no more than the high-water mark is queued."""
+        while self._queued > self._high_water() and not self._closed:
+            self._room = asyncio.get_running_loop().create_future()
+            try:
+                await self._room
+            finally:
+                self._room = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._drain()
+
+    def _drain(self) -> None:
+        if self._closed:
+            return
+        self._refill(time.monotonic())
+        sent = 0
+        while (self._rtx or self._media) and self._budget > 0:
+            seq, head, payload = (self._rtx or self._media).popleft()
+            size = len(head) + len(payload)
+            self._queued -= size
+            self._stats.queued_bytes -= size
+            self._budget -= size
+            sent += 1
+            self._send(seq, head, payload)
+        if sent:
+            self.control.sent(sent)
+            self._stats.paced_packets += sent
+        if (self._rtx or self._media) and self._timer is None:
+            wait = max(PACE_INTERVAL_S, -self._budget * 8 / self.control.rate_bps)
+            self._timer = asyncio.get_running_loop().call_later(wait, self._on_timer)
+        room = self._room
+        if room is not None and not room.done() and self._queued <= self._high_water():
+            room.set_result(None)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._stats.queued_bytes -= self._queued
+        self._queued = 0
+        self._media.clear()
+        self._rtx.clear()
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
