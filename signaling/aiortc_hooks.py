@@ -348,6 +348,7 @@ class FastRtpSender:
         # sequence number -> (sent at, header, payload), oldest first
         self._history: dict[int, tuple[float, bytes, bytes]] = {}
         self._resent: dict[int, float] = {}
+        self._expired: list[int] = []
         self._out: _SrtpSender | None = None
         self._abs_offset: int | None = None
         self.pacer: Pacer | None = None
@@ -363,35 +364,46 @@ class FastRtpSender:
             self._out = _SrtpSender(dtls)
         return self._out
 
-    def _remember(self, seq: int, now: float, head: bytes, payload: bytes) -> None:
-        history = self._history
-        history.pop(seq, None)
-        history[seq] = (now, head, payload)
-        self._resent.pop(seq, None)
-        while history:
-            oldest = next(iter(history))
-            if now - history[oldest][0] <= HISTORY_S:
-                break
-            del history[oldest]
-            self._resent.pop(oldest, None)
-
-    def _send_now(self, seq: int, head: bytes, payload: bytes) -> None:
-        """Send one packet (paced: now is its turn), keeping it for NACKs."""
+    def _send_now(self, packets: list[tuple[int, bytes, bytes]], waited: bool) -> None:
+        """Send ``packets`` (paced: now is their turn), keeping media packets for NACKs;
+        a sequence number under 0 marks a retransmission (sent as it is, not kept). Packets
+        that ``waited`` in the pacer get their abs-send-time written again."""
         now = time.monotonic()
-        offset = self._abs_offset
-        if offset is not None and seq >= 0:
-            stamp = ((ntp_now() >> 14) & 0xFFFFFF).to_bytes(3, "big")
-            head = head[:offset] + stamp + head[offset + 3 :]
+        offset = self._abs_offset if waited else None
+        stamp = ((ntp_now() >> 14) & 0xFFFFFF).to_bytes(3, "big") if waited else b""
+        history = self._history
+        resent = self._resent
+        sent = octets = 0
         try:
-            self._srtp().send(head + payload)
-            if seq >= 0:
-                self._remember(seq, now, head, payload)
-                sender = self._sender
-                sender._RTCRtpSender__packet_count += 1
-                sender._RTCRtpSender__octet_count += len(payload)
+            send = self._srtp().send
+            for seq, head, payload in packets:
+                if seq < 0:
+                    send(head + payload)
+                    continue
+                if offset is not None:
+                    head = head[:offset] + stamp + head[offset + 3 :]
+                send(head + payload)
+                history[seq] = (now, head, payload)
+                if resent:
+                    resent.pop(seq, None)
+                sent += 1
+                octets += len(payload)
         except ConnectionError:
             if self.pacer is not None:
                 self.pacer.close()
+        sender = self._sender
+        sender._RTCRtpSender__packet_count += sent
+        sender._RTCRtpSender__octet_count += octets
+        # forget what is older than HISTORY_S (dicts keep insertion order: oldest first)
+        for oldest, entry in history.items():
+            if now - entry[0] <= HISTORY_S:
+                break
+            self._expired.append(oldest)
+        if self._expired:
+            for seq in self._expired:
+                del history[seq]
+                resent.pop(seq, None)
+            self._expired.clear()
 
     def _find_abs_offset(self, extensions_map: Any, mid: Any, header_size: int) -> int | None:
         probe = HeaderExtensions(abs_send_time=0xA5C3E1, mid=mid)
@@ -460,14 +472,17 @@ class FastRtpSender:
                 else:
                     self._srtp()  # (raises once the transport is gone)
                     batch = []
+                    size = 0
                     for i, payload in enumerate(frame.payloads):
                         marker = 0x80 if i == last else 0
                         head = header(
                             first, marker | payload_type, sequence_number, timestamp, ssrc
                         )
-                        batch.append((sequence_number, head + tail, payload))
+                        head += tail
+                        batch.append((sequence_number, head, payload))
+                        size += len(head) + len(payload)
                         sequence_number = (sequence_number + 1) & 0xFFFF
-                    pacer.send_media(batch)  # (it counts packets and octets as it sends)
+                    pacer.send_media(batch, size)  # (it counts packets and octets as it sends)
                 # What aiortc's RTCP sender reports read (aiortc sets them per packet).
                 sender._RTCRtpSender__ntp_timestamp = ntp
                 sender._RTCRtpSender__rtp_timestamp = timestamp

@@ -118,7 +118,8 @@ class RateControl:
         self._since = now
 
 
-Send = Callable[[int, bytes, bytes], None]
+Packet = tuple[int, bytes, bytes]  # (sequence number, header, payload)
+Send = Callable[[list[Packet], bool], None]  # (packets, whether they waited in the pacer)
 
 
 class Pacer:
@@ -129,8 +130,8 @@ class Pacer:
         self._send = send
         self.control = control
         self._stats = stats
-        self._media: deque[tuple[int, bytes, bytes]] = deque()
-        self._rtx: deque[tuple[int, bytes, bytes]] = deque()
+        self._media: deque[Packet] = deque()
+        self._rtx: deque[Packet] = deque()
         self._queued = 0
         self._budget = self._burst()
         self._refilled = time.monotonic()
@@ -152,16 +153,25 @@ class Pacer:
         )
         self._refilled = now
 
-    def send_media(self, packets: list[tuple[int, bytes, bytes]]) -> None:
+    def send_media(self, packets: list[Packet], size: int) -> None:
+        """Send a frame's ``packets`` (``size`` bytes in all): at once when nothing waits
+        and the budget allows, else queued."""
         if self._closed:
             return
-        for packet in packets:
-            self._queued += len(packet[1]) + len(packet[2])
-        self._stats.queued_bytes += sum(len(p[1]) + len(p[2]) for p in packets)
+        if not self._media and not self._rtx and self._timer is None:
+            self._refill(time.monotonic())
+            if self._budget >= size:
+                self._budget -= size
+                self.control.sent(len(packets))
+                self._stats.paced_packets += len(packets)
+                self._send(packets, False)
+                return
+        self._queued += size
+        self._stats.queued_bytes += size
         self._media.extend(packets)
         self._drain()
 
-    def send_rtx(self, packet: tuple[int, bytes, bytes]) -> None:
+    def send_rtx(self, packet: Packet) -> None:
         if self._closed:
             return
         size = len(packet[1]) + len(packet[2])
@@ -190,18 +200,18 @@ class Pacer:
         if self._closed:
             return
         self._refill(time.monotonic())
-        sent = 0
+        batch: list[Packet] = []
         while (self._rtx or self._media) and self._budget > 0:
-            seq, head, payload = (self._rtx or self._media).popleft()
-            size = len(head) + len(payload)
+            packet = (self._rtx or self._media).popleft()
+            size = len(packet[1]) + len(packet[2])
             self._queued -= size
             self._stats.queued_bytes -= size
             self._budget -= size
-            sent += 1
-            self._send(seq, head, payload)
-        if sent:
-            self.control.sent(sent)
-            self._stats.paced_packets += sent
+            batch.append(packet)
+        if batch:
+            self.control.sent(len(batch))
+            self._stats.paced_packets += len(batch)
+            self._send(batch, True)
         if (self._rtx or self._media) and self._timer is None:
             wait = max(PACE_INTERVAL_S, -self._budget * 8 / self.control.rate_bps)
             self._timer = asyncio.get_running_loop().call_later(wait, self._on_timer)

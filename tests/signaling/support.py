@@ -133,14 +133,19 @@ def _use_certificate(pc: Any, certificate: Any) -> None:
 
 
 async def _exchange(
-    http: httpx.AsyncClient, pc: Any, url: str, token: str | None
+    http: httpx.AsyncClient, pc: Any, url: str, token: str | None, setup: str | None = None
 ) -> httpx.Response:
+    """Offer, POST, answer. ``setup="active"`` offers to be the DTLS client (the relay is
+    then the DTLS server), as some clients do instead of aiortc's ``actpass``."""
     with ice_host_addresses(LOOPBACK):
         await pc.setLocalDescription(await pc.createOffer())
     headers = {"Content-Type": "application/sdp"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    response = await http.post(url, content=pc.localDescription.sdp, headers=headers)
+    sdp = pc.localDescription.sdp
+    if setup is not None:
+        sdp = sdp.replace("a=setup:actpass", f"a=setup:{setup}")
+    response = await http.post(url, content=sdp, headers=headers)
     if response.status_code == 201:
         await pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
     return response
@@ -192,6 +197,7 @@ async def play(
     token: str | None = "viewer:show1",  # noqa: S107
     audio: bool = False,
     certificate: Any = None,
+    setup: str | None = None,
 ) -> Viewer:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     _use_certificate(pc, certificate)
@@ -200,7 +206,7 @@ async def play(
         pc.addTransceiver("audio", direction="recvonly")
     tracks: asyncio.Queue[Any] = asyncio.Queue()
     pc.on("track", lambda track: tracks.put_nowait(track) if track.kind == "video" else None)
-    response = await _exchange(http, pc, f"/whep/{show}", token)
+    response = await _exchange(http, pc, f"/whep/{show}", token, setup)
     if response.status_code != 201:
         await pc.close()
         raise AssertionError(f"play failed: {response.status_code} {response.text}")

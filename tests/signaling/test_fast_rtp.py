@@ -131,10 +131,11 @@ async def test_a_nack_for_a_packet_no_longer_kept_is_counted_and_restarts_the_vi
             sent: list[int] = []
             send = fast.pacer._send
 
-            def spy_send(seq: int, head: bytes, payload: bytes) -> None:
-                if seq >= 0:  # (not a retransmission)
-                    sent.append(struct.unpack_from("!BBHLL", head)[3])
-                send(seq, head, payload)
+            def spy_send(packets: list[tuple[int, bytes, bytes]], waited: bool) -> None:
+                for seq, head, _ in packets:
+                    if seq >= 0:  # (not a retransmission)
+                        sent.append(struct.unpack_from("!BBHLL", head)[3])
+                send(packets, waited)
 
             fast.pacer._send = spy_send
             await until(lambda: len(sent) >= 3)

@@ -21,10 +21,12 @@ async def test_a_burst_goes_out_at_the_pacing_rate_not_at_once() -> None:
     sent: list[tuple[float, int]] = []
     control = RateControl(lambda: 1_000_000)  # starts at 1.5 Mbit/s
     pacer = Pacer(
-        lambda seq, head, payload: sent.append((time.monotonic(), seq)), control, SenderStats()
+        lambda batch, waited: sent.extend((time.monotonic(), p[0]) for p in batch),
+        control,
+        SenderStats(),
     )
     start = time.monotonic()
-    pacer.send_media(packets(0, 100))  # 120 KB: 0.64 s at 1.5 Mbit/s
+    pacer.send_media(packets(0, 100), 100 * MTU)  # 120 KB: 0.64 s at 1.5 Mbit/s
     assert len(sent) < 10  # only the burst allowance at once
     async with asyncio.timeout(5):
         while len(sent) < 100:  # noqa: ASYNC110 - waits for the pacer's timer
@@ -40,9 +42,11 @@ async def test_retransmissions_go_before_queued_media_and_wait_room_blocks() -> 
     sent: list[int] = []
     stats = SenderStats()
     pacer = Pacer(
-        lambda seq, head, payload: sent.append(seq), RateControl(lambda: 1_000_000), stats
+        lambda batch, waited: sent.extend(p[0] for p in batch),
+        RateControl(lambda: 1_000_000),
+        stats,
     )
-    pacer.send_media(packets(0, 40))
+    pacer.send_media(packets(0, 40), 40 * MTU)
     waited = asyncio.get_running_loop().create_task(pacer.wait_room())
     await asyncio.sleep(0)
     assert not waited.done() and stats.queued_bytes > 0

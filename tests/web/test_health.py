@@ -16,7 +16,14 @@ async def test_healthz_readyz_metrics(client: httpx.AsyncClient) -> None:
     text = (await client.get("/metrics")).text
     assert 'liveshop_http_requests_total{method="POST",route="/api/shows",status="201"} 1.0' in text
     assert 'route="/healthz"' in text
-    for gauge in ("liveshop_live_sockets 0.0", "liveshop_video_peer_connections 0.0"):
+    for gauge in (
+        "liveshop_live_sockets 0.0",
+        "liveshop_video_peer_connections 0.0",
+        "liveshop_video_paced_bytes_queued 0.0",
+        "liveshop_video_nacks_unserved_total 0.0",
+        "liveshop_video_reprimes_total 0.0",
+        "liveshop_video_stalls_total 0.0",
+    ):
         assert f"\n{gauge}\n" in text
 
 
