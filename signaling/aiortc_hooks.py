@@ -62,7 +62,15 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, RtpPacket, unpack_remb_fci, wrap_rtx
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTP_HISTORY_SIZE,
+    HeaderExtensions,
+    RtcpPsfbPacket,
+    RtpPacket,
+    unpack_remb_fci,
+    wrap_rtx,
+)
 from aiortc.utils import random32
 from pylibsrtp import SRTP_MAX_TRAILER_LEN
 from pylibsrtp import Error as SrtpError
@@ -322,10 +330,6 @@ DEFAULT_RTT_S = 0.05
 # wait for its jitter buffer to give up on a retransmission that was lost too.
 REPEAT_LOSS = 0.01
 REPEAT_AFTER_S = 0.02
-_RTCP_RTPFB = 205
-_RTCP_PSFB = 206
-_NACK_FMT = 1
-_REMB_FMT = 15
 
 
 class FastRtpSender:
@@ -559,7 +563,7 @@ class FastRtpSender:
         """What the pacer learns from the viewer's RTCP: REMB estimates."""
         if self.pacer is None:
             return
-        if getattr(packet, "fmt", None) == _REMB_FMT and hasattr(packet, "fci"):
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
             try:
                 bitrate, ssrcs = unpack_remb_fci(packet.fci)
             except ValueError:

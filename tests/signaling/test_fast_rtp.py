@@ -153,3 +153,27 @@ async def test_a_nack_for_a_packet_no_longer_kept_is_counted_and_restarts_the_vi
         finally:
             await viewer.close()
             await host.close()
+
+
+async def test_the_viewers_remb_reaches_its_pacer() -> None:
+    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+
+    async with watching() as (viewer, sender):
+        fast = sender._run_rtp.__self__
+        assert isinstance(fast, FastRtpSender) and fast.pacer is not None
+        receiver = viewer.pc.getTransceivers()[0].receiver
+        await viewer.wait_frames(len(viewer.frames) + 5)
+        remb = RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=pack_remb_fci(123_456, [sender._ssrc])
+        )
+        control = fast.pacer.control
+        heard: list[float] = []
+        told = control.remb
+
+        def remb_spy(bps: float) -> None:
+            heard.append(bps)
+            told(bps)
+
+        control.remb = remb_spy  # type: ignore[method-assign]
+        await receiver._send_rtcp(remb)
+        await until(lambda: 123_456 in heard)
