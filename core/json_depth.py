@@ -4,6 +4,10 @@
 websocket frame, a small HTTP body) exhaust the interpreter's stack (``RecursionError``).
 HTTP bodies (``web/http.py``) and websocket frames (``live/protocol.py``) are refused past
 ``MAX_DEPTH`` with the coded error ``json_too_deep`` before they are parsed.
+
+``has_nul`` finds the NUL character (``\u0000``) in a parsed value's strings or keys: valid
+JSON, but PostgreSQL's text columns cannot hold it, so both parsers refuse it (400
+``invalid_input``) rather than fail when it reaches the database.
 """
 
 from __future__ import annotations
@@ -37,3 +41,14 @@ def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
     if re.search("[\\[{]{" + str(limit + 1) + "}", brackets):  # (a run that deep: at once)
         return True
     return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > limit
+
+
+def has_nul(value: object) -> bool:
+    """Whether a string (or key) anywhere in the parsed JSON ``value`` holds U+0000."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(item) for item in value)
+    return False

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import CodedError
-from core.json_depth import MAX_DEPTH, too_deep
+from core.json_depth import MAX_DEPTH, has_nul, too_deep
 from core.roles import Role
 from live.error_codes import CODES
 
@@ -198,6 +198,8 @@ def parse(raw: str) -> tuple[str | None, str, dict[str, Any]]:
         raise ProtocolError("malformed_json", "the message is not valid JSON") from None
     if not isinstance(data, dict):
         raise ProtocolError("malformed_message", "a message is a JSON object")
+    if "\\u0000" in raw and has_nul(data):  # (PostgreSQL's text cannot hold U+0000)
+        raise ProtocolError("invalid_input", "text may not contain the NUL character (U+0000)")
     ref = data.get("ref")
     ref = ref if isinstance(ref, str) and len(ref) <= MAX_REF_CHARS else None
     try:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from core.json_depth import MAX_DEPTH, too_deep
+from core.json_depth import MAX_DEPTH, has_nul, too_deep
 from web.errors import ApiError
 from web.parts import parts
 
@@ -78,6 +78,13 @@ def parse_json(raw: bytes) -> Any:
     if too_deep(text):
         raise ApiError("json_too_deep", f"JSON nests at most {MAX_DEPTH} arrays or objects deep")
     try:
-        return _DECODER.decode(text)
+        value = _DECODER.decode(text)
     except (ValueError, RecursionError):  # (JSONDecodeError is a ValueError)
         raise ApiError("malformed_json", "the body is not valid JSON") from None
+    if "\\u0000" in text and has_nul(value):  # (the only way JSON can carry a NUL)
+        raise ApiError(
+            "invalid_input",
+            "text may not contain the NUL character (U+0000)",
+            fields={"body": "contains U+0000"},
+        )
+    return value

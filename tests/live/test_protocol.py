@@ -145,3 +145,11 @@ async def test_metrics_count_the_live_sockets_of_this_process(live: LiveServer) 
     assert "\nliveshop_live_sockets 1.0\n" in text
     assert "\nliveshop_live_rooms 1.0\n" in text
     await client.close()
+
+
+def test_a_nul_character_is_refused_and_escaped_text_is_not() -> None:
+    with pytest.raises(ProtocolError) as refused:
+        parse('{"type": "chat", "ref": "r1", "text": "hi \\u0000"}')
+    assert refused.value.code == "invalid_input"
+    _, kind, fields = parse('{"type": "chat", "ref": "r1", "text": "a \\\\u0000 b"}')
+    assert kind == "chat" and fields["text"] == "a \\u0000 b"

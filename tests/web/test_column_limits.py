@@ -123,3 +123,19 @@ async def test_a_cart_at_its_limits_is_one_order(client: httpx.AsyncClient) -> N
     assert resp.status_code == 200, resp.text
     assert resp.json()["refunded"]["amount"] == 3 * MAX_QUANTITY * MAX_PRICE_MINOR
     assert resp.json()["history"][-1]["reason"] == "C" * 200
+
+
+async def test_a_nul_character_is_refused_with_a_coded_error(client: httpx.AsyncClient) -> None:
+    # valid JSON, but PostgreSQL's text cannot hold U+0000: refused before it reaches SQL
+    body = b'{"title": "live \\u0000 show"}'
+    resp = await client.post(
+        "/api/shows", content=body, headers={**admin_headers(), "Content-Type": "application/json"}
+    )
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["code"] == "invalid_input"
+    listed = await client.get("/api/shows")
+    assert all("\x00" not in show["title"] for show in listed.json().get("shows", []))
+    ok = await client.post(
+        "/api/shows", json={"title": "a \\u0000 as text"}, headers=admin_headers()
+    )
+    assert ok.status_code == 201  # a backslash and "u0000" are plain text
