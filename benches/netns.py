@@ -10,8 +10,9 @@ but for server -> viewer:
   ``TBF_LATENCY_MS`` of traffic; past that, packets are dropped, as a real narrow link
   does);
 - ``loss_pct``: the viewer's input drops that share of the SRTP/SRTCP datagrams it gets
-  from the server (nftables ``numgen random``; RTP version 2 in the first byte). STUN and
-  DTLS are left alone, so every run connects in the same number of round trips.
+  from the server (nftables ``numgen random``; UDP whose payload starts with RTP version
+  2). STUN, DTLS and TCP (the page, its websocket) are left alone, so every run connects in
+  the same number of round trips.
 
 ``viewer_ns=False`` leaves the (one) viewer side in the caller's own namespace (Chromium,
 which a test launches from its own process); the veth end and the nft table made there are
@@ -169,7 +170,7 @@ class ImpairedLink:
                 f"table inet {NFT_TABLE}_{viewer_if} {{\n"
                 "  chain input {\n"
                 "    type filter hook input priority 0; policy accept;\n"
-                f"    ip saddr {server_address} @th,64,2 == 2 "
+                f"    ip saddr {server_address} meta l4proto udp @th,64,2 == 2 "
                 f"numgen random mod 10000 < {basis_points} drop\n"
                 "  }\n"
                 "}\n"
