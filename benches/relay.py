@@ -72,6 +72,9 @@ class OpenGate:
     async def video_state_changed(self, show_id: str, state: Any) -> None:
         return None
 
+    async def video_health_reported(self, show_id: str, identity: str, health: Any) -> None:
+        return None
+
 
 def _baseline_routes() -> list[Any]:
     """aiortc's MediaRelay: one decode of the host, one encode per viewer."""
@@ -155,7 +158,12 @@ def serve(port: int, mode: str, address: str = "127.0.0.1") -> int:
 # -- the publisher process ----------------------------------------------------------------------
 
 
-async def _offer(url: str, pc: Any, addresses: list[str] | None = None) -> None:
+async def _offer(
+    url: str,
+    pc: Any,
+    addresses: list[str] | None = None,
+    token: str = "bench",  # noqa: S107
+) -> None:
     import httpx
     from aiortc import RTCSessionDescription
 
@@ -167,7 +175,7 @@ async def _offer(url: str, pc: Any, addresses: list[str] | None = None) -> None:
         response = await http.post(
             url,
             content=pc.localDescription.sdp,
-            headers={"Content-Type": "application/sdp", "Authorization": "Bearer bench"},
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
         )
     response.raise_for_status()
     await pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
@@ -182,8 +190,15 @@ def _prefer_h264(transceiver: Any) -> None:
 
 
 async def _publish(
-    url: str, seconds: float, gop: int, bitrate: int, addresses: list[str] | None = None
+    url: str,
+    seconds: float,
+    gop: int,
+    bitrate: int,
+    addresses: list[str] | None = None,
+    token: str = "bench",  # noqa: S107
 ) -> None:
+    """An OBS-like H.264 publisher (keyframe requests ignored, one keyframe per ``gop``
+    frames) for ``seconds``; prints "published" once answered, then its rate."""
     from aiortc import RTCConfiguration, RTCPeerConnection
 
     from benches.synthetic import EncodedPatternTrack
@@ -202,7 +217,7 @@ async def _publish(
     track.recv = counting_recv  # type: ignore[method-assign]
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     _prefer_h264(pc.addTransceiver(track, direction="sendonly"))
-    await _offer(url, pc, addresses)
+    await _offer(url, pc, addresses, token)
     print("published", flush=True)
     start = time.monotonic()
     while time.monotonic() - start < seconds:
@@ -483,9 +498,10 @@ def main(argv: list[str]) -> int:
         _pin(argv[0])
     if argv and argv[0] == "_serve":
         return serve(int(argv[1]), argv[2], *argv[3:4])
-    if argv and argv[0] == "_publish":
+    if argv and argv[0] == "_publish":  # URL SECONDS GOP BITRATE [ADDRESS [TOKEN]]
         addresses = argv[5:6] or None
-        asyncio.run(_publish(argv[1], float(argv[2]), int(argv[3]), int(argv[4]), addresses))
+        token = argv[6] if len(argv) > 6 else "bench"
+        asyncio.run(_publish(argv[1], float(argv[2]), int(argv[3]), int(argv[4]), addresses, token))
         return 0
     if argv and argv[0] == "_view":
         asyncio.run(_view(argv[1], int(argv[2]), int(argv[3]), float(argv[4]), float(argv[5])))

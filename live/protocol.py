@@ -79,6 +79,7 @@ SERVER_TYPES: frozenset[str] = frozenset(
         "poll_closed",
         "show_status",
         "stream",
+        "video_health",
         "catalog_changed",
         "moderation",
     }

@@ -139,8 +139,11 @@ class Room:
                 self._cached_at = time.monotonic()
             since, shared, recent, deleted, pending = cached
         # Questions waiting for a moderator: the staff see them all, an asker their own.
+        staff: dict[str, Any] = {}
         if member.role in STAFF_ROLES:
             waiting = pending
+            health = await self.redis.get(key(self.show_id, "video_health"))
+            staff["video_health"] = None if health is None else json.loads(health)
         else:
             waiting = [q for q in pending if member.user_id and q["viewer_id"] == member.user_id]
         chat = []
@@ -161,6 +164,7 @@ class Room:
             "clock_ms": await self.event_log.clock_ms(),
             "chat": chat[-50:],
             "viewers": {"now": self.hub.viewers_now, "peak": self.hub.viewers_peak},
+            **staff,
         }
 
     async def ended(self) -> bool:

@@ -9,9 +9,10 @@ HTTP API's hooks: a show's status, its video state and its catalog changed.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,12 +23,12 @@ from core.errors import CodedError
 from core.roles import Role
 from live.event_log import EventLog, key
 from live.handlers import HANDLERS
-from live.hub import Member, new_process_id
+from live.hub import STAFF, Member, new_process_id
 from live.limits import RateLimits
 from live.moderation import Moderation
 from live.outbox import Limits, Outlet, Sink
 from live.ports import CheckoutPort
-from live.protocol import Delivery, ProtocolError
+from live.protocol import Delivery, ProtocolError, dumps
 from live.rooms import Room
 from live.session import Participant, Session
 from live.shared_limits import SharedLimits
@@ -36,6 +37,21 @@ log = logging.getLogger("liveshop.live")
 
 MAX_CONCURRENT_WORK = 48
 IDLE_ROOM_S = 60.0
+# A publisher's health is kept this long after its last report (it reports every 2 s).
+HEALTH_TTL_S = 30
+
+
+def health_changed(before: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether the staff hear of a new health report: its advice, codec or publisher kind
+    changed, the keyframe interval moved by half a second or more, or the bitrate by a
+    quarter (a report every 2 s otherwise would fill the show's event stream)."""
+    if any(before.get(k) != now.get(k) for k in ("advice", "codec", "stream_key")):
+        return True
+    a, b = before.get("keyframe_interval_s"), now.get("keyframe_interval_s")
+    if (a is None) != (b is None) or (a is not None and b is not None and abs(a - b) >= 0.5):
+        return True
+    rate_before, rate_now = int(before.get("bitrate_bps") or 0), int(now.get("bitrate_bps") or 0)
+    return abs(rate_now - rate_before) > 0.25 * max(rate_before, 1)
 
 
 class Socket(Protocol):
@@ -135,8 +151,25 @@ class LiveService:
     async def video_state_changed(self, show_id: str, state: str) -> None:
         """The host's video went live, reconnecting or offline (reported by signaling)."""
         await self.redis.set(key(show_id, "video"), state)
+        if state not in ("live", "reconnecting"):
+            await self.redis.delete(key(show_id, "video_health"), key(show_id, "health_sent"))
         await EventLog(self.redis, show_id).publish(
             "stream", {"state": state}, Delivery.STATE, key_="stream"
+        )
+
+    async def video_health_reported(self, show_id: str, health: dict[str, Any]) -> None:
+        """The publisher's health (every few seconds while it sends): kept for the staff's
+        snapshots for ``HEALTH_TTL_S``, and announced to the staff when it changed enough
+        to matter (``health_changed``), not on every report."""
+        text = dumps(health)
+        sent = await self.redis.get(key(show_id, "health_sent"))
+        await self.redis.set(key(show_id, "video_health"), text, ex=HEALTH_TTL_S)
+        if sent is not None and not health_changed(json.loads(sent), health):
+            await self.redis.expire(key(show_id, "health_sent"), HEALTH_TTL_S)
+            return
+        await self.redis.set(key(show_id, "health_sent"), text, ex=HEALTH_TTL_S)
+        await EventLog(self.redis, show_id).publish(
+            "video_health", {"health": health}, Delivery.STATE, key_="video_health", to=STAFF
         )
 
     async def catalog_changed(self, show_id: str) -> None:

@@ -8,9 +8,16 @@ Must not import ``checkout``, ``live``, ``web`` or ``benches`` (tests/test_layer
 knows nothing of products, orders or chat.
 """
 
-from .access import ShowAccess, VideoState
+from .access import ShowAccess, VideoHealth, VideoState
 from .config import SignalingConfig
 from .errors import SignalingError
 from .service import SignalingService
 
-__all__ = ["ShowAccess", "SignalingConfig", "SignalingError", "SignalingService", "VideoState"]
+__all__ = [
+    "ShowAccess",
+    "SignalingConfig",
+    "SignalingError",
+    "SignalingService",
+    "VideoHealth",
+    "VideoState",
+]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from core.transitions import Transitions
 
@@ -34,6 +35,28 @@ VIDEO_TRANSITIONS = Transitions(
 )
 
 
+@dataclass(frozen=True)
+class VideoHealth:
+    """What the relay measures of a show's publisher, reported every few seconds.
+
+    ``keyframe_interval_s``: the longest gap between the publisher's recent keyframes, the
+    one still open included (so a 10 s interval reads "4 s" 4 s after the first keyframe,
+    and 10 s from the second on); None before the first keyframe.
+    """
+
+    codec: str
+    keyframe_interval_s: float | None
+    bitrate_bps: int
+
+    def to_json(self) -> dict[str, Any]:
+        interval = self.keyframe_interval_s
+        return {
+            "codec": self.codec,
+            "keyframe_interval_s": None if interval is None else round(interval, 1),
+            "bitrate_bps": self.bitrate_bps,
+        }
+
+
 class ShowAccess(Protocol):
     async def authorize_publisher(self, show_id: str, bearer: str | None) -> str:
         """Return the host identity, or raise SignalingError (401, 403, 409)."""
@@ -52,4 +75,9 @@ class ShowAccess(Protocol):
 
     async def video_state_changed(self, show_id: str, state: VideoState) -> None:
         """Called on every change of a show's stream state."""
+        ...
+
+    async def video_health_reported(self, show_id: str, identity: str, health: VideoHealth) -> None:
+        """Called every ``WhipIngest.health_report_s`` while the show's publisher (the
+        ``identity`` ``authorize_publisher`` returned) sends video."""
         ...

@@ -144,6 +144,17 @@ class ShowRelay:
         return max(b - a for a, b in zip(times, list(times)[1:], strict=False))
 
     @property
+    def keyframe_gap_s(self) -> float | None:
+        """``keyframe_interval_s`` with the gap still open counted too (so a long interval
+        shows before its second keyframe); None before the session's first keyframe."""
+        times = self._keyframe_times
+        if not times:
+            return None
+        open_gap = time.monotonic() - times[-1]
+        closed = self.keyframe_interval_s
+        return open_gap if closed is None else max(closed, open_gap)
+
+    @property
     def video_bitrate_bps(self) -> float:
         """The host's video bitrate over the last ``RATE_WINDOW_S`` seconds of its media
         time (frame timestamps, so that frames arriving in a burst do not inflate it); less

@@ -64,6 +64,15 @@ class SignalingService:
     def publisher_recheck_s(self, seconds: float) -> None:
         self._whip.publisher_recheck_s = seconds
 
+    @property
+    def health_report_s(self) -> float:
+        """How often a publisher's health is reported (``video_health_reported``)."""
+        return self._whip.health_report_s
+
+    @health_report_s.setter
+    def health_report_s(self, seconds: float) -> None:
+        self._whip.health_report_s = seconds
+
     # -- the interface ---------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import aiortc_hooks
-from .access import VIDEO_TRANSITIONS, ShowAccess, VideoState
+from .access import VIDEO_TRANSITIONS, ShowAccess, VideoHealth, VideoState
 from .config import SignalingConfig
 from .errors import SignalingError
 from .http import bearer_token, read_sdp, require_sdp, token_digest
@@ -29,6 +29,9 @@ from .sdp import choose_video_codec, has_kind, parse_offer, require_candidates
 from .sessions import PeerRole, PeerSession, PeerState
 
 logger = logging.getLogger(__name__)
+
+# How often a publisher's health (codec, keyframe interval, bitrate) is reported.
+HEALTH_REPORT_S = 2.0
 
 
 class VideoStates:
@@ -87,6 +90,7 @@ class WhipIngest:
         self._states = states
         self.reconnect_grace_s = config.reconnect_grace_s
         self.publisher_recheck_s = config.publisher_recheck_s
+        self.health_report_s = HEALTH_REPORT_S
         self._publishers: dict[str, PeerSession] = {}
         self._grace: dict[str, asyncio.Task[None]] = {}
 
@@ -157,6 +161,25 @@ class WhipIngest:
             self._peers.spawn(self._pump(session, relay, transceiver.kind, track), session)
         self._end_viewers_of_other_codecs(show_id, codec.mimeType.lower())
         self._peers.spawn(self._recheck_every(session), session)
+        self._peers.spawn(self._report_health_every(session, relay), session)
+
+    async def _report_health_every(self, session: PeerSession, relay: ShowRelay) -> None:
+        """The publisher's health, to ``ShowAccess.video_health_reported`` (from its first
+        keyframe on, while it is the show's publisher)."""
+        while session.state is not PeerState.CLOSED:
+            await asyncio.sleep(self.health_report_s)
+            gap = relay.keyframe_gap_s
+            if self._publishers.get(session.show_id) is not session or gap is None:
+                continue
+            health = VideoHealth(
+                codec=relay.video_mime or "",
+                keyframe_interval_s=gap,
+                bitrate_bps=round(relay.video_bitrate_bps),
+            )
+            try:
+                await self._access.video_health_reported(session.show_id, session.identity, health)
+            except Exception:  # (Redis is down: reported again next time)
+                logger.exception("video_health_reported(%s) failed", session.show_id)
 
     async def _recheck_every(self, session: PeerSession) -> None:
         while session.state is not PeerState.CLOSED:

@@ -152,6 +152,7 @@ async def _lifespan(made: Parts, migrate: bool, server_process: bool) -> AsyncIt
         made.bus.status_listeners.append(live.show_status_changed)
         made.bus.catalog_listeners.append(live.catalog_changed)
         made.bus.video_listeners.append(live.video_state_changed)
+        made.bus.health_listeners.append(live.video_health_reported)
         # The end of a show ends its video; a banned viewer loses theirs.
         made.bus.status_listeners.append(_end_video(made.placement))
         live.removal_listeners.append(made.placement.remove_viewer)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from checkout.show_state import ShowStatus
 
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 StatusListener = Callable[[str, ShowStatus], Awaitable[None]]
 CatalogListener = Callable[[str], Awaitable[None]]
 VideoListener = Callable[[str, str], Awaitable[None]]
+HealthListener = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 class EventBus:
@@ -24,6 +26,7 @@ class EventBus:
         self.status_listeners: list[StatusListener] = []
         self.catalog_listeners: list[CatalogListener] = []
         self.video_listeners: list[VideoListener] = []
+        self.health_listeners: list[HealthListener] = []
 
     async def show_status_changed(self, show_id: str, status: ShowStatus) -> None:
         """Every listener hears it, even when one before it fails (the end of a show must
@@ -47,3 +50,8 @@ class EventBus:
         """The show's video went live, offline or reconnecting."""
         for listener in self.video_listeners:
             await listener(show_id, state)
+
+    async def video_health_reported(self, show_id: str, health: dict[str, Any]) -> None:
+        """What the relay measured of the show's publisher (``VideoAccess``'s JSON)."""
+        for listener in self.health_listeners:
+            await listener(show_id, health)

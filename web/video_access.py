@@ -2,12 +2,14 @@
 
 It knows tokens and show status, which signaling must not. Signaling reports the video's
 state back; this hands it to the event bus, and the live channel announces it and
-keeps it for late joiners' snapshots.
+keeps it for late joiners' snapshots; the publisher's health (codec, keyframe interval,
+bitrate, and advice for an OBS host) likewise, for the show's staff only.
 """
 
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from sqlalchemy import update
 
@@ -17,13 +19,17 @@ from checkout.show_state import ShowStatus
 from core.db import utcnow
 from core.roles import Role
 from live.service import LiveService
-from signaling import SignalingError, VideoState
+from signaling import SignalingError, VideoHealth, VideoState
 from web import stream_keys
 from web.auth import AuthError, TokenIssuer
 from web.event_bus import EventBus
 from web.stream_keys import StreamKey
 
 HOST = frozenset({Role.HOST})
+# A stream-key publisher that makes a keyframe less often than this is told what to set: a
+# late joiner's picture starts at the cached keyframe and catches up through what followed
+# it, which takes longer the longer the interval, most on a narrow link.
+LONG_KEYFRAME_INTERVAL_S = 2.5
 
 
 class VideoAccess:
@@ -111,3 +117,18 @@ class VideoAccess:
 
     async def video_state_changed(self, show_id: str, state: VideoState) -> None:
         await self.bus.video_state_changed(show_id, state.value)
+
+    async def video_health_reported(self, show_id: str, identity: str, health: VideoHealth) -> None:
+        """The relay's figures, and whether the host publishes with a stream key (from OBS
+        or another encoder, whose keyframe interval the host sets) and should change it."""
+        await self.bus.video_health_reported(show_id, health_json(identity, health))
+
+
+def health_json(identity: str, health: VideoHealth) -> dict[str, Any]:
+    """A publisher's health as the studio shows it; ``advice`` a code, or None."""
+    stream_key = identity.startswith(stream_keys.IDENTITY_PREFIX)
+    interval = health.keyframe_interval_s
+    advice = None
+    if stream_key and interval is not None and interval > LONG_KEYFRAME_INTERVAL_S:
+        advice = "keyframe_interval_long"
+    return {**health.to_json(), "stream_key": stream_key, "advice": advice}

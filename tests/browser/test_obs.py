@@ -5,11 +5,14 @@ refusing it afterwards."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import httpx
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.conftest import DESKTOP, PHONE, Demo, screenshot
+from benches.processes import spawn, stop
+from tests.browser.conftest import DESKTOP, ICE_ADDRESS, PHONE, ROOT, Demo, screenshot
 
 TIMEOUT_MS = 10_000
 
@@ -139,3 +142,50 @@ def test_the_obs_panel_without_a_token_is_not_offered(
     expect(page.get_by_text("Publish from OBS (WHIP)")).to_be_hidden()
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, "the studio scrolls sideways on a phone"
+
+
+def test_an_obs_host_with_a_long_keyframe_interval_is_told_what_to_set(
+    demo: Demo, browser: Browser, contexts: list[BrowserContext]
+) -> None:
+    """An OBS-like publisher (H.264, a keyframe every 4 s, keyframe requests ignored) with
+    a stream key: the studio, which publishes nothing itself, says the show is live from a
+    stream key, shows the interval the relay measures and what to set in OBS, and why."""
+    made = httpx.post(
+        f"{demo.base_url}/api/shows/{demo.show_id}/stream-keys",
+        json={"label": "OBS long GOP"},
+        headers={"Authorization": f"Bearer {demo.host_token}"},
+    )
+    assert made.status_code == 201, made.text
+    page = _studio(browser, contexts, demo, demo.host_token, open_obs=False)
+    expect(page.locator("#stream-state")).to_have_text("offline")
+    expect(page.locator("#keyframe-advice")).to_be_hidden()
+    whip_url, key = made.json()["whip_url"], made.json()["key"]
+    # URL, 40 s, a keyframe every 120 frames (4 s), 1.5 Mbit/s, its ICE address, the key
+    publish = ["_publish", whip_url, "40", "120", "1500000", ICE_ADDRESS, key]
+    publisher = spawn(
+        [sys.executable, "-m", "benches.relay", *publish],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert publisher.stdout is not None
+        assert publisher.stdout.readline().strip() == "published"
+        expect(page.locator("#stream-state")).to_have_text("live", timeout=15_000)
+        expect(page.locator("#stream-source")).to_contain_text("stream key (OBS")
+        advice = page.locator("#keyframe-advice")
+        expect(advice).to_be_visible(timeout=20_000)
+        expect(advice).to_contain_text("Keyframe Interval: set 1 s or 2 s")
+        expect(advice).to_contain_text("Settings → Output (Output Mode: Advanced) → Streaming")
+        expect(advice).to_contain_text("A 1-2 s interval costs about 5-10% more bitrate")
+        cell = page.locator("#health div", has_text="Keyframe every").locator("b")
+        expect(cell).to_have_text(re.compile(r"^[34]\.\d s$"), timeout=20_000)
+        measured = float(cell.inner_text().removesuffix(" s"))
+        assert 3.5 <= measured <= 4.6, measured
+        expect(advice).to_contain_text(f"only every {measured:.1f} s")
+        bitrate = page.locator("#health div", has_text="Bitrate").locator("b")
+        expect(bitrate).to_have_text(re.compile(r"^\d+ kbit/s$"))
+        page.locator("#h-camera").evaluate("e => e.scrollIntoView({block: 'start'})")
+        screenshot(page, "studio_obs_keyframe_advice")
+    finally:
+        stop(publisher)

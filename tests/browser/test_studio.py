@@ -292,8 +292,11 @@ def test_host_sees_chat_reactions_questions_health_and_answers(
     expect(question.locator(".status")).to_have_text("answered")
     expect(question.locator(".answer")).to_have_text("Answered: Not at all: it is merino.")
     expect(question.get_by_role("button", name="Answer")).to_be_hidden()
+    expect(cell("Keyframe every")).to_have_text("on request")  # (a browser's, not set)
     studio.get_by_role("button", name="Stop").click()
-    expect(studio.locator("#stream-state")).to_have_text("offline")
+    # the server's word once this tab stopped: paused (viewers stay, and play on return)
+    expect(studio.locator("#stream-state")).to_have_text("paused")
+    expect(studio.locator("#stream-source")).to_be_hidden()
 
 
 def test_camera_and_microphone_choice(
@@ -321,7 +324,9 @@ def test_camera_and_microphone_choice(
     expect(mics).to_have_value(other)
     expect(studio.locator("#stream-state")).to_have_text("live")
     studio.get_by_role("button", name="Stop").click()
-    expect(studio.locator("#stream-state")).to_have_text("offline")
+    # the server's word once this tab stopped: paused (viewers stay, and play on return)
+    expect(studio.locator("#stream-state")).to_have_text("paused")
+    expect(studio.locator("#stream-source")).to_be_hidden()
 
 
 def test_insecure_address_says_what_to_do(

@@ -12,6 +12,7 @@ from websockets.exceptions import ConnectionClosed
 from core.roles import Role
 from live.limits import RateLimits
 from live.models import ModerationAction
+from signaling import VideoHealth
 from tests.live.conftest import Client, LiveServer, events_of, seed_show
 from web.parts import parts
 
@@ -370,6 +371,58 @@ async def test_video_state_is_announced_and_kept_for_late_joiners(live: LiveServ
     late = await Client.open(live.url, seeded.show_id, None)
     assert (await late.expect("snapshot"))["stream"] == "reconnecting"
     for client in (viewer, late):
+        await client.close()
+
+
+async def test_the_publishers_health_reaches_the_staff_only(live: LiveServer) -> None:
+    """What the relay measures of an OBS host reaches the show's staff (event and
+    snapshot) with advice, again only when it changed enough; viewers never see it."""
+    seeded = await seed_show(live.app)
+    access = parts(live.app).access
+    host = await _join(live, seeded.show_id, Role.HOST, "Hana")
+    viewer = await _join(live, seeded.show_id, Role.VIEWER, "Vera")
+    obs = "streamkey:k1"
+    await access.video_health_reported(
+        seeded.show_id, obs, VideoHealth("video/h264", 9.96, 1_500_000)
+    )
+    first = (await host.expect("video_health"))["health"]
+    assert first == {
+        "codec": "video/h264",
+        "keyframe_interval_s": 10.0,
+        "bitrate_bps": 1_500_000,
+        "stream_key": True,
+        "advice": "keyframe_interval_long",
+    }
+    # a small change is kept for snapshots but not announced; the fix is
+    await access.video_health_reported(
+        seeded.show_id, obs, VideoHealth("video/h264", 10.1, 1_600_000)
+    )
+    await access.video_health_reported(
+        seeded.show_id, obs, VideoHealth("video/h264", 2.0, 1_600_000)
+    )
+    fixed = (await host.expect("video_health"))["health"]
+    assert (fixed["keyframe_interval_s"], fixed["advice"]) == (2.0, None)
+    assert not [e for e in events_of(host.log) if e["type"] == "video_health"][2:]
+    late = await Client.open(
+        live.url, seeded.show_id, live.token(Role.MODERATOR, "Mo", seeded.show_id)
+    )
+    assert (await late.expect("snapshot"))["video_health"]["keyframe_interval_s"] == 2.0
+    # a browser host (its own token) is never told to change an interval it cannot set
+    await access.video_health_reported(
+        seeded.show_id, "host-1", VideoHealth("video/vp8", 8.0, 900_000)
+    )
+    browser = (await late.expect("video_health"))["health"]
+    assert (browser["stream_key"], browser["advice"]) == (False, None)
+    await parts(live.app).bus.video_state_changed(seeded.show_id, "paused")
+    await viewer.expect("stream", state="paused")
+    assert not [e for e in events_of(viewer.log) if e["type"] == "video_health"]
+    fresh = await _join(live, seeded.show_id, Role.VIEWER, "Walt")
+    assert "video_health" not in next(e for e in events_of(fresh.log) if e["type"] == "snapshot")
+    again = await Client.open(
+        live.url, seeded.show_id, live.token(Role.HOST, "Hana", seeded.show_id)
+    )
+    assert (await again.expect("snapshot"))["video_health"] is None  # (gone with the stream)
+    for client in (host, viewer, late, fresh, again):
         await client.close()
 
 

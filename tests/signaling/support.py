@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 
 from benches.synthetic import EncodedPatternTrack, PatternTrack, read_index
 from signaling import ShowAccess, SignalingConfig, SignalingError, SignalingService, VideoState
+from signaling.access import VideoHealth
 from signaling.aiortc_hooks import ice_host_addresses
 
 LOOPBACK = ["127.0.0.1"]
@@ -29,6 +30,7 @@ class FakeShows:
     states: list[tuple[str, VideoState]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     revoked: set[str] = field(default_factory=set)  # identities no longer allowed
+    health: list[tuple[str, str, VideoHealth]] = field(default_factory=list)
 
     def _check(self, show_id: str, bearer: str | None, role: str) -> str:
         if bearer is None:
@@ -55,6 +57,9 @@ class FakeShows:
     async def video_state_changed(self, show_id: str, state: VideoState) -> None:
         self.states.append((show_id, state))
         self.changed.set()
+
+    async def video_health_reported(self, show_id: str, identity: str, health: VideoHealth) -> None:
+        self.health.append((show_id, identity, health))
 
     async def wait_state(self, show_id: str, state: VideoState, within: float = 10) -> None:
         async with asyncio.timeout(within):

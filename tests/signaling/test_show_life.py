@@ -3,6 +3,8 @@ its publisher and every viewer; a removed viewer's sessions are closed, others' 
 
 from __future__ import annotations
 
+import asyncio
+
 from benches.synthetic import EncodedPatternTrack
 from signaling import VideoState
 
@@ -74,4 +76,37 @@ async def test_a_paused_show_that_ends_goes_offline() -> None:
         await server.gate.wait_state("show1", VideoState.OFFLINE)
         states = [s for show, s in server.gate.states if show == "show1"]
         assert states == [VideoState.LIVE, VideoState.PAUSED, VideoState.OFFLINE]
+        await host.close()
+
+
+async def test_the_publishers_keyframe_interval_is_reported_with_its_codec() -> None:
+    """Every ``health_report_s`` the relay says what it measures of the host: a 2 s
+    interval (60 frames at 30 fps) as 2 s, the open gap counted before a second keyframe."""
+    async with running_server() as server:
+        server.service.health_report_s = 0.25
+        host = await publish(server.http, EncodedPatternTrack("vp8", gop=60))
+        await server.gate.wait_state("show1", VideoState.LIVE)
+        deadline = asyncio.get_running_loop().time() + 15
+        while not any(
+            h.keyframe_interval_s is not None and h.keyframe_interval_s > 1.5
+            for _, _, h in server.gate.health
+        ):
+            assert asyncio.get_running_loop().time() < deadline, server.gate.health
+            await asyncio.sleep(0.1)
+        first = server.gate.health[0]
+        assert first[:2] == ("show1", "host:show1")
+        assert first[2].codec == "video/vp8"
+        await asyncio.sleep(6 - 0.25 * len(server.gate.health))  # three keyframes at least
+        last = server.gate.health[-1][2]
+        assert last.keyframe_interval_s is not None
+        assert 1.7 <= last.keyframe_interval_s <= 2.6, last
+        assert 20_000 < last.bitrate_bps < 2_000_000, last  # (a plain pattern: about 90 kbit/s)
+        # the open gap grows between keyframes: reports before the second one rise
+        early = [h.keyframe_interval_s or 0.0 for _, _, h in server.gate.health[:6]]
+        assert early == sorted(early), early
+        count = len(server.gate.health)
+        await end(server.http, host)
+        await server.gate.wait_state("show1", VideoState.PAUSED)
+        await asyncio.sleep(0.6)
+        assert len(server.gate.health) == count  # nothing once the host hung up
         await host.close()

@@ -10,6 +10,7 @@ const whipUrl = new URL(`/whip/${encodeURIComponent(showId)}`, location.href).to
 const state = {
   show: null, status: null, pinned: new Set(), deals: new Map(), questions: new Map(), poll: null,
   available: new Map(), reactions: new Map(), viewers: null, lastStats: null, currency: "EUR",
+  stream: "offline", videoHealth: null,  // the server's: whoever publishes (this tab, OBS)
 };
 let live;
 let pc = null;
@@ -244,8 +245,7 @@ async function goLive() {
   pc.onconnectionstatechange = () => {
     const s = pc?.connectionState;
     if (state.status === "ended") return;
-    $("stream-state").textContent = s === "connected" ? "live" : s || "offline";
-    $("stream-state").className = `status ${s === "connected" ? "live" : ""}`;
+    renderStreamState();
     if (s === "connected") say("You are live");
     if (s === "failed") { say("Connection lost, reconnecting…"); reconnect(); }
   };
@@ -272,17 +272,50 @@ async function stop() {
   pc?.close(); pc = null;
   $("stop").disabled = true;
   $("go-live").disabled = state.status === "ended";
-  $("stream-state").textContent = "offline";
-  $("stream-state").className = "status";
+  renderStreamState();
   say("Stopped");
   renderHealth(null);
+}
+
+// The badge: this tab's own connection while it publishes; otherwise the server's stream
+// state, so a host publishing from OBS (a stream key) sees "live" here too.
+const STREAM_WORDS = { connected: "live", reconnecting: "reconnecting", paused: "paused", offline: "offline" };
+function renderStreamState() {
+  if (state.status === "ended") return;
+  const own = pc?.connectionState;
+  const shown = own ? (STREAM_WORDS[own] || own) : (STREAM_WORDS[state.stream] || state.stream || "offline");
+  $("stream-state").textContent = shown;
+  $("stream-state").className = `status ${shown === "live" ? "live" : ""}`;
+  const elsewhere = !own && state.stream !== "offline" && state.stream !== "paused";
+  $("stream-source").hidden = !elsewhere;
+  $("stream-source").textContent = !elsewhere ? "" : state.videoHealth?.stream_key
+    ? `Your stream comes from a stream key (OBS or another encoder): ${state.stream}.`
+    : `Your stream comes from another device or tab: ${state.stream}.`;
+  renderAdvice();
+}
+
+// What the relay measures of the publisher (the live channel's video_health, staff only):
+// the keyframe interval, and what an OBS host with a long one should set, and why.
+function renderAdvice() {
+  const h = state.videoHealth;
+  const streaming = state.stream === "live" || state.stream === "reconnecting";
+  const long = streaming && h?.advice === "keyframe_interval_long";
+  const box = $("keyframe-advice");
+  box.hidden = !long;
+  if (!long) { box.replaceChildren(); return; }
+  const every = `${h.keyframe_interval_s.toFixed(1)} s`;
+  box.replaceChildren(
+    el("b", { text: `Your encoder makes a keyframe only every ${every}.` }),
+    el("span", { text: " In OBS: Settings → Output (Output Mode: Advanced) → Streaming → Keyframe Interval: set 1 s or 2 s (0 means automatic, often 8-10 s), then stop and start streaming again." }),
+    el("span", { class: "muted", text: ` Why: liveshop passes your video on without re-encoding it, so a viewer who joins starts at your last keyframe and catches up from there; the longer the interval, the more there is to catch up, and on a slow phone link that is seconds of a late picture. A 1-2 s interval costs about 5-10% more bitrate for the same picture.` }),
+  );
 }
 
 // Stream health from the sender's own statistics (outbound-rtp): bitrate over the last
 // second, the resolution and frame rate the encoder sends, and the viewers watching.
 let lastSent = null;
 async function sampleHealth() {
-  if (!pc || pc.connectionState !== "connected") { renderHealth(null); lastSent = null; return; }
+  if (!pc || pc.connectionState !== "connected") { renderHealth(null); lastSent = null; renderStreamState(); return; }
   let bytes = 0; let video = null;
   const report = await pc.getStats();
   report.forEach((s) => {
@@ -300,7 +333,12 @@ async function sampleHealth() {
   });
 }
 function renderHealth(h) {
-  const cells = [["Bitrate", h?.bitrate ?? "–"], ["Resolution", h?.resolution ?? "–"], ["Frame rate", h?.fps ?? "–"], ["Viewers", state.viewers ?? "–"]];
+  const server = state.stream === "live" ? state.videoHealth : null;
+  // (a browser makes a keyframe when the relay asks: only an encoder's own interval counts)
+  const interval = server?.stream_key ? server.keyframe_interval_s : null;
+  const bitrate = h?.bitrate ?? (server ? `${Math.round(server.bitrate_bps / 1000)} kbit/s` : "–");
+  const cells = [["Bitrate", bitrate], ["Resolution", h?.resolution ?? "–"], ["Frame rate", h?.fps ?? "–"],
+    ["Keyframe every", interval != null ? `${interval.toFixed(1)} s` : server ? "on request" : "–"], ["Viewers", state.viewers ?? "–"]];
   $("health").replaceChildren(...cells.map(([label, value]) => el("div", {}, el("b", { text: String(value) }), el("span", { class: "muted", text: label }))));
 }
 
@@ -599,6 +637,9 @@ function onMessage(msg) {
       for (const c of msg.chat || []) addChat(c);
       state.poll = msg.poll || null;
       if (msg.viewers) state.viewers = msg.viewers.now;
+      state.stream = msg.stream || "offline";
+      state.videoHealth = msg.video_health || null;
+      renderStreamState();
       setStatus(msg.status);
       loadProducts(); renderPoll();
       live.request("queue").then((r) => r.questions.forEach(upsertQuestion)).catch(() => {});
@@ -627,6 +668,8 @@ function onMessage(msg) {
     case "poll_tally": if (state.poll?.poll_id === msg.poll_id) { state.poll.tally = msg.tally; renderPoll(); } break;
     case "poll_closed": state.poll = { ...msg.poll, closed: true }; renderPoll(); break;
     case "show_status": setStatus(msg.status); break;
+    case "stream": state.stream = msg.state; if (msg.state === "paused" || msg.state === "offline") state.videoHealth = null; renderStreamState(); break;
+    case "video_health": state.videoHealth = msg.health; renderStreamState(); break;
     default: break;
   }
 }
