@@ -41,7 +41,6 @@ from benches.relay import _offer, _prefer_h264, _publish, _stop, _wait_line
 
 LIVE_S = 0.3
 RENACK_S = 0.05
-FRAME_STEP = 3000  # 90 kHz at 30 fps
 
 
 class ShowingViewer:
@@ -86,7 +85,7 @@ class ShowingViewer:
                     await receiver._send_rtcp_nack(ssrc, sorted(nacks.missing))
 
     async def _watch(self, receiver: Any) -> None:
-        from benches.synthetic import read_sei_timestamp
+        from benches.synthetic import read_sei_index, read_sei_timestamp
         from signaling.media import h264_is_keyframe
 
         track = receiver.track
@@ -98,9 +97,11 @@ class ShowingViewer:
                 data = bytes(packet)
                 self.frames += 1
                 keyframe = h264_is_keyframe(data)
-                pts = packet.pts
-                if keyframe or (previous is not None and pts == previous + FRAME_STEP):
-                    previous = pts
+                index = read_sei_index(data)
+                if index is None:
+                    continue
+                if keyframe or (previous is not None and index == previous + 1):
+                    previous = index
                     sent = read_sei_timestamp(data)
                     age = time.time() - sent if sent is not None else float("nan")
                     if keyframe and self.first_keyframe_sent is None and sent is not None:
@@ -108,7 +109,7 @@ class ShowingViewer:
                     self.shown.append((now, age))
                 else:
                     if previous is not None:
-                        self.breaks.append((pts - previous) // FRAME_STEP)
+                        self.breaks.append(index - previous)
                     previous = None  # broken until the next keyframe
 
     def figures(self) -> dict[str, Any]:

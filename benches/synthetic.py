@@ -19,7 +19,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 VIDEO_TIME_BASE = Fraction(1, 90000)
 INDEX_BITS = 16
 BLOCK = 16
-# H.264 SEI "user data unregistered" carrying the wall-clock send time (bench latency).
+# H.264 SEI "user data unregistered" carrying the wall-clock send time (bench latency) and
+# the frame's index (what a viewer that cannot decode tells a broken chain by: its RTP
+# timestamps need not step by one frame, see ``signaling.pacing.ViewerTimeline``).
 SEI_UUID = b"liveshop-sendts!"
 
 
@@ -146,7 +148,9 @@ class EncodedPatternTrack(PatternTrack):
         for packet in packets:
             data = bytes(packet)
             if self.timestamps and self._codec_name == "h264":
-                data = sei_timestamp(time.time()) + data
+                # (the packet's own frame: an encoder may hand out an earlier one)
+                number = index if packet.pts is None else packet.pts // (90000 // self.fps)
+                data = sei_timestamp(time.time(), number) + data
             copy = av.Packet(data)
             copy.pts = packet.pts
             copy.time_base = VIDEO_TIME_BASE
@@ -164,9 +168,11 @@ class EncodedPatternTrack(PatternTrack):
         return self._pending.pop(0)
 
 
-def sei_timestamp(t: float) -> bytes:
-    """An Annex B SEI NAL (user data unregistered) carrying ``t`` (seconds, big-endian)."""
-    payload = SEI_UUID + struct.pack(">d", t)
+def sei_timestamp(t: float, index: int = 0) -> bytes:
+    """An Annex B SEI NAL (user data unregistered) carrying ``t`` (seconds, big-endian) and
+    the frame's ``index`` (ten ASCII digits: binary zeros would make a start code, at which
+    a packetizer splits the NAL unit)."""
+    payload = SEI_UUID + struct.pack(">d", t) + b"%010d" % (index % 10**10)
     body = bytes([5, len(payload)]) + payload + b"\x80"
     return b"\x00\x00\x00\x01\x06" + body
 
@@ -177,3 +183,12 @@ def read_sei_timestamp(data: bytes) -> float | None:
         return None
     value: float = struct.unpack(">d", data[pos + 16 : pos + 24])[0]
     return value
+
+
+def read_sei_index(data: bytes) -> int | None:
+    """The frame index ``sei_timestamp`` wrote, or None."""
+    pos = data.find(SEI_UUID)
+    digits = data[pos + 24 : pos + 34]
+    if pos < 0 or len(digits) < 10 or not digits.isdigit():
+        return None
+    return int(digits)

@@ -77,7 +77,7 @@ from pylibsrtp import Error as SrtpError
 from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
 
-from .pacing import Pacer, RateControl, SenderStats
+from .pacing import Pacer, RateControl, SenderStats, ViewerTimeline
 
 logger = logging.getLogger(__name__)
 
@@ -429,6 +429,7 @@ class FastRtpSender:
         sequence_number = aiortc.rtcrtpsender.random_sequence_number()
         timestamp_origin = random32()
         last_timestamp: int | None = None
+        timeline = ViewerTimeline(int(codec.clockRate), frame_step, timestamp_origin)
         packets = octets = 0
         try:
             while True:
@@ -440,9 +441,15 @@ class FastRtpSender:
                 frame = await sender._next_encoded_frame(codec)
                 if frame is None:
                     continue
-                timestamp = (timestamp_origin + frame.timestamp) & 0xFFFFFFFF
-                if last_timestamp is not None and not (
-                    0 < (timestamp - last_timestamp) & 0xFFFFFFFF < 0x80000000
+                if pacer is not None:  # (video: see ViewerTimeline)
+                    behind = int(getattr(sender.track, "waiting", 0))
+                    timestamp = timeline.next(frame.timestamp, time.monotonic(), behind)
+                else:
+                    timestamp = (timestamp_origin + frame.timestamp) & 0xFFFFFFFF
+                if (
+                    pacer is None
+                    and last_timestamp is not None
+                    and not (0 < (timestamp - last_timestamp) & 0xFFFFFFFF < 0x80000000)
                 ):
                     # The relay started this viewer again at an earlier keyframe: keep its
                     # timestamps rising, or the viewer would drop the frames as old.

@@ -36,7 +36,7 @@ INCREASE = 1.08
 HOLD_AFTER_DECREASE_S = 1.0
 KNOWN_MAX_SHARE = 0.9
 KNOWN_MAX_S = 10.0
-START_FACTOR = 1.5
+START_FACTOR = 2.0
 CEILING_FACTOR = 2.5
 FLOOR_FACTOR = 1.1
 REMB_FACTOR = 1.0
@@ -230,3 +230,52 @@ class Pacer:
         self._rtx.clear()
         if self._room is not None and not self._room.done():
             self._room.set_result(None)
+
+
+# A frame with this many frames queued behind it is being caught up on (at least 100 ms
+# behind the host); a gap in media time over MAX_MEDIA_GAP_S between two frames sent is a
+# jump to live (or a re-prime, when time goes back).
+CATCH_UP_BEHIND = 3
+MAX_MEDIA_GAP_S = 0.5
+
+
+class ViewerTimeline:
+    """A viewer's RTP timestamps, which tell its player when to show each frame.
+
+    Live, they follow the host's (media time). A player shows a frame at the time its
+    timestamp says, against when the first frames came: so a backlog sent faster than real
+    time must not carry the host's timestamps (the player would hold every frame of it for
+    its time, and stay that far behind live), nor may a jump to live (a frame seconds later
+    in media time, arriving 33 ms after the one before: the player held it for seconds, a
+    frozen picture, in Chromium). While catching up (``CATCH_UP_BEHIND`` frames or more
+    queued behind) a frame advances the timestamp by the time since the one before was
+    sent, if that is less than its media time; a jump or a re-prime by one frame's time at
+    most. The player then plays the backlog as fast as it comes, and is live when it ends.
+    """
+
+    def __init__(self, clock_rate: int, frame_step: int, origin: int) -> None:
+        self.clock_rate = clock_rate
+        self.frame_step = frame_step
+        self.max_gap = int(MAX_MEDIA_GAP_S * clock_rate)
+        self._origin = origin
+        self._last_media: int | None = None
+        self._last_out = 0
+        self._last_at = 0.0
+
+    def next(self, media: int, now: float, behind: int) -> int:
+        """The RTP timestamp of a frame of media time ``media`` sent at ``now`` with
+        ``behind`` frames queued after it."""
+        if self._last_media is None:
+            out = (self._origin + media) & 0xFFFFFFFF
+        else:
+            media_delta = media - self._last_media
+            sent_delta = max(1, round((now - self._last_at) * self.clock_rate))
+            if media_delta <= 0 or media_delta > self.max_gap:
+                delta = min(sent_delta, self.frame_step)
+            elif behind >= CATCH_UP_BEHIND:
+                delta = min(media_delta, sent_delta)
+            else:
+                delta = media_delta
+            out = (self._last_out + delta) & 0xFFFFFFFF
+        self._last_media, self._last_out, self._last_at = media, out, now
+        return out

@@ -63,6 +63,11 @@ class RelayTrack(MediaStreamTrack):
         self.kind = kind
         self._queue = queue
 
+    @property
+    def waiting(self) -> int:
+        """Frames queued for this viewer besides the one being sent (``ViewerTimeline``)."""
+        return len(self._queue)
+
     async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError

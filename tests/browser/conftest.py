@@ -8,12 +8,13 @@ only there), so neither the browser nor the relay can reach any other host.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,8 +61,17 @@ class Demo:
         return f"{url}#token={token}" if token else url
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+@contextlib.contextmanager
+def running_demo(
+    data_dir: Path,
+    *,
+    ice_address: str = ICE_ADDRESS,
+    host: str = "127.0.0.1",
+    wrap: Sequence[str] = (),
+) -> Iterator[Demo]:
+    """``liveshop demo`` in ``data_dir``, bound to ``host``, its relay's ICE candidates on
+    ``ice_address``; ``wrap`` runs it inside another command (``ip netns exec NS``). Its
+    pages are at ``http://host:port`` (127.0.0.1 when bound to every address)."""
     port = free_port()
     env = {
         k: v
@@ -71,15 +81,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     env.update(
         {
             "PYTHONPATH": str(ROOT),
-            "LIVESHOP_DATA_DIR": str(tmp_path_factory.mktemp("demo")),
-            "LIVESHOP_ICE_HOST_ADDRESSES": ICE_ADDRESS,
+            "LIVESHOP_DATA_DIR": str(data_dir),
+            "LIVESHOP_ICE_HOST_ADDRESSES": ice_address,
             "LIVESHOP_ADMIN_SECRET": "browser-admin-secret",
             "LIVESHOP_SECRET_KEY": SECRET_KEY,
             "LIVESHOP_LOG_LEVEL": "warning",
         }
     )
     proc = spawn(
-        [sys.executable, "-m", "web.cli", "demo", "--port", str(port)],
+        [*wrap, sys.executable, "-m", "web.cli", "demo", "--host", host, "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -92,7 +102,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         for _ in range(6):
             label, _, value = proc.stdout.readline().partition(": ")
             printed[label.strip()] = value.strip()
-        base = f"http://127.0.0.1:{port}"
+        base = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"  # noqa: S104
         wait_http_ok(f"{base}/readyz", proc)
         show_id = printed["viewer"].rstrip("/").rsplit("/", 1)[-1]
         yield Demo(
@@ -100,6 +110,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         )
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    with running_demo(tmp_path_factory.mktemp("demo")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

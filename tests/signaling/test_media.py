@@ -2,7 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from benches.synthetic import EncodedPatternTrack, read_sei_timestamp, sei_timestamp
+from benches.synthetic import (
+    EncodedPatternTrack,
+    read_sei_index,
+    read_sei_timestamp,
+    sei_timestamp,
+)
 from signaling.media import h264_is_keyframe, is_keyframe, vp8_is_keyframe
 
 
@@ -30,3 +35,9 @@ def test_keyframe_edge_cases() -> None:
 def test_sei_timestamp_round_trip() -> None:
     assert read_sei_timestamp(b"junk" + sei_timestamp(1234.5) + b"more") == 1234.5
     assert read_sei_timestamp(b"nothing") is None
+
+
+def test_sei_carries_the_frame_index() -> None:
+    data = b"junk" + sei_timestamp(1234.5, 77) + b"more"
+    assert (read_sei_timestamp(data), read_sei_index(data)) == (1234.5, 77)
+    assert read_sei_index(b"nothing") is None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
 
 from signaling import pacing
-from signaling.pacing import Pacer, RateControl, SenderStats
+from signaling.pacing import Pacer, RateControl, SenderStats, ViewerTimeline
 
 MTU = 1200
 
@@ -19,21 +20,21 @@ def packets(first: int, count: int) -> list[tuple[int, bytes, bytes]]:
 
 async def test_a_burst_goes_out_at_the_pacing_rate_not_at_once() -> None:
     sent: list[tuple[float, int]] = []
-    control = RateControl(lambda: 1_000_000)  # starts at 1.5 Mbit/s
+    control = RateControl(lambda: 1_000_000)  # starts at 2 Mbit/s
     pacer = Pacer(
         lambda batch, waited: sent.extend((time.monotonic(), p[0]) for p in batch),
         control,
         SenderStats(),
     )
     start = time.monotonic()
-    pacer.send_media(packets(0, 100), 100 * MTU)  # 120 KB: 0.64 s at 1.5 Mbit/s
+    pacer.send_media(packets(0, 100), 100 * MTU)  # 120 KB: 0.48 s at 2 Mbit/s
     assert len(sent) < 10  # only the burst allowance at once
     async with asyncio.timeout(5):
         while len(sent) < 100:  # noqa: ASYNC110 - waits for the pacer's timer
             await asyncio.sleep(0.01)
     took = sent[-1][0] - start
     rate = 100 * MTU * 8 / took
-    assert 0.5 < took < 1.2 and rate < 2_000_000, (took, rate)
+    assert 0.38 < took < 0.9 and rate < 2_600_000, (took, rate)
     assert [seq for _, seq in sent] == list(range(100))
     pacer.close()
 
@@ -98,3 +99,34 @@ def test_random_loss_under_the_threshold_does_not_cut_and_remb_caps() -> None:
     control.sent(100)
     control.update(now + 0.9)
     assert control.rate_bps == pytest.approx(pacing.FLOOR_FACTOR * 1_500_000)
+
+
+def test_a_viewers_timestamps_follow_the_host_live() -> None:
+    timeline = ViewerTimeline(90_000, 3000, origin=1000)
+    out = [timeline.next(i * 3000, i / 30 + (0.004 if i % 2 else 0.0), 0) for i in range(30)]
+    assert out == [1000 + i * 3000 for i in range(30)]  # send jitter changes nothing
+
+
+def test_a_backlog_sent_fast_is_timed_as_it_is_sent_and_a_jump_is_one_frame() -> None:
+    timeline = ViewerTimeline(90_000, 3000, origin=0)
+    # a late joiner's 60 cached frames, sent at 75 fps (2.5 times real time), 59 behind
+    times = [i / 75 for i in range(60)]
+    out = [timeline.next(i * 3000, t, 59 - i) for i, t in enumerate(times)]
+    steps = [b - a for a, b in itertools.pairwise(out)]
+    assert all(step == 1200 for step in steps[:55]), steps  # 13.3 ms: shown as fast as sent
+    # the last frames, with fewer than CATCH_UP_BEHIND behind: the host's time again
+    assert steps[-2:] == [3000, 3000]
+    # the jump to live: a keyframe 4 s later in media time, sent 13 ms after
+    jumped = timeline.next(59 * 3000 + 4 * 90_000, times[-1] + 0.0133, 0)
+    assert jumped - out[-1] == 1197
+    # a re-prime at an earlier keyframe: still rising, by one frame at most
+    again = timeline.next(0, times[-1] + 1.0, 30)
+    assert again - jumped == 3000
+
+
+def test_a_viewers_timestamps_wrap_around_32_bits() -> None:
+    timeline = ViewerTimeline(90_000, 3000, origin=0xFFFFFFFF - 4000)
+    first = timeline.next(0, 0.0, 0)
+    second = timeline.next(3000, 1 / 30, 0)
+    assert (first, second) == (0xFFFFFFFF - 4000, 0xFFFFFFFF - 1000)
+    assert timeline.next(6000, 2 / 30, 0) == 1999
