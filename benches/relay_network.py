@@ -10,7 +10,8 @@ carries its send time).
 Viewers are aiortc peers that do everything a player does before decoding: their
 receivers send NACKs (again every ``RENACK_S`` while a packet is missing, as libwebrtc's
 NACK module does for Chromium and Safari), PLIs and REMB, their jitter buffers reassemble
-the frames. A frame
+the frames; a viewer that gets frames it cannot show asks for a keyframe (a PLI after
+``PLI_WAIT_S``, again every ``PLI_WAIT_S`` while it still cannot, as libwebrtc does). A frame
 counts as *shown* when it could be decoded: a keyframe, or the frame right after a shown
 one (H.264 baseline from x264 refers to the previous frame only). Figures per viewer:
 
@@ -41,6 +42,9 @@ from benches.relay import _offer, _prefer_h264, _publish, _stop, _wait_line
 
 LIVE_S = 0.3
 RENACK_S = 0.05
+# A player that cannot decode asks for a keyframe, again while it still cannot (libwebrtc
+# waits 200 ms for a decodable frame before each request).
+PLI_WAIT_S = 0.2
 
 
 class ShowingViewer:
@@ -52,6 +56,7 @@ class ShowingViewer:
         self.shown: list[tuple[float, float]] = []  # (monotonic arrival, age in seconds)
         self.frames = 0
         self.breaks: list[int] = []  # frames skipped where the picture broke
+        self.keyframe_requests = 0
         self.first_keyframe_sent: float | None = None
         self.pc: Any = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -90,6 +95,7 @@ class ShowingViewer:
 
         track = receiver.track
         previous: int | None = None
+        stuck_since: float | None = None  # when a frame first could not be shown
         with contextlib.suppress(Exception):
             while True:
                 packet = await track.recv()
@@ -101,7 +107,7 @@ class ShowingViewer:
                 if index is None:
                     continue
                 if keyframe or (previous is not None and index == previous + 1):
-                    previous = index
+                    previous, stuck_since = index, None
                     sent = read_sei_timestamp(data)
                     age = time.time() - sent if sent is not None else float("nan")
                     if keyframe and self.first_keyframe_sent is None and sent is not None:
@@ -111,6 +117,19 @@ class ShowingViewer:
                     if previous is not None:
                         self.breaks.append(index - previous)
                     previous = None  # broken until the next keyframe
+                    if stuck_since is None:
+                        stuck_since = now
+                    elif now - stuck_since >= PLI_WAIT_S:
+                        stuck_since = now
+                        await self._ask_for_keyframe(receiver)
+
+    async def _ask_for_keyframe(self, receiver: Any) -> None:
+        """A PLI, as a player that cannot decode sends (aiortc's receiver does not: its
+        jitter buffer hands on a frame whose first packet was lost as a broken one)."""
+        ssrc = next(iter(receiver._RTCRtpReceiver__remote_streams), None)  # bench-only hook
+        if ssrc is not None:
+            self.keyframe_requests += 1
+            await receiver._send_rtcp_pli(ssrc)
 
     def figures(self) -> dict[str, Any]:
         shown = self.shown
@@ -126,6 +145,7 @@ class ShowingViewer:
             "live_ms": None if live is None else round((live - self.began) * 1000),
             "age_end_ms": round(shown[-1][1] * 1000) if shown else None,
             "breaks": self.breaks[:5],
+            "keyframe_requests": self.keyframe_requests,
             "stall_at_ms": None if worst is None else round((shown[worst][0] - self.began) * 1000),
         }
 
