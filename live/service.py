@@ -162,8 +162,10 @@ class LiveService:
         snapshots for ``HEALTH_TTL_S``, and announced to the staff when it changed enough
         to matter (``health_changed``), not on every report."""
         text = dumps(health)
-        sent = await self.redis.get(key(show_id, "health_sent"))
-        await self.redis.set(key(show_id, "video_health"), text, ex=HEALTH_TTL_S)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(key(show_id, "health_sent"))
+            pipe.set(key(show_id, "video_health"), text, ex=HEALTH_TTL_S)
+            sent, _ = await pipe.execute()
         if sent is not None and not health_changed(json.loads(sent), health):
             await self.redis.expire(key(show_id, "health_sent"), HEALTH_TTL_S)
             return

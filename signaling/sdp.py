@@ -73,6 +73,27 @@ def choose_video_codec(description: Any) -> Any | None:
     return None
 
 
+def describe_codec(codec: Any) -> str:
+    """``VP8``, or ``H.264`` with the parameters an offer must match."""
+    name = str(codec.mimeType).split("/")[-1]
+    if name.lower() != "h264":
+        return name
+    profile = codec.parameters.get("profile-level-id", "?")
+    mode = codec.parameters.get("packetization-mode", "0")
+    return f"H.264 (profile-level-id {profile}, packetization-mode {mode})"
+
+
+def offers_codec(description: Any, codec: Any) -> bool:
+    """Whether the offer's video section carries ``codec`` (an H.264 offer must have its
+    profile and packetization mode)."""
+    return any(
+        is_codec_compatible(codec, offered)
+        for media in description.media
+        if media.kind == "video"
+        for offered in media.rtp.codecs
+    )
+
+
 def has_kind(description: Any, kind: str) -> bool:
     return any(media.kind == kind for media in description.media)
 

@@ -14,7 +14,14 @@ from .errors import SignalingError
 from .http import bearer_token, read_sdp, require_sdp, token_digest
 from .peers import Peers
 from .relay import RelayViewer
-from .sdp import choose_video_codec, has_kind, parse_offer, require_candidates
+from .sdp import (
+    choose_video_codec,
+    describe_codec,
+    has_kind,
+    offers_codec,
+    parse_offer,
+    require_candidates,
+)
 from .sessions import PeerRole, PeerSession
 
 
@@ -43,6 +50,11 @@ class WhepPlayback:
                     "unsupported_codec",
                     "The offer has neither VP8 nor H.264 constrained baseline.",
                 )
+        elif codec is not None and has_kind(offer, "video") and not offers_codec(offer, codec):
+            raise SignalingError(
+                "unsupported_codec",
+                f"The show's video is {describe_codec(codec)}; the offer does not carry it.",
+            )
         session = PeerSession(
             show_id,
             identity,

@@ -4,13 +4,23 @@ import asyncio
 import itertools
 import time
 
+from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack
 
 from benches.synthetic import EncodedPatternTrack, PatternTrack
 from signaling import VideoState
 from signaling.aiortc_hooks import SharedH264Packer
 
-from .support import end, offer_whip, play, publish, running_server, wait_index
+from .support import (
+    _exchange,
+    end,
+    offer_whip,
+    play,
+    prefer,
+    publish,
+    running_server,
+    wait_index,
+)
 
 
 async def test_publish_and_play_vp8() -> None:
@@ -180,3 +190,22 @@ async def test_same_host_takes_over_and_another_gets_409() -> None:
         assert gone.status_code == 404
         for client in (viewer, first, second):
             await client.close()
+
+
+async def test_a_viewer_without_the_hosts_codec_gets_unsupported_codec() -> None:
+    async with running_server() as server:
+        host = await publish(server.http, EncodedPatternTrack("h264", gop=30), codec="h264")
+        await server.gate.wait_state("show1", VideoState.LIVE)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        prefer(pc.addTransceiver("video", direction="recvonly"), "vp8")
+        response = await _exchange(server.http, pc, "/whep/show1", "viewer:show1")
+        await pc.close()
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["code"] == "unsupported_codec"
+        assert error["message"].startswith("The show's video is H.264 (profile-level-id 42")
+        assert server.service.stats()["viewers"] == 0
+        viewer = await play(server.http)  # one that offers it still plays
+        await viewer.wait_frames(5)
+        await viewer.close()
+        await host.close()
