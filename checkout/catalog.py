@@ -34,6 +34,7 @@ class ProductSpec:
     variants: list[VariantSpec]
     description: str = ""
     image_url: str | None = None
+    facts: dict[str, str] = field(default_factory=dict)
 
 
 async def create_show(
@@ -143,6 +144,7 @@ async def add_product(session: AsyncSession, show_id: str, spec: ProductSpec) ->
         name=spec.name,
         description=spec.description,
         image_url=spec.image_url,
+        facts=dict(spec.facts),
         position=position,
     )
     session.add(product)
@@ -151,6 +153,23 @@ async def add_product(session: AsyncSession, show_id: str, spec: ProductSpec) ->
         await _insert_variant(session, product, variant_spec, index)
     await session.refresh(product, ["variants"])
     return product
+
+
+async def set_facts(session: AsyncSession, product_id: str, facts: dict[str, str]) -> Product:
+    """Replace a product's facts (what automatic answers are made from)."""
+    product = await get_product(session, product_id)
+    product.facts = dict(facts)
+    await session.flush()
+    await session.refresh(product, ["variants"])
+    return product
+
+
+async def set_policies(session: AsyncSession, show_id: str, policies: dict[str, str]) -> Show:
+    """Replace a show's policies (shipping, returns, payment, ...)."""
+    show = await get_show(session, show_id, for_update=True)
+    show.policies = dict(policies)
+    await session.flush()
+    return show
 
 
 async def add_variant(session: AsyncSession, product_id: str, spec: VariantSpec) -> Variant:

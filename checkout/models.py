@@ -57,6 +57,8 @@ class Show(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The shop's policies for this show (shipping, returns, payment, ...): key -> text.
+    policies: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
 
     products: Mapped[list[Product]] = relationship(
         back_populates="show", order_by="Product.position"
@@ -70,6 +72,8 @@ class Product(Base):
     show_id: Mapped[str] = mapped_column(ForeignKey("shows.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    # What shoppers ask (material, fit, care, ...): key -> text, answered from automatically.
+    facts: Mapped[dict[str, str]] = mapped_column(JSON, default=dict, server_default="{}")
     image_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
     published: Mapped[bool] = mapped_column(default=True)

@@ -47,9 +47,15 @@ class Reports:
                     for v in p.variants
                 ),
                 p.description or "",
+                dict(p.facts or {}),
             )
             for p in rows
         ]
+
+    async def policies(self, show_id: str) -> dict[str, str]:
+        """The show's policies (shipping, returns, payment, ...), key -> text."""
+        async with self.sessions() as session:
+            return dict((await catalog.get_show(session, show_id)).policies or {})
 
     async def stats(self, show_id: str) -> dict[str, int]:
         async with self.sessions() as session:

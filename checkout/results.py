@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -171,6 +171,7 @@ class CatalogProduct:
     image_url: str | None
     variants: tuple[CatalogVariant, ...]
     description: str = ""
+    facts: dict[str, str] = field(default_factory=dict)  # what shoppers ask: key -> text
 
 
 @dataclass(frozen=True)

@@ -247,6 +247,9 @@ class CheckoutService:
     async def products(self, show_id: str) -> list[CatalogProduct]:
         return await self._reports.products(show_id)
 
+    async def policies(self, show_id: str) -> dict[str, str]:
+        return await self._reports.policies(show_id)
+
     async def stats(self, show_id: str) -> dict[str, int]:
         return await self._reports.stats(show_id)
 

@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     )
     webhook_allow_private: bool = False
     questions_public: bool = False  # viewers' questions seen by all at once, not on approval
+    auto_answers: bool = True  # questions the show's data settles are answered at once
 
     @field_validator("database_url")
     @classmethod

@@ -27,6 +27,7 @@ QUESTION_TRANSITIONS = Transitions(
             {QuestionStatus.APPROVED, QuestionStatus.ANSWERED, QuestionStatus.DISMISSED}
         ),
         QuestionStatus.APPROVED: frozenset({QuestionStatus.ANSWERED, QuestionStatus.DISMISSED}),
+        # final; but an automatic answer may be corrected or retracted (Questions.move_from)
         QuestionStatus.ANSWERED: frozenset(),
         QuestionStatus.DISMISSED: frozenset(),
     },
@@ -55,6 +56,10 @@ class Question(Base):
     pinned: Mapped[bool] = mapped_column(default=False)
     answer: Mapped[str | None] = mapped_column(Text, nullable=True)
     answered_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Where an automatic answer came from ("product facts", ...); None: a person's answer.
+    answer_source: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The product it was about (pinned when asked): earlier answers are found by its name.
+    product_name: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 

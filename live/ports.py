@@ -76,5 +76,9 @@ class CheckoutPort(Protocol):
         ...
 
     async def products(self, show_id: str) -> Sequence[CatalogProduct]:
-        """The show's products with their variants, in catalog order."""
+        """The show's products with their variants (and facts), in catalog order."""
+        ...
+
+    async def policies(self, show_id: str) -> dict[str, str]:
+        """The show's policies (shipping, returns, payment, ...): key -> text."""
         ...

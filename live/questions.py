@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aioredis
-from sqlalchemy import select, update
+from sqlalchemy import false, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import utcnow
@@ -22,6 +22,7 @@ from live.protocol import ProtocolError
 OPEN = (QuestionStatus.ASKED, QuestionStatus.APPROVED)
 SEEN = (QuestionStatus.APPROVED, QuestionStatus.ANSWERED)  # by everyone
 PUBLIC_LIMIT = 30  # questions everyone sees, in a snapshot
+PAST_ANSWERS = 300  # people's answers an automatic answer may repeat
 PENDING_LIMIT = 200  # asked ones, in a snapshot's shared part (staff; each asker their own)
 
 
@@ -35,6 +36,10 @@ def question_json(q: Question) -> dict[str, Any]:
         "votes": q.votes,
         "pinned": q.pinned,
         "answer": q.answer,
+        # an automatic answer's source ("product facts", ...); null for a person's answer
+        "answer_source": q.answer_source,
+        "automatic": q.answer_source is not None,
+        "product_name": q.product_name,
         "asked_at": q.created_at.isoformat(),
         "answered_at": q.answered_at.isoformat() if q.answered_at else None,
         "answer_s": (q.answered_at - q.created_at).total_seconds() if q.answered_at else None,
@@ -59,13 +64,17 @@ class Questions:
         """Whether every viewer sees a question in this status."""
         return status in SEEN or (self.public and status == QuestionStatus.ASKED)
 
-    async def ask(self, viewer_id: str, viewer_name: str, text: str) -> dict[str, Any]:
+    async def ask(
+        self, viewer_id: str, viewer_name: str, text: str, product_name: str | None = None
+    ) -> dict[str, Any]:
+        """``product_name``: the product pinned when it was asked (what it is about)."""
         async with self.sessions.begin() as session:
             q = Question(
                 show_id=self.show_id,
                 viewer_id=viewer_id,
                 viewer_name=viewer_name,
                 text=text,
+                product_name=product_name,
                 status=QuestionStatus.ASKED,
                 votes=0,
                 pinned=False,
@@ -103,14 +112,33 @@ class Questions:
         return q
 
     async def move(
-        self, question_id: str, target: QuestionStatus, *, answer: str | None = None, by: str = ""
+        self,
+        question_id: str,
+        target: QuestionStatus,
+        *,
+        answer: str | None = None,
+        by: str = "",
+        source: str | None = None,
     ) -> dict[str, Any]:
-        return (await self.move_from(question_id, target, answer=answer, by=by))[1]
+        moved = await self.move_from(question_id, target, answer=answer, by=by, source=source)
+        return moved[1]
+
+    async def retract(self, question_id: str) -> dict[str, Any]:
+        """An automatic answer taken back: the question is approved again, unanswered."""
+        return (await self.move_from(question_id, QuestionStatus.APPROVED, retract=True))[1]
 
     async def move_from(
-        self, question_id: str, target: QuestionStatus, *, answer: str | None = None, by: str = ""
+        self,
+        question_id: str,
+        target: QuestionStatus,
+        *,
+        answer: str | None = None,
+        by: str = "",
+        source: str | None = None,
+        retract: bool = False,
     ) -> tuple[QuestionStatus, dict[str, Any]]:
-        """(the status it was in, the question now)."""
+        """(the status it was in, the question now). ``source``: where an automatic answer
+        came from (None: a person answered)."""
         async with self.sessions.begin() as session:
             q = await session.get(Question, question_id, with_for_update=True)
             if q is None or q.show_id != self.show_id:
@@ -118,11 +146,21 @@ class Questions:
                     "question_not_found", "no such question", fields={"question_id": "unknown"}
                 )
             was = q.status
-            q.status = QUESTION_TRANSITIONS.check(q.status, target)
+            automatic = was is QuestionStatus.ANSWERED and q.answer_source is not None
+            if automatic and (target is QuestionStatus.ANSWERED or retract):
+                q.status = target  # an automatic answer corrected, or taken back
+            elif retract:
+                raise ProtocolError("question_closed", "only an automatic answer can be retracted")
+            else:
+                q.status = QUESTION_TRANSITIONS.check(q.status, target)
             if target is QuestionStatus.ANSWERED:
                 q.answer = answer
                 q.answered_by = by
-                q.answered_at = utcnow()
+                q.answer_source = source
+                if was is not QuestionStatus.ANSWERED:  # a correction keeps the time
+                    q.answered_at = utcnow()
+            elif was is QuestionStatus.ANSWERED:  # an automatic answer retracted
+                q.answer = q.answered_by = q.answer_source = q.answered_at = None
             await session.flush()
             return was, question_json(q)
 
@@ -175,6 +213,27 @@ class Questions:
                 .limit(limit)
             )
             return [question_json(q) for q in rows]
+
+    async def past_answers(
+        self, product_names: list[str], limit: int = PAST_ANSWERS
+    ) -> list[tuple[str, str, str | None]]:
+        """(question, answer, product name) of what people answered: about these products
+        in any show, and this show's questions about no product; the newest first."""
+        about = Question.product_name.in_(product_names) if product_names else false()
+        general = (Question.show_id == self.show_id) & Question.product_name.is_(None)
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Question.text, Question.answer, Question.product_name)
+                .where(
+                    Question.status == QuestionStatus.ANSWERED,
+                    Question.answer_source.is_(None),
+                    Question.answer.is_not(None),
+                    or_(about, general),
+                )
+                .order_by(Question.answered_at.desc())
+                .limit(limit)
+            )
+            return [(row[0], str(row[1]), row[2]) for row in rows]
 
     async def answer_times(self) -> dict[str, float | int | None]:
         async with self.sessions() as session:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.currency import exponent
 from core.errors import CodedError
+from live.answering import AutoAnswers
 from live.cards import Cards
 from live.event_log import Entry, EventLog, key
 from live.hub import STAFF_ROLES, Member, ShowHub
@@ -48,11 +49,15 @@ class Room:
         process_id: str,
         rate_limits: Callable[[], RateLimits],
         questions_public: bool = False,
+        auto_answers: bool = True,
     ) -> None:
         self.show_id = show_id
         self.event_log = EventLog(redis, show_id)
         self.cards = Cards(redis, show_id, checkout)
         self.questions = Questions(redis, sessions, show_id, public=questions_public)
+        self.answers = AutoAnswers(
+            redis, show_id, checkout, self.questions, self.cards.pins, enabled=auto_answers
+        )
         self.moderation = Moderation(redis, sessions, show_id)
         self.polls = Polls(redis, show_id)
         self.hub = ShowHub(redis, show_id, self.snapshot, process_id=process_id)

@@ -70,6 +70,7 @@ class LiveService:
         limits: Limits | None = None,
         rate_limits: RateLimits | None = None,
         questions_public: bool = False,
+        auto_answers: bool = True,
     ) -> None:
         self.redis = redis
         self.sessions = sessions
@@ -77,6 +78,7 @@ class LiveService:
         self.limits = limits or Limits()
         self.rate_limits = rate_limits or RateLimits()
         self.questions_public = questions_public  # (LIVESHOP_QUESTIONS_PUBLIC)
+        self.auto_answers = auto_answers  # (LIVESHOP_AUTO_ANSWERS)
         self.shared_limits = SharedLimits(redis)
         self.process_id = new_process_id()
         self.rooms: dict[str, Room] = {}
@@ -111,6 +113,7 @@ class LiveService:
                     process_id=self.process_id,
                     rate_limits=lambda: self.rate_limits,
                     questions_public=self.questions_public,
+                    auto_answers=self.auto_answers,
                 )
                 room.on_removed = lambda user_id: self._removed(show_id, user_id)
                 self.rooms[show_id] = room

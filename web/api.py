@@ -20,6 +20,8 @@ from web.errors import ApiError
 from web.http import json_body
 from web.parts import Parts, parts
 from web.schemas import (
+    FactsIn,
+    PoliciesIn,
     ProductIn,
     ShowIn,
     ShowPatch,
@@ -105,6 +107,7 @@ def product_json(product: Product) -> dict[str, Any]:
         "name": product.name,
         "description": product.description,
         "image_url": product.image_url,
+        "facts": dict(product.facts or {}),
         "variants": [variant_json(v) for v in product.variants],
     }
 
@@ -148,7 +151,13 @@ async def get_show(request: Request) -> Response:
     async with _parts(request).resources.sessions() as session:
         show = await catalog.get_show(session, show_id)
         products = await catalog.show_catalog(session, show_id)
-    return JSONResponse({**show_json(show), "products": [product_json(p) for p in products]})
+    return JSONResponse(
+        {
+            **show_json(show),
+            "policies": dict(show.policies or {}),
+            "products": [product_json(p) for p in products],
+        }
+    )
 
 
 async def update_show(request: Request) -> Response:
@@ -182,6 +191,7 @@ async def add_product(request: Request) -> Response:
         description=body.description,
         image_url=body.image_url,
         variants=[_variant_spec(v) for v in body.variants],
+        facts=dict(body.facts),
     )
     async with _parts(request).resources.sessions.begin() as session:
         product = await catalog.add_product(session, show_id, spec)
@@ -212,6 +222,32 @@ async def add_variant(request: Request) -> Response:
         payload = variant_json(variant)
     await _parts(request).bus.catalog_changed(show_id)
     return JSONResponse(payload, status_code=201)
+
+
+async def set_facts(request: Request) -> Response:
+    """A product's facts, replaced: what automatic answers to shoppers are made from."""
+    product_id = request.path_params["product_id"]
+    require_token(request)
+    async with _parts(request).resources.sessions() as session:
+        show_id = (await catalog.get_product(session, product_id)).show_id
+    require_show_role(request, show_id, HOST_OR_ADMIN)
+    body = await json_body(request, FactsIn)
+    async with _parts(request).resources.sessions.begin() as session:
+        product = await catalog.set_facts(session, product_id, dict(body.facts))
+        payload = product_json(product)
+    await _parts(request).bus.catalog_changed(show_id)
+    return JSONResponse(payload)
+
+
+async def set_policies(request: Request) -> Response:
+    """A show's policies (shipping, returns, payment, ...), replaced."""
+    show_id = request.path_params["show_id"]
+    require_show_role(request, show_id, HOST_OR_ADMIN)
+    body = await json_body(request, PoliciesIn)
+    async with _parts(request).resources.sessions.begin() as session:
+        show = await catalog.set_policies(session, show_id, dict(body.policies))
+        payload = {"show_id": show.id, "policies": dict(show.policies or {})}
+    return JSONResponse(payload)
 
 
 async def set_stock(request: Request) -> Response:
@@ -325,6 +361,8 @@ def routes() -> list[Route]:
         Route("/api/shows/{show_id}", get_show, methods=["GET"]),
         Route("/api/shows/{show_id}", update_show, methods=["PATCH"]),
         Route("/api/shows/{show_id}/products", add_product, methods=["POST"]),
+        Route("/api/shows/{show_id}/policies", set_policies, methods=["PUT"]),
+        Route("/api/products/{product_id}/facts", set_facts, methods=["PUT"]),
         Route("/api/shows/{show_id}/start", start_show, methods=["POST"]),
         Route("/api/shows/{show_id}/end", end_show, methods=["POST"]),
         Route("/api/products/{product_id}/variants", add_variant, methods=["POST"]),

@@ -143,6 +143,7 @@ async def _lifespan(made: Parts, migrate: bool, server_process: bool) -> AsyncIt
             resources.sessions,
             checkout,
             questions_public=made.settings.questions_public,
+            auto_answers=made.settings.auto_answers,
         )
         closers += [live.close, checkout.close, payments_api.closer(checkout.payments)]
         # each worker sends the due webhooks; they claim them in SQL, so never the same

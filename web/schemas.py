@@ -78,11 +78,30 @@ class VariantIn(Strict):
     attributes: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=20)
 
 
+FactKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+FactText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+PolicyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Facts = Annotated[dict[FactKey, FactText], Field(max_length=30)]
+
+
 class ProductIn(Strict):
     name: Text
     description: Annotated[str, StringConstraints(max_length=4000)] = ""
     image_url: ImageUrl | None = None
     variants: list[VariantIn] = Field(min_length=1, max_length=50)
+    facts: Facts = Field(default_factory=dict)
+
+
+class FactsIn(Strict):
+    """A product's facts (``PUT /api/products/{product}/facts``): key -> text, replaced."""
+
+    facts: Facts
+
+
+class PoliciesIn(Strict):
+    """A show's policies (``PUT /api/shows/{show}/policies``): key -> text, replaced."""
+
+    policies: Annotated[dict[FactKey, PolicyText], Field(max_length=20)]
 
 
 class StockIn(Strict):

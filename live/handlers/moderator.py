@@ -51,6 +51,12 @@ async def answer(ctx: Context, question_id: str, text: str) -> dict[str, Any]:
     return {"answer_s": q["answer_s"]}
 
 
+async def retract(ctx: Context, question_id: str) -> None:
+    """An automatic answer taken back: the question returns to the queue (approved)."""
+    q = await ctx.room.questions.retract(question_id)
+    await _question(ctx, question_id, "retract", q, q["status"])
+
+
 async def pin_question(ctx: Context, question_id: str) -> None:
     q = await ctx.room.questions.pin(question_id)
     await _question(ctx, question_id, "pin_question", q, q["status"])
@@ -171,6 +177,7 @@ HANDLERS: dict[str, Handler] = {
     "answer": answer,
     "pin_question": pin_question,
     "dismiss": dismiss,
+    "retract": retract,
     "delete_chat": delete_chat,
     "mute": mute,
     "ban": ban,

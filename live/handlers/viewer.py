@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from live.answering import AUTO_ANSWERER
 from live.event_log import key
-from live.hub import staff_and
+from live.hub import STAFF, staff_and
 from live.models import QuestionStatus
 from live.protocol import Delivery, ProtocolError, clean_text
 from live.session import Context, Handler
@@ -32,16 +33,36 @@ async def ask(ctx: Context, text: str) -> dict[str, Any]:
     # A question is posted text too: mute, ban, slow mode and blocked words apply.
     verdict = await ctx.room.moderation.check_chat(ctx.uid, text)
     questions = ctx.room.questions
-    question = await questions.ask(ctx.uid, ctx.who.name, text)
     if verdict.shadow:  # kept out of the queue; only its author sees it
+        question = await questions.ask(ctx.uid, ctx.who.name, text)
         hidden = await questions.move(question["id"], QuestionStatus.DISMISSED)
         await ctx.room.event_log.publish("question", {"question": question}, to=ctx.uid)
         return {"question_id": hidden["id"]}
+    considered = await ctx.room.answers.consider(text)
+    question = await questions.ask(ctx.uid, ctx.who.name, text, considered.product_name)
     # Others see it once a moderator approves it (or at once, when questions are public).
     public = questions.for_everyone(question["status"])
-    await ctx.room.event_log.publish(
-        "question", {"question": question}, to="" if public else staff_and(ctx.uid)
-    )
+    log = ctx.room.event_log
+    await log.publish("question", {"question": question}, to="" if public else staff_and(ctx.uid))
+    found = considered.answer
+    if found is not None:  # the show's data settles it: answered at once, to everyone
+        answered = await questions.move(
+            question["id"],
+            QuestionStatus.ANSWERED,
+            answer=found.text,
+            by=AUTO_ANSWERER,
+            source=found.source,
+        )
+        await log.publish(
+            "answer", {"question": answered}, Delivery.STATE, key_=f"q:{question['id']}"
+        )
+        return {"question_id": question["id"], "status": answered["status"]}
+    if considered.drafts:  # for the moderators: where a reply could start
+        await log.publish(
+            "question_drafts",
+            {"question_id": question["id"], "drafts": [d.to_json() for d in considered.drafts]},
+            to=STAFF,
+        )
     return {"question_id": question["id"], "status": question["status"]}
 
 
