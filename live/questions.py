@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aioredis
-from sqlalchemy import false, or_, select, update
+from sqlalchemy import false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import utcnow
@@ -235,22 +235,48 @@ class Questions:
             )
             return [(row[0], str(row[1]), row[2]) for row in rows]
 
-    async def answer_times(self) -> dict[str, float | int | None]:
+    async def answer_times(self) -> dict[str, Any]:
+        """Time from question to answer over the show's answered questions (median, p90,
+        longest), automatic and people's answers apart, and the questions still waiting
+        (how many, the oldest's wait)."""
         async with self.sessions() as session:
             rows = (
-                await session.scalars(
-                    select(Question).where(
+                await session.execute(
+                    select(Question.created_at, Question.answered_at, Question.answer_source).where(
                         Question.show_id == self.show_id, Question.answered_at.is_not(None)
                     )
                 )
             ).all()
-        times = sorted(
-            (q.answered_at - q.created_at).total_seconds() for q in rows if q.answered_at
+            oldest = await session.scalar(
+                select(func.min(Question.created_at)).where(
+                    Question.show_id == self.show_id, Question.status.in_(OPEN)
+                )
+            )
+            waiting = await session.scalar(
+                select(func.count()).where(
+                    Question.show_id == self.show_id, Question.status.in_(OPEN)
+                )
+            )
+        times = [((a - c).total_seconds(), source is not None) for c, a, source in rows if a]
+        figures: dict[str, Any] = _times([t for t, _ in times], longest=True)
+        figures["automatic"] = _times([t for t, auto in times if auto])
+        figures["human"] = _times([t for t, auto in times if not auto])
+        figures["waiting"] = int(waiting or 0)
+        figures["oldest_waiting_s"] = (
+            None if oldest is None else round((utcnow() - oldest).total_seconds(), 3)
         )
-        if not times:
-            return {"answered": 0, "median_answer_s": None, "max_answer_s": None}
-        return {
-            "answered": len(times),
-            "median_answer_s": times[len(times) // 2],
-            "max_answer_s": times[-1],
-        }
+        return figures
+
+
+def _times(seconds: list[float], *, longest: bool = False) -> dict[str, Any]:
+    ordered = sorted(seconds)
+    figures: dict[str, Any] = {
+        "answered": len(ordered),
+        "median_answer_s": ordered[len(ordered) // 2] if ordered else None,
+        "p90_answer_s": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+        if ordered
+        else None,
+    }
+    if longest:
+        figures["max_answer_s"] = ordered[-1] if ordered else None
+    return figures

@@ -18,7 +18,12 @@ from live.session import Context, Handler
 
 
 async def queue(ctx: Context) -> dict[str, Any]:
-    return {"questions": await ctx.room.questions.queue()}
+    """The open questions, each with its drafted replies (as ``question_drafts`` said)."""
+    questions = await ctx.room.questions.queue()
+    drafts = await ctx.room.answers.drafts_for(questions)
+    for q in questions:
+        q["drafts"] = [d.to_json() for d in drafts.get(q["id"], [])]
+    return {"questions": questions}
 
 
 async def _question(

@@ -249,6 +249,8 @@ async def test_a_question_the_data_settles_is_answered_at_once_and_can_be_taken_
     drafts = await mod.expect("question_drafts", question_id=asked["question_id"])
     assert drafts["drafts"][0]["text"] == "Product 0: material: 100% linen."
     assert not [m for m in walt.log if m.get("type") == "question_drafts"]  # staff only
+    queued = (await mod.request("queue"))["questions"]  # after a reload, the same drafts
+    assert [q["drafts"] for q in queued if q["id"] == asked["question_id"]] == [drafts["drafts"]]
 
     # a moderator answers it; asked again, reworded, the answer is repeated at once
     await mod.request("answer", question_id=asked["question_id"], text="A little: it's linen.")
@@ -267,6 +269,12 @@ async def test_a_question_the_data_settles_is_answered_at_once_and_can_be_taken_
     assert [q["id"] for q in queue] == [again["question_id"]]
     refused = await mod.request("retract", question_id=asked["question_id"])
     assert refused["code"] == "question_closed"
+    # the time to answer, automatic and people's apart, and what waits
+    times = (await host.request("stats"))["questions"]
+    assert times["automatic"]["answered"] == 4  # the retracted one no longer counts
+    assert times["automatic"]["p90_answer_s"] < 5
+    assert times["human"]["answered"] == 1
+    assert times["waiting"] == 1 and times["oldest_waiting_s"] > 0
     for client in (host, mod, vera, walt, *askers):
         await client.close()
 

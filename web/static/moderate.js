@@ -1,4 +1,5 @@
-// Moderator console: the Q&A queue (approve, answer with canned replies, pin, dismiss), chat
+// Moderator console: the Q&A queue (approve, answer with canned replies or a drafted one,
+// pin, dismiss), automatic answers (correct, retract), the time to answer, chat
 // moderation (delete, mute, ban, shadow-ban, slow mode, blocked words), the lists of muted,
 // banned, shadow-banned and slowed viewers (unmute, unban...), a viewer's orders. Every
 // action ends with a confirmation or what went wrong, in words. Without a valid moderator
@@ -8,7 +9,7 @@ import { Credentials, el, hashParams, LiveSocket, money } from "/static/common.j
 const $ = (id) => document.getElementById(id);
 const token = hashParams().get("token");
 const credentials = token ? new Credentials(token, { inHash: true }) : null;
-const state = { questions: new Map(), canned: {}, moderation: null, signedIn: false };
+const state = { questions: new Map(), drafts: new Map(), canned: {}, moderation: null, signedIn: false, times: null };
 let live;
 
 // ---- sign-in ----
@@ -25,6 +26,7 @@ const ERRORS = {
   forbidden_role: "Only a moderator can do that.",
   illegal_transition: "That question was already handled.",
   question_not_found: "That question is gone.",
+  question_closed: "A person answered that one: it cannot be taken back.",
   not_found: "That is gone already.",
   rate_limited: "Too fast: try again in a moment.",
   disconnected: "Not connected to the show: reconnecting, try again in a moment.",
@@ -81,6 +83,68 @@ async function showViewer(userId, name) {
 }
 
 // ---- Q&A queue ----
+const SOURCES = {
+  "live stock": "from the live stock", "live price": "from the live price", "product facts": "from product facts",
+  "shop policy": "from the shop's policies", "earlier answer": "from an earlier answer",
+};
+const waited = (q) => Math.max(0, Math.round((Date.now() - Date.parse(q.asked_at)) / 1000));
+const seconds = (s) => (s == null ? "–" : s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`);
+
+// Drafted replies of a question left to a person: one click sends one, or fills the box.
+function draftsOf(q, answer) {
+  const drafts = state.drafts.get(q.id) || [];
+  if (!drafts.length) return null;
+  return el("div", { class: "drafts", "aria-label": "Drafted replies" },
+    el("p", { class: "muted", text: "Drafted replies:" }),
+    ...drafts.map((d) => el("div", { class: "row draft" },
+      el("span", { class: "grow" }, el("span", { text: d.text }), el("span", { class: "muted", text: ` · ${SOURCES[d.source] || d.source}` })),
+      el("button", { type: "button", onclick: () => act("answer", { question_id: q.id, text: d.text }, "Answer sent") }, "Send"),
+      el("button", { type: "button", class: "secondary", onclick: () => { answer.value = d.text; answer.focus(); } }, "Edit"))));
+}
+
+// Answered automatically: what went out, from where; a moderator corrects or retracts it.
+function renderAutomatic() {
+  const auto = [...state.questions.values()].filter((q) => q.status === "answered" && q.automatic)
+    .sort((a, b) => Date.parse(b.answered_at) - Date.parse(a.answered_at)).slice(0, 30);
+  $("automatic").replaceChildren(...(auto.length ? auto.map((q) => {
+    const fix = el("input", { class: "grow", value: q.answer, "aria-label": `Correct the answer to: ${q.text}`, maxlength: "500" });
+    return el("li", { "data-question": q.id },
+      el("p", {}, el("b", { text: q.viewer_name }), el("span", { text: ` ${q.text}` })),
+      el("p", { class: "auto-answer" }, el("span", { text: q.answer }),
+        el("span", { class: "status", text: SOURCES[q.answer_source] || q.answer_source })),
+      el("form", { class: "row", onsubmit: (event) => {
+        event.preventDefault();
+        if (fix.value.trim()) act("answer", { question_id: q.id, text: fix.value }, "Answer corrected: everyone sees yours now");
+      } }, fix, el("button", { type: "submit", class: "secondary" }, "Correct"),
+        el("button", { type: "button", onclick: () => act("retract", { question_id: q.id }, "Answer retracted: the question is back in the queue") }, "Retract")));
+  }) : [el("li", { class: "muted", text: "None yet" })]));
+}
+
+// Time to answer: each open question's wait (ticking), the oldest, and the show's figures.
+function renderTimes() {
+  const open = [...state.questions.values()].filter((q) => q.status === "asked" || q.status === "approved");
+  for (const q of open) {
+    const cell = document.querySelector(`#queue [data-question="${CSS.escape(q.id)}"] .waiting`);
+    if (cell) cell.textContent = `waiting ${seconds(waited(q))}`;
+  }
+  const t = state.times || {};
+  const oldest = open.length ? Math.max(...open.map(waited)) : null;
+  const cells = [
+    ["Waiting", open.length], ["Oldest waiting", seconds(oldest)],
+    ["Automatic: median", seconds(t.automatic?.median_answer_s)], ["Automatic: p90", seconds(t.automatic?.p90_answer_s)],
+    ["People: median", seconds(t.human?.median_answer_s)], ["People: p90", seconds(t.human?.p90_answer_s)],
+    ["Answered automatically", t.automatic?.answered ?? 0], ["Answered by people", t.human?.answered ?? 0],
+  ];
+  $("answer-times").replaceChildren(...cells.map(([label, value]) => el("div", {}, el("b", { text: String(value) }), el("span", { class: "muted", text: label }))));
+}
+
+async function refreshTimes() {
+  try { state.times = (await live.request("stats")).questions; } catch {}
+  renderTimes();
+}
+let timesTimer = null;
+const timesSoon = () => { clearTimeout(timesTimer); timesTimer = setTimeout(refreshTimes, 300); };
+
 function renderQueue() {
   const open = [...state.questions.values()].filter((q) => q.status === "asked" || q.status === "approved")
     .sort((a, b) => (b.pinned - a.pinned) || (b.votes - a.votes) || (Date.parse(a.asked_at) - Date.parse(b.asked_at)));
@@ -93,7 +157,7 @@ function renderQueue() {
       el("p", {}, el("span", { class: "votes", text: `▲ ${q.votes}` }),
         el("button", { type: "button", class: "secondary", onclick: () => showViewer(q.viewer_id, q.viewer_name) }, q.viewer_name),
         el("span", { text: ` ${q.text}` }), q.pinned ? el("span", { class: "status", text: "pinned" }) : null,
-        el("span", { class: "status", text: q.status })),
+        el("span", { class: "status", text: q.status }), el("span", { class: "muted waiting", text: `waiting ${seconds(waited(q))}` })),
       el("div", { class: "row" },
         q.status === "asked" ? el("button", { type: "button", onclick: () => act("approve", { question_id: q.id }, "Question approved: every viewer sees it now") }, "Approve") : null,
         el("button", { type: "button", class: "secondary", onclick: () => act("pin_question", { question_id: q.id }, "Question pinned") }, "Pin"),
@@ -101,14 +165,20 @@ function renderQueue() {
       el("form", { class: "row", onsubmit: (event) => {
         event.preventDefault();
         if (answer.value.trim()) act("answer", { question_id: q.id, text: answer.value }, "Answer sent");
-      } }, canned, answer, el("button", { type: "submit" }, "Answer")));
+      } }, canned, answer, el("button", { type: "submit" }, "Answer")),
+      draftsOf(q, answer));
   }));
+  renderAutomatic();
+  renderTimes();
 }
 
 async function refreshQueue() {
   try {
     const reply = await live.request("queue");
-    for (const q of reply.questions) state.questions.set(q.id, q);
+    for (const q of reply.questions) {
+      state.questions.set(q.id, q);
+      if (q.drafts?.length) state.drafts.set(q.id, q.drafts);
+    }
     state.canned = (await live.request("canned_list")).canned || {};
   } catch {}
   renderQueue();
@@ -197,9 +267,15 @@ function onMessage(msg) {
       $("chat").replaceChildren();
       (msg.chat || []).forEach(addChat);
       refreshQueue();
+      refreshTimes();
       loadModeration({ words: $("save-blocked").disabled });
       break;
-    case "question": case "question_updated": case "answer": state.questions.set(msg.question.id, msg.question); renderQueue(); break;
+    case "question": case "question_updated": case "answer":
+      state.questions.set(msg.question.id, msg.question);
+      renderQueue();
+      timesSoon();
+      break;
+    case "question_drafts": state.drafts.set(msg.question_id, msg.drafts); renderQueue(); break;
     case "chat": addChat(msg); break;
     case "chat_deleted": document.querySelector(`#chat [data-id="${CSS.escape(msg.message_id)}"]`)?.remove(); break;
     default: break;
@@ -231,6 +307,8 @@ function main() {
     });
   });
   setInterval(renderModeration, 30_000);  // (mutes run out)
+  setInterval(renderTimes, 1_000);  // (waits grow)
+  setInterval(() => { if (state.signedIn && !$("console").hidden) refreshTimes(); }, 10_000);
   setInterval(() => { if (state.signedIn && !$("console").hidden) loadModeration(); }, 15_000);
 }
 

@@ -156,8 +156,7 @@ function renderSummary(stats) {
   const cells = [
     ["Orders", s.orders ?? 0], ["Revenue", money({ amount: s.revenue_minor || 0, currency: state.currency })],
     ["Units sold", s.units_sold ?? 0], ["Peak viewers", s.viewers_peak ?? 0],
-    ["Questions answered", s.questions?.answered ?? 0],
-    ["Median answer time", s.questions?.median_answer_s != null ? `${Math.round(s.questions.median_answer_s)} s` : "–"],
+    ...answerCells(s.questions),
   ];
   $("summary-stats").replaceChildren(...cells.map(([label, value]) => el("div", {}, el("b", { text: String(value) }), el("span", { class: "muted", text: label }))));
   const replay = state.show?.replay_url;
@@ -537,6 +536,17 @@ async function addProduct(event) {
 }
 
 // ---- stats ----
+const seconds = (v) => (v == null ? "–" : v < 90 ? `${Math.round(v)} s` : `${Math.round(v / 60)} min`);
+// The time to answer: automatic answers and people's apart, and what still waits.
+function answerCells(q) {
+  const t = q || {};
+  return [
+    ["Answered", `${t.automatic?.answered ?? 0} auto · ${t.human?.answered ?? 0} people`],
+    ["Answer median", `${seconds(t.automatic?.median_answer_s)} auto · ${seconds(t.human?.median_answer_s)} people`],
+    ["Answer p90", `${seconds(t.automatic?.p90_answer_s)} auto · ${seconds(t.human?.p90_answer_s)} people`],
+    ["Waiting", `${t.waiting ?? 0}${t.oldest_waiting_s != null ? ` · oldest ${seconds(t.oldest_waiting_s)}` : ""}`],
+  ];
+}
 function renderStats(stats) {
   state.lastStats = stats;
   state.viewers = stats.viewers_now;
@@ -547,8 +557,7 @@ function renderStats(stats) {
   const cells = [
     ["Viewers now", stats.viewers_now], ["Peak", stats.viewers_peak], ["Orders", stats.orders],
     ["Revenue", money({ amount: stats.revenue_minor || 0, currency: state.currency })], ["Units sold", stats.units_sold],
-    ["Answered", stats.questions?.answered ?? 0],
-    ["Median answer", stats.questions?.median_answer_s != null ? `${Math.round(stats.questions.median_answer_s)} s` : "–"],
+    ...answerCells(stats.questions),
   ];
   const taps = Object.entries(stats.taps || {}).map(([p, n]) => [`Taps ${p.slice(-4)}`, n]);
   $("stats").replaceChildren(...[...cells, ...taps].map(([label, value]) => el("div", {}, el("b", { text: String(value ?? 0) }), el("span", { class: "muted", text: label }))));
@@ -605,7 +614,8 @@ function upsertQuestion(q) {
   }
   node.votes.textContent = `▲ ${q.votes}`;
   node.status.textContent = q.pinned ? `${q.status}, pinned` : q.status;
-  node.answer.textContent = q.answer ? `Answered: ${q.answer}` : "";
+  node.answer.textContent = !q.answer ? "" : q.automatic
+    ? `Answered automatically (${q.answer_source}): ${q.answer}` : `Answered: ${q.answer}`;
   node.answer.hidden = !q.answer;
   node.form.hidden = q.status === "answered" || q.status === "dismissed";
   node.li.hidden = q.status === "dismissed";
@@ -663,7 +673,7 @@ function onMessage(msg) {
       renderReactions();
       break;
     case "viewers": state.viewers = msg.now; break;
-    case "question": case "question_updated": case "answer": upsertQuestion(msg.question); break;
+    case "question": case "question_updated": case "answer": upsertQuestion(msg.question); refreshStatsSoon(); break;
     case "poll_opened": state.poll = msg.poll; renderPoll(); break;
     case "poll_tally": if (state.poll?.poll_id === msg.poll_id) { state.poll.tally = msg.tally; renderPoll(); } break;
     case "poll_closed": state.poll = { ...msg.poll, closed: true }; renderPoll(); break;
