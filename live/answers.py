@@ -35,6 +35,7 @@ SOURCES = (LIVE_STOCK, LIVE_PRICE, PRODUCT_FACTS, SHOP_POLICY, EARLIER_ANSWER)
 
 REPEAT_SCORE = 80  # two questions' content words this alike ask the same thing
 DRAFT_SCORE = 40
+LISTED = 8  # variants an answer lists
 
 
 @dataclass(frozen=True)
@@ -592,7 +593,7 @@ class Answerer:
             for v in chosen
         ]
         total = sum(max(0, v.stock) for v in chosen)
-        return Answer(f"{product.name}: {total} left in all ({'; '.join(parts)}).", LIVE_STOCK)
+        return Answer(f"{product.name}: {total} left in all ({_listed(parts)}).", LIVE_STOCK)
 
     def _price(self, question: Question, pinned: str | None) -> Answer | None:
         asks = question.any_word(PRICE_WORDS - {"pay"}) or question.has("how much")
@@ -628,7 +629,7 @@ class Answerer:
             now = v.deal_price_minor if v.deal_price_minor is not None else v.price_minor
             extra = " (deal)" if v.deal_price_minor is not None else ""
             parts.append(f"{self._label(v) or v.sku}: {money(now, currency)}{extra}")
-        return Answer(f"{product.name}: {'; '.join(parts)}.", LIVE_PRICE)
+        return Answer(f"{product.name}: {_listed(parts)}.", LIVE_PRICE)
 
     def _fact(self, question: Question, pinned: str | None) -> Answer | None:
         product = self.product_of(question, pinned)
@@ -758,6 +759,12 @@ class Answerer:
             score_cutoff=DRAFT_SCORE,
         )
         return [Draft(docs[i][1], docs[i][2], float(score)) for _, score, i in scored]
+
+
+def _listed(parts: list[str]) -> str:
+    """At most ``LISTED`` parts, then how many more (an answer stays a line or two)."""
+    shown = "; ".join(parts[:LISTED])
+    return shown if len(parts) <= LISTED else f"{shown}; and {len(parts) - LISTED} more"
 
 
 def _asks(

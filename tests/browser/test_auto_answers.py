@@ -94,9 +94,38 @@ def test_automatic_answers_and_drafted_replies_in_the_console(
     expect(_cell(console, "Answered by people")).to_have_text("1")
     # the host's studio has the same figures, automatic and people's apart
     studio = open_page(browser, contexts, demo.page("studio", demo.host_token), DESKTOP)
-    median = studio.locator("#stats div").filter(
-        has=studio.get_by_text("Answer median", exact=True)
+
+    def figure(label: str) -> Locator:
+        return studio.locator("#stats div").filter(has=studio.get_by_text(label, exact=True))
+
+    expect(figure("Median auto").locator("b")).to_have_text("\u2013")
+    expect(figure("Median people").locator("b")).to_have_text(re.compile(r"^\d+ s$"))
+    expect(figure("Answered by people").locator("b")).to_have_text("1")
+    expect(figure("Questions waiting").locator("b")).to_have_text("1")
+
+    # the host writes facts and policies in the studio; questions about them are answered
+    pourover = studio.locator("#products li", has_text="Ceramic pour-over set")
+    pourover.get_by_text("Facts of Ceramic pour-over set (for automatic answers)").click()
+    facts = pourover.get_by_label("Facts of Ceramic pour-over set")
+    facts.fill("care dishwasher safe")
+    pourover.get_by_role("button", name="Save facts").click()
+    expect(pourover.locator(".facts .form-msg")).to_have_text(re.compile("^Facts: write each"))
+    facts.fill("care: Dishwasher safe\nmaterial: Stoneware")
+    pourover.get_by_role("button", name="Save facts").click()
+    expect(pourover.locator(".facts .form-msg")).to_have_text(re.compile(r"^Facts saved \(2\)"))
+    studio.get_by_text("Policies (for automatic answers)").click()
+    expect(studio.locator("#policies")).to_have_value("returns: 30 days, free within the EU")
+    studio.locator("#policies").fill("shipping: Ships in 2 days from Amsterdam")
+    studio.get_by_role("button", name="Save policies").click()
+    expect(studio.locator("#policies-msg")).to_have_text("Policies saved (1)")
+    screenshot(studio, "studio_facts_and_policies")
+    walt = open_page(browser, contexts, demo.page("watch", viewer_token(demo, "Walt")))
+    expect(walt.locator("#show-status")).not_to_have_text("…")
+    say(walt, "is the pour over set dishwasher safe?", "Ask", taken=True)
+    expect(walt.locator("#questions li", has_text="dishwasher safe?")).to_contain_text(
+        "Ceramic pour-over set: care: Dishwasher safe."
     )
-    expect(median.locator("b")).to_have_text(re.compile(r"^\u2013 auto · \d+ s people$"))
-    answered = studio.locator("#stats div").filter(has=studio.get_by_text("Answered", exact=True))
-    expect(answered.locator("b")).to_have_text("0 auto · 1 people")
+    say(walt, "how long does shipping take?", "Ask", taken=True)
+    expect(walt.locator("#questions li", has_text="shipping take")).to_contain_text(
+        "Shipping: Ships in 2 days from Amsterdam"
+    )

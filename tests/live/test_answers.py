@@ -285,3 +285,13 @@ async def test_no_automatic_answer_when_it_is_off(live: LiveServer) -> None:
     viewer = await _join(live, seeded.show_id, Role.VIEWER, "Vera")
     assert (await viewer.request("ask", text="how many are left?"))["status"] == "asked"
     await viewer.close()
+
+
+def test_a_long_catalog_answers_in_a_line_or_two() -> None:
+    many = ProductFacts(
+        "Basic tee",
+        tuple(VariantFacts(f"T{n}", {"size": str(30 + n)}, 1500, n) for n in range(20)),
+    )
+    found = Answerer(Knowledge("EUR", (many,))).answer("how many are left?", "Basic tee")
+    assert found is not None and found.text.endswith("; and 12 more).")
+    assert "190 left in all" in found.text and len(found.text) < 300

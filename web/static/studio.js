@@ -352,6 +352,7 @@ async function loadProducts() {
   if (document.activeElement !== $("show-title") && !$("show-title").dataset.loaded) {
     $("show-title").value = show.title;
     $("show-when").value = localInput(show.scheduled_at);
+    $("policies").value = linesText(show.policies);
     $("show-title").dataset.loaded = "1";
   }
   state.currency = show.products.flatMap((p) => p.variants)[0]?.price.currency || state.currency;
@@ -404,8 +405,45 @@ function productNode(product) {
   });
   node.li = el("li", { "data-product": product.id },
     el("div", { class: "row" }, el("strong", { class: "grow", text: product.name }), pin),
-    node.box, addVariantForm(node), msg);
+    node.box, addVariantForm(node), factsForm(node), msg);
   return node;
+}
+
+// Facts and policies, as the host writes them: "key: value", one per line.
+function linesOf(text, what) {
+  const out = {};
+  for (const line of String(text).split("\n").map((s) => s.trim()).filter(Boolean)) {
+    const at = line.indexOf(":");
+    if (at < 1 || !line.slice(at + 1).trim()) throw Object.assign(new Error(`${what}: write each as key: value, one per line (material: 100% cotton).`), { code: "lines_format" });
+    out[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+  }
+  return out;
+}
+const linesText = (map) => Object.entries(map || {}).map(([k, v]) => `${k}: ${v}`).join("\n");
+
+// What automatic answers to shoppers are made from: the product's facts.
+function factsForm(node) {
+  const text = el("textarea", { rows: "4", "aria-label": `Facts of ${node.product.name}`, placeholder: "material: 100% merino\nfit: true to size\ncare: machine wash cold" });
+  text.value = linesText(node.product.facts);
+  const msg = el("p", { class: "muted form-msg", role: "status" });
+  const form = el("form", { class: "fields" }, text, el("button", { type: "submit", class: "secondary" }, "Save facts"), msg);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const product = await api("PUT", `/api/products/${encodeURIComponent(node.product.id)}/facts`, { token: credentials.token, body: { facts: linesOf(text.value, "Facts") } });
+      node.product = { ...node.product, facts: product.facts };
+      msg.textContent = `Facts saved (${Object.keys(product.facts).length}): questions about them are answered at once`;
+    } catch (error) { msg.textContent = error.code === "lines_format" ? error.message : human(error); }
+  });
+  return el("details", { class: "facts" }, el("summary", {}, `Facts of ${node.product.name} (for automatic answers)`), form);
+}
+
+async function savePolicies(event) {
+  event.preventDefault();
+  try {
+    const saved = await api("PUT", `/api/shows/${encodeURIComponent(showId)}/policies`, { token: credentials.token, body: { policies: linesOf($("policies").value, "Policies") } });
+    $("policies-msg").textContent = `Policies saved (${Object.keys(saved.policies).length})`;
+  } catch (error) { $("policies-msg").textContent = error.code === "lines_format" ? error.message : human(error); }
 }
 
 function attributesOf(text) {
@@ -541,10 +579,10 @@ const seconds = (v) => (v == null ? "–" : v < 90 ? `${Math.round(v)} s` : `${M
 function answerCells(q) {
   const t = q || {};
   return [
-    ["Answered", `${t.automatic?.answered ?? 0} auto · ${t.human?.answered ?? 0} people`],
-    ["Answer median", `${seconds(t.automatic?.median_answer_s)} auto · ${seconds(t.human?.median_answer_s)} people`],
-    ["Answer p90", `${seconds(t.automatic?.p90_answer_s)} auto · ${seconds(t.human?.p90_answer_s)} people`],
-    ["Waiting", `${t.waiting ?? 0}${t.oldest_waiting_s != null ? ` · oldest ${seconds(t.oldest_waiting_s)}` : ""}`],
+    ["Answered auto", t.automatic?.answered ?? 0], ["Answered by people", t.human?.answered ?? 0],
+    ["Median auto", seconds(t.automatic?.median_answer_s)], ["Median people", seconds(t.human?.median_answer_s)],
+    ["p90 auto", seconds(t.automatic?.p90_answer_s)], ["p90 people", seconds(t.human?.p90_answer_s)],
+    ["Questions waiting", t.waiting ?? 0], ["Oldest wait", seconds(t.oldest_waiting_s)],
   ];
 }
 function renderStats(stats) {
@@ -711,6 +749,7 @@ function main() {
   $("camera-select").addEventListener("change", (e) => switchDevice("video", e.target.value));
   $("mic-select").addEventListener("change", (e) => switchDevice("audio", e.target.value));
   $("show-form").addEventListener("submit", saveShow);
+  $("policies-form").addEventListener("submit", savePolicies);
   $("start-show").addEventListener("click", startShow);
   $("end-show").addEventListener("click", () => $("end-dialog").showModal());
   $("end-dialog").addEventListener("close", () => { if ($("end-dialog").returnValue === "end") endShow(); });
