@@ -234,6 +234,16 @@ FACT_FAMILIES: tuple[tuple[frozenset[str], tuple[str, ...], tuple[str, ...]], ..
         ("come with", "comes with", "in the box"),
     ),
     (
+        frozenset({"capacity", "volume"}),
+        ("capacity", "ml", "litre", "litres", "liter", "liters", "oz", "ounces", "volume"),
+        ("how much does it hold", "how much can it hold", "how much will it hold"),
+    ),
+    (
+        frozenset({"insulation", "insulated"}),
+        ("insulated", "insulation", "cold", "hot"),
+        ("keep cold", "keeps cold", "keep hot", "keeps hot", "keep things", "keep drinks"),
+    ),
+    (
         frozenset({"weight"}),
         ("weight", "weigh", "weighs", "heavy", "lightweight"),
         (),
@@ -293,6 +303,11 @@ SPECIFIC_WORDS = _set(
 NAME_WORDS = _set(
     "klarna paypal afterpay affirm applepay apple google gpay venmo crypto bitcoin amex "
     "visa mastercard sepa ideal"
+)
+# Words that only ask whether a fact holds ("does it work on ...", "can it go in ...").
+GENERIC = _set(
+    "work works working use used using go goes put fit fits have has come comes keep keeps "
+    "take make need ok okay good safe suitable compatible possible"
 )
 # Places too short to tell from other words: after "to" or "in" they name a place.
 PLACE_WORDS = _set("us usa uk")
@@ -396,7 +411,10 @@ def money(amount: int, currency: str) -> str:
 
 
 def _stem(word: str) -> str:
-    """A plural's singular, roughly ("bags" "bag", "trousers" "trouser"), for names."""
+    """A plural's singular, roughly ("bags" "bag", "trousers" "trouser", "knives"
+    "knife"), for names."""
+    if len(word) > 4 and word.endswith("ves"):
+        return word[:-3] + "fe"
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
@@ -559,7 +577,7 @@ class Answerer:
         if product is None or not product.variants:
             return None
         wanted = self._wanted_variants(question, product)
-        if not strong and (wanted is None or self._asks_a_fact(question)):
+        if not strong and (wanted is None or self._asks_a_fact(question, product)):
             return None  # "do you have a size guide?", "does it come with a case?"
         if wanted is None:
             chosen, missing = list(product.variants), list[str]()
@@ -597,7 +615,8 @@ class Answerer:
 
     def _price(self, question: Question, pinned: str | None) -> Answer | None:
         asks = question.any_word(PRICE_WORDS - {"pay"}) or question.has("how much")
-        if not asks or question.any_word({"weigh", "weighs", "weight", "shipping", "delivery"}):
+        not_price = {"weigh", "weighs", "weight", "shipping", "delivery", "hold", "holds"}
+        if not asks or question.any_word(not_price):
             return None
         if question.any_word({"code", "coupon", "voucher", "student", "bulk", "wholesale"}):
             return None
@@ -638,26 +657,46 @@ class Answerer:
         names = frozenset(_product_words(product))
         matches: list[tuple[str, str]] = []
         covered: set[int] = set()  # the families the product has a fact of
+        named = False  # a fact's key is named ("what steel is it?")
         for key, value in product.facts.items():
             key_text = " ".join(words(key))
             family = next((i for i, f in enumerate(FACT_FAMILIES) if _key_in(key_text, f[0])), None)
             if family is not None:
                 covered.add(family)
-            asked = _names_key(question, key_text) or (
-                family is not None and _asks(question, FACT_FAMILIES[family], names)
-            )
-            if asked:
+            by_key = _names_key(question, key_text)
+            named = named or by_key
+            if by_key or (family is not None and _asks(question, FACT_FAMILIES[family], names)):
                 matches.append((key, value))
+        if not matches:
+            matches = self._fact_by_value(question, product, names)
         if not matches or len(matches) > 2:
             return None
         asked_families = {i for i, f in enumerate(FACT_FAMILIES) if _asks(question, f, names)}
-        if asked_families - covered:
+        if asked_families - covered and not named:
             return None  # "is the leather waterproof?": the facts say nothing of water
         said = {w for key, value in matches for w in words(f"{key} {value}")}
         if any(w in SPECIFIC_WORDS and w not in said for w in question.words):
             return None
         text = "; ".join(f"{key}: {value}" for key, value in matches)
         return Answer(f"{product.name}: {text}.", PRODUCT_FACTS)
+
+    @staticmethod
+    def _fact_by_value(
+        question: Question, product: ProductFacts, names: frozenset[str]
+    ) -> list[tuple[str, str]]:
+        """The one fact whose text holds the question's one word of substance, when the
+        rest only asks whether it does ("does it work on induction?", "can it go in the
+        oven?"): nothing when the question says more ("carbonated drinks")."""
+        content = [
+            w
+            for w in question.words
+            if w not in STOPWORDS and w not in GENERIC and _stem(w) not in names
+        ]
+        if len(content) != 1 or len(content[0]) < 4:
+            return []
+        word = content[0]
+        holding = [(key, value) for key, value in product.facts.items() if word in words(value)]
+        return holding if len(holding) == 1 else []
 
     def _policy(self, question: Question, pinned: str | None) -> Answer | None:
         matches: list[tuple[str, str]] = []
@@ -720,10 +759,14 @@ class Answerer:
         values = {w for vs in _value_words(product).values() for v in vs for w in v.split()}
         return _stem(word) in _product_words(product) or word in values or word in SIZE_WORDS
 
-    def _asks_a_fact(self, question: Question) -> bool:
-        return any(
-            question.any_word(family[1]) or question.has(*family[2]) for family in FACT_FAMILIES
-        ) or question.any_word({"guide", "case", "bag", "box", "chart"})
+    def _asks_a_fact(self, question: Question, product: ProductFacts) -> bool:
+        """Whether the question asks for a fact, not counting the words of the product's
+        sizes and colours ("still got the 30 ml?" asks for stock, not capacity)."""
+        values = {w for vs in _value_words(product).values() for v in vs for w in v.split()}
+        rest = Question(question.text, [w for w in question.words if w not in values])
+        return any(_asks(rest, family) for family in FACT_FAMILIES) or rest.any_word(
+            {"guide", "case", "bag", "box", "chart"}
+        )
 
     def _range(self, product: ProductFacts) -> str:
         return ", ".join(dict.fromkeys(self._label(v) or v.sku for v in product.variants))
@@ -798,13 +841,23 @@ def _names_key(question: Question, key_text: str, *, every: bool = False) -> boo
         return True
     asked = [w for w in question.words if len(w) >= 4 and w not in STOPWORDS]
     named = [
-        any(
-            w == k or k.startswith(w) or w in {k + "s", k + "d", k + "ed", k + "ing"} for w in asked
-        )
+        any(_same_word(w, k) for w in asked)
         for k in key_text.split()
         if len(k) >= 4 and k not in STOPWORDS
     ]
     return bool(named) and (all(named) if every else any(named))
+
+
+def _same_word(asked: str, key: str) -> bool:
+    """``asked`` is ``key``, its start, the key with an ending, or they differ only in
+    their endings past a common stem of six letters ("seasoned" and "seasoning")."""
+    if asked == key or key.startswith(asked):
+        return True
+    if asked in {key + ending for ending in ("s", "d", "ed", "ing")}:
+        return True
+    stem = next((i for i, (a, b) in enumerate(zip(asked, key, strict=False)) if a != b), None)
+    stem = min(len(asked), len(key)) if stem is None else stem
+    return 6 <= stem < min(len(asked), len(key)) and len(asked) - stem <= 3
 
 
 def _content(found: list[str]) -> str:
