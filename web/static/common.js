@@ -60,6 +60,16 @@ export function money(price) {
   }
 }
 
+// Where an automatic answer came from, in words ("from product facts"); null for a person's.
+const ANSWER_SOURCES = {
+  "live stock": "from the live stock", "live price": "from the live price", "product facts": "from product facts",
+  "shop policy": "from the shop's policies", "earlier answer": "from an earlier answer",
+};
+export function answerSource(q) {
+  if (!q?.automatic) return null;
+  return ANSWER_SOURCES[q.answer_source] || `from ${q.answer_source}`;
+}
+
 export async function api(method, path, { token, body, headers = {} } = {}) {
   const init = { method, headers: { ...headers } };
   if (token) init.headers.Authorization = `Bearer ${token}`;

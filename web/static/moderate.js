@@ -4,7 +4,7 @@
 // banned, shadow-banned and slowed viewers (unmute, unban...), a viewer's orders. Every
 // action ends with a confirmation or what went wrong, in words. Without a valid moderator
 // token the console says how to get one instead of showing its controls.
-import { Credentials, el, hashParams, LiveSocket, money } from "/static/common.js";
+import { answerSource, Credentials, el, hashParams, LiveSocket, money } from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
 const token = hashParams().get("token");
@@ -83,10 +83,6 @@ async function showViewer(userId, name) {
 }
 
 // ---- Q&A queue ----
-const SOURCES = {
-  "live stock": "from the live stock", "live price": "from the live price", "product facts": "from product facts",
-  "shop policy": "from the shop's policies", "earlier answer": "from an earlier answer",
-};
 const waited = (q) => Math.max(0, Math.round((Date.now() - Date.parse(q.asked_at)) / 1000));
 const seconds = (s) => (s == null ? "–" : s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`);
 
@@ -97,7 +93,7 @@ function draftsOf(q, answer) {
   return el("div", { class: "drafts", "aria-label": "Drafted replies" },
     el("p", { class: "muted", text: "Drafted replies:" }),
     ...drafts.map((d) => el("div", { class: "row draft" },
-      el("span", { class: "grow" }, el("span", { text: d.text }), el("span", { class: "muted", text: ` · ${SOURCES[d.source] || d.source}` })),
+      el("span", { class: "grow" }, el("span", { text: d.text }), el("span", { class: "muted", text: ` · ${answerSource({ automatic: true, answer_source: d.source })}` })),
       el("button", { type: "button", onclick: () => act("answer", { question_id: q.id, text: d.text }, "Answer sent") }, "Send"),
       el("button", { type: "button", class: "secondary", onclick: () => { answer.value = d.text; answer.focus(); } }, "Edit"))));
 }
@@ -111,7 +107,7 @@ function renderAutomatic() {
     return el("li", { "data-question": q.id },
       el("p", {}, el("b", { text: q.viewer_name }), el("span", { text: ` ${q.text}` })),
       el("p", { class: "auto-answer" }, el("span", { text: q.answer }),
-        el("span", { class: "status", text: SOURCES[q.answer_source] || q.answer_source })),
+        el("span", { class: "status", text: answerSource(q) })),
       el("form", { class: "row", onsubmit: (event) => {
         event.preventDefault();
         if (fix.value.trim()) act("answer", { question_id: q.id, text: fix.value }, "Answer corrected: everyone sees yours now");

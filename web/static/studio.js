@@ -1,7 +1,7 @@
 // Host studio: the show's controls (title, schedule, start, end with its summary), camera
 // preview and "Go live" over WHIP with the stream's health, products and stock, pin and deal
 // controls, live stats, chat and reactions, every question with an answer box, and polls.
-import { api, Credentials, el, exponentOf, hangUp, hashParams, LiveSocket, money, negotiate, setExponents, showId } from "/static/common.js";
+import { answerSource, api, Credentials, el, exponentOf, hangUp, hashParams, LiveSocket, money, negotiate, setExponents, showId } from "/static/common.js";
 import { setupObs } from "/static/studio_obs.js";
 
 const $ = (id) => document.getElementById(id);
@@ -653,7 +653,7 @@ function upsertQuestion(q) {
   node.votes.textContent = `▲ ${q.votes}`;
   node.status.textContent = q.pinned ? `${q.status}, pinned` : q.status;
   node.answer.textContent = !q.answer ? "" : q.automatic
-    ? `Answered automatically (${q.answer_source}): ${q.answer}` : `Answered: ${q.answer}`;
+    ? `Answered automatically (${answerSource(q)}): ${q.answer}` : `Answered: ${q.answer}`;
   node.answer.hidden = !q.answer;
   node.form.hidden = q.status === "answered" || q.status === "dismissed";
   node.li.hidden = q.status === "dismissed";

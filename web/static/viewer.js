@@ -377,13 +377,14 @@ async function main() {
     if (!input.value.trim()) return;
     const text = input.value;
     try {
-      await live.request(type, { text });
+      const reply = await live.request(type, { text });
       if (input.value === text) input.value = "";
-      if (sent) addChat({ name: "liveshop", text: sent });
+      if (sent) addChat({ name: "liveshop", text: typeof sent === "function" ? sent(reply) : sent });
     } catch (error) { addChat({ name: "liveshop", text: reasonText(error) }); }
   };
   $("chat-form").addEventListener("submit", (event) => { event.preventDefault(); post("chat"); });
-  $("ask").addEventListener("click", () => post("ask", "Question sent to the moderators."));
+  $("ask").addEventListener("click", () => post("ask", (reply) => (reply?.status === "answered"
+    ? "Answered at once, from the show's own information." : "Question sent to the moderators.")));
   $("react").addEventListener("click", () => live.send("react", { emoji: "❤" }));
   $("open-cart").addEventListener("click", () => {  // viewer_layout.js opens the drawer
     syncCart();

@@ -2,7 +2,7 @@
 // answered questions) and the viewer's own questions still waiting for a moderator, marked
 // so; an answer shows for a few seconds over the video, near the chat ("Q: ... A: ..."),
 // and tells the asker their question was answered. All user text through textContent.
-import { el } from "/static/common.js";
+import { answerSource, el } from "/static/common.js";
 
 const BANNER_MS = 8000;
 const NOTICE_MS = 5000;
@@ -70,7 +70,8 @@ export class ViewerQuestions {
     this.banner.replaceChildren(
       mine ? el("p", { class: "qa-title", text: "Your question was answered" }) : null,
       el("p", {}, el("b", { text: "Q: " }), el("span", { text: q.text })),
-      el("p", {}, el("b", { text: "A: " }), el("span", { class: "qa-answer", text: q.answer })));
+      el("p", {}, el("b", { text: "A: " }), el("span", { class: "qa-answer", text: q.answer })),
+      answerSource(q) ? el("p", { class: "qa-source", text: `Automatic answer, ${answerSource(q)}` }) : null);
     this.banner.hidden = false;
     clearTimeout(this.bannerTimer);
     this.bannerTimer = setTimeout(() => { this.banner.hidden = true; }, BANNER_MS);
@@ -103,7 +104,8 @@ export class ViewerQuestions {
     return el("li", { "data-question": q.id, class: this.waiting(q) ? "pending" : null },
       el("p", {}, el("span", { class: "votes", text: `▲ ${q.votes}` }), el("span", { class: "who", text: `${q.viewer_name}: ` }), el("span", { text: q.text })),
       this.waiting(q) ? el("p", { class: "status pending", text: "Waiting for a moderator" }) : null,
-      q.answer ? el("p", { class: "answer" }, el("b", { text: "Answer: " }), el("span", { text: q.answer })) : null,
+      q.answer ? el("p", { class: "answer" }, el("b", { text: "Answer: " }), el("span", { text: q.answer }),
+        answerSource(q) ? el("span", { class: "muted qa-source", text: ` (automatic, ${answerSource(q)})` }) : null) : null,
       upvotable ? el("button", { type: "button", class: "secondary", "aria-label": `Upvote: ${q.text}`,
         onclick: () => this.request("upvote", { question_id: q.id }).catch((error) => {
           status.textContent = error.code === "already_voted" ? "You upvoted this already" : "Could not upvote: try again";
