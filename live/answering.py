@@ -4,15 +4,20 @@ show's policies, what people answered before, and the product pinned now."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import CodedError
 from live.answers import Answer, Answerer, Draft, Knowledge, PastAnswer, ProductFacts, VariantFacts
 from live.ports import CheckoutPort
 from live.questions import Questions
+
+log = logging.getLogger(__name__)
 
 AUTO_ANSWERER = "auto"  # ``answered_by`` of an automatic answer
 
@@ -99,7 +104,16 @@ class AutoAnswers:
         }
 
     async def consider(self, text: str) -> Considered:
-        """An automatic answer to ``text`` if the show's data settles it, else drafts."""
+        """An automatic answer to ``text`` if the show's data settles it, else drafts. When
+        the knowledge cannot be read (the database or Redis failing), nothing: the
+        question still goes to the queue, for a person."""
+        try:
+            return await self._consider(text)
+        except (CodedError, OSError, SQLAlchemyError, RedisError):
+            log.warning("automatic answer skipped: the show's knowledge could not be read")
+            return Considered(None, [], None)
+
+    async def _consider(self, text: str) -> Considered:
         knowledge, pinned = await self.knowledge()
         answerer = Answerer(knowledge)
         product = answerer.product_of(answerer.read(text), pinned)

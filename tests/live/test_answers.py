@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from checkout import catalog
 from core.roles import Role
+from live.answering import AutoAnswers
 from live.answers import (
     EARLIER_ANSWER,
     LIVE_PRICE,
@@ -295,3 +296,15 @@ def test_a_long_catalog_answers_in_a_line_or_two() -> None:
     found = Answerer(Knowledge("EUR", (many,))).answer("how many are left?", "Basic tee")
     assert found is not None and found.text.endswith("; and 12 more).")
     assert "190 left in all" in found.text and len(found.text) < 300
+
+
+async def test_when_the_knowledge_cannot_be_read_the_question_waits_for_a_person() -> None:
+    class Unreachable:  # checkout's port with its database gone
+        async def products(self, show_id: str) -> list[Any]:
+            raise ConnectionRefusedError("the database is down")
+
+    answers = AutoAnswers(
+        cast(Any, None), "shw_1", cast(Any, Unreachable()), cast(Any, None), "pins"
+    )
+    considered = await answers.consider("how many are left?")
+    assert (considered.answer, considered.drafts, considered.product_name) == (None, [], None)
