@@ -77,7 +77,14 @@ from pylibsrtp import Error as SrtpError
 from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
 
-from .pacing import Pacer, RateControl, SenderStats, ViewerTimeline
+from .pacing import (
+    CATCH_UP_BEHIND,
+    LOSS_HIGH,
+    Pacer,
+    RateControl,
+    SenderStats,
+    ViewerTimeline,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -327,7 +334,8 @@ RESEND_MIN_S = 0.01
 DEFAULT_RTT_S = 0.05
 # While a viewer loses over REPEAT_LOSS of its packets, each retransmission is sent twice,
 # REPEAT_AFTER_S apart: a player that NACKs a packet once (aiortc does) would otherwise
-# wait for its jitter buffer to give up on a retransmission that was lost too.
+# wait for its jitter buffer to give up on a retransmission that was lost too. Not past
+# LOSS_HIGH: that loss is a queue overflowing, which a second copy of each resend feeds.
 REPEAT_LOSS = 0.01
 REPEAT_AFTER_S = 0.02
 
@@ -444,6 +452,7 @@ class FastRtpSender:
                 if pacer is not None:  # (video: see ViewerTimeline)
                     behind = int(getattr(sender.track, "waiting", 0))
                     timestamp = timeline.next(frame.timestamp, time.monotonic(), behind)
+                    pacer.control.catching_up = behind >= CATCH_UP_BEHIND
                 else:
                     timestamp = (timestamp_origin + frame.timestamp) & 0xFFFFFFFF
                 if (
@@ -542,7 +551,7 @@ class FastRtpSender:
         self.stats.nacks_served += 1
         pacer = self.pacer
         pacer.send_rtx((-1, self._rtx(entry[1], entry[2]), b""))
-        if pacer.control.loss > REPEAT_LOSS:
+        if REPEAT_LOSS < pacer.control.loss <= LOSS_HIGH:
 
             def again() -> None:
                 pacer.send_rtx((-1, self._rtx(entry[1], entry[2]), b""))

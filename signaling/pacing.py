@@ -10,7 +10,9 @@ The rate (``RateControl``) starts at ``START_FACTOR`` times the host's bitrate (
 backlog drains at the difference), may grow to ``CEILING_FACTOR`` times it, and follows
 the viewer's feedback every ``FEEDBACK_S``: a loss share over ``LOSS_HIGH`` among the
 packets sent (first NACKs of a packet) cuts it by ``DECREASE`` (a narrow link's queue
-overflowed), a share under
+overflowed), once per ``DECREASE_GAP_S`` (the NACKs of what was sent before a cut still
+come in after it: cut again for them and a 2.5 Mbit/s link was paced at the floor, which
+left a late joiner seconds behind after its jump to live), a share under
 ``LOSS_LOW`` lets it grow again by ``INCREASE``, for ``KNOWN_MAX_S`` no higher than
 ``KNOWN_MAX_SHARE`` of the rate that lost packets; a REMB estimate, when the viewer sends
 one, caps it. It never goes under ``FLOOR_FACTOR`` times the host's bitrate (a link
@@ -31,15 +33,18 @@ HIGH_WATER_S = 0.04
 FEEDBACK_S = 0.25
 LOSS_HIGH = 0.10
 LOSS_LOW = 0.02
+GROWTH_WINDOWS = 4  # the loss that lets the rate grow is over this many intervals
 DECREASE = 0.7
 INCREASE = 1.08
 HOLD_AFTER_DECREASE_S = 1.0
+DECREASE_GAP_S = 0.5
 KNOWN_MAX_SHARE = 0.9
 KNOWN_MAX_S = 10.0
-START_FACTOR = 2.0
+START_FACTOR = 1.5
 CEILING_FACTOR = 2.5
 FLOOR_FACTOR = 1.1
 REMB_FACTOR = 1.0
+CATCH_UP_FACTOR = 1.5  # while catching up, a REMB caps the rate no lower than this
 REMB_VALID_S = 3.0
 DEFAULT_STREAM_BPS = 1_500_000
 MIN_RATE_BPS = 300_000
@@ -60,6 +65,13 @@ class SenderStats:
     queued_bytes: int = 0  # now, over the live pacers (kept up by each pacer)
 
 
+def decrease_factor(loss: float) -> float:
+    """The cut for a loss share over ``LOSS_HIGH``: GCC's loss-based ``1 - loss / 2``, never
+    deeper than ``DECREASE`` (a flat 0.7 cut a 2.5 Mbit/s link's pacing to its floor after
+    one join burst, and a late joiner then stayed seconds behind after its jump)."""
+    return max(DECREASE, 1 - 0.5 * loss)
+
+
 class RateControl:
     """The pacing rate of one viewer (see the module doc)."""
 
@@ -69,8 +81,11 @@ class RateControl:
         self._ceiling_bps = self.rate_bps
         self._sent = 0
         self._lost = 0
+        self._recent: deque[tuple[int, int]] = deque(maxlen=GROWTH_WINDOWS)
+        self.catching_up = False  # frames wait behind the one being sent (the sender sets it)
         self._since = time.monotonic()
         self._hold_until = 0.0
+        self._decreased_at = float("-inf")
         self._remb_bps: float | None = None
         self._remb_at = float("-inf")
         self.loss = 0.0  # the share of packets lost over the last feedback interval
@@ -100,19 +115,32 @@ class RateControl:
             return
         loss = self._lost / self._sent if self._sent else 0.0
         self.loss = loss
+        # Random loss (a phone's 1%) is not congestion, and one packet of an interval's 50
+        # is already 2%: whether the rate may grow is read over the last second.
+        self._recent.append((self._sent, self._lost))
+        sent = sum(n for n, _ in self._recent)
+        steady = sum(n for _, n in self._recent) / sent if sent else 0.0
         ceiling = CEILING_FACTOR * self.stream()
         rate = self.rate_bps
-        if loss > LOSS_HIGH:
+        if loss > LOSS_HIGH and now - self._decreased_at >= DECREASE_GAP_S:
             self._known_max = rate * KNOWN_MAX_SHARE
             self._known_at = now
-            rate *= DECREASE
+            rate *= decrease_factor(loss)
             self._hold_until = now + HOLD_AFTER_DECREASE_S
-        elif loss < LOSS_LOW and now >= self._hold_until:
+            self._decreased_at = now
+        elif loss <= LOSS_HIGH and steady < LOSS_LOW and now >= self._hold_until:
             rate *= INCREASE
             if self._known_max is not None and now - self._known_at < KNOWN_MAX_S:
                 rate = min(rate, self._known_max)
         if self._remb_bps is not None and now - self._remb_at < REMB_VALID_S:
-            rate = min(rate, REMB_FACTOR * self._remb_bps)
+            # A receiver's estimate follows what it receives (aiortc's and libwebrtc's
+            # grow by some 8% a second): a viewer catching up at that rate stays seconds
+            # behind, so while it catches up the cap is never under CATCH_UP_FACTOR times
+            # the stream (loss still cuts the rate on a link narrower than that).
+            cap = REMB_FACTOR * self._remb_bps
+            if self.catching_up:
+                cap = max(cap, CATCH_UP_FACTOR * self.stream())
+            rate = min(rate, cap)
         self.rate_bps = self._clamp(min(rate, ceiling))
         self._sent = self._lost = 0
         self._since = now

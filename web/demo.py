@@ -14,6 +14,12 @@ from web.auth import TokenIssuer
 
 DEMO_TITLE = "liveshop demo: autumn drop"
 
+# What the demo's automatic answers know of the shop (besides its facts, stock and prices).
+DEMO_POLICIES = {
+    "shipping": "Ships in 2 working days; free shipping in the EU over €50",
+    "payment": "Card (Visa, Mastercard), PayPal and Apple Pay",
+}
+
 DEMO_PRODUCTS = [
     ProductSpec(
         name="Merino crew sweater",
@@ -24,12 +30,22 @@ DEMO_PRODUCTS = [
             VariantSpec("DEMO-SWEATER-M", 7900, "EUR", 30, {"size": "M"}),
             VariantSpec("DEMO-SWEATER-L", 7900, "EUR", 20, {"size": "L"}),
         ],
+        facts={
+            "material": "100% merino wool",
+            "care": "Machine wash cold on the wool cycle; dry flat",
+            "origin": "Knitted in Portugal",
+        },
     ),
     ProductSpec(
         name="Ceramic pour-over set",
         description="Dripper, carafe and two cups.",
         image_url="/static/img/pourover.svg",
         variants=[VariantSpec("DEMO-POUROVER", 4500, "EUR", 50, {"colour": "sand"})],
+        facts={
+            "material": "Stoneware with a matte glaze",
+            "in the box": "Dripper, carafe and two cups",
+            "capacity": "Carafe holds 600 ml",
+        },
     ),
     ProductSpec(
         name="Limited sneaker drop",
@@ -39,6 +55,7 @@ DEMO_PRODUCTS = [
             VariantSpec("DEMO-SNEAKER-42", 12900, "EUR", 3, {"size": "42"}),
             VariantSpec("DEMO-SNEAKER-43", 12900, "EUR", 3, {"size": "43"}),
         ],
+        facts={"material": "Suede upper, natural rubber sole"},
     ),
 ]
 
@@ -69,6 +86,7 @@ async def seed(sessions: async_sessionmaker[AsyncSession], tokens: TokenIssuer) 
             show = existing[0]
         else:
             show = await catalog.create_show(session, DEMO_TITLE)
+            show.policies = dict(DEMO_POLICIES)
             for spec in DEMO_PRODUCTS:
                 await catalog.add_product(session, show.id, _for_show(spec, show.id))
         if show.host_id is None:
