@@ -396,8 +396,17 @@ class Question:
         return any(o in present for o in options)
 
 
+# "left" before these is a side, not what remains ("left handed", "left earbud").
+SIDES = _set("handed hand hander side sleeve leg ear earbud foot shoe pocket arm eye")
+
+
 def read(text: str, vocabulary: Vocabulary) -> Question:
-    return Question(text, [vocabulary.correct(w) for w in words(text)])
+    found = [vocabulary.correct(w) for w in words(text)]
+    # a side is not stock: "left handed" reads as one word
+    for i in range(len(found) - 1):
+        if found[i] in {"left", "right"} and found[i + 1] in SIDES:
+            found[i] = f"{found[i]}-side"
+    return Question(text, found)
 
 
 # -- the answerer ---------------------------------------------------------------------------
@@ -491,7 +500,7 @@ class Answerer:
             return self._repeat(question, pinned)
         if question.any_word(FUTURE_WORDS) or question.has(*FUTURE_PHRASES):
             return self._repeat(question, pinned)
-        for rule in (self._repeat, self._stock, self._price, self._policy, self._fact):
+        for rule in (self._stock, self._price, self._repeat, self._policy, self._fact):
             found = rule(question, pinned)
             if found is not None:
                 return found
@@ -500,6 +509,8 @@ class Answerer:
     def _repeat(self, question: Question, pinned: str | None) -> Answer | None:
         """A question a moderator answered already, reworded: its content words (typos
         fixed, stopwords gone) alike by rapidfuzz's token set and token sort ratios."""
+        if self._asks_live_numbers(question):
+            return None  # "is M still available?" answered yesterday is not today's stock
         product = self.product_of(question, pinned)
         names = set() if product is None else _product_words(product)
         asked = _content([w for w in question.words if _stem(w) not in names])
@@ -739,6 +750,15 @@ class Answerer:
                 continue
             return True
         return False
+
+    @staticmethod
+    def _asks_live_numbers(question: Question) -> bool:
+        """Stock or price: only the live numbers answer these, never an earlier answer."""
+        return (
+            question.any_word(STOCK_WORDS | PRICE_WORDS)
+            or question.has(*STOCK_PHRASES)
+            or question.has("how much is", "how much are", "how much for")
+        )
 
     def _counts_units(self, question: Question, pinned: str | None) -> bool:
         """ "how many" asks for units when what follows is nothing, "left", "are there",

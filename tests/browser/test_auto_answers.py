@@ -105,6 +105,8 @@ def test_automatic_answers_and_drafted_replies_in_the_console(
     expect(figure("Median people").locator("b")).to_have_text(re.compile(r"^\d+ s$"))
     expect(figure("Answered by people").locator("b")).to_have_text("1")
     expect(figure("Questions waiting").locator("b")).to_have_text("1")
+    waiting = studio.locator("#questions li", has_text="what is the sweater made of?")
+    expect(waiting.locator(".waiting")).to_have_text(re.compile(r"^waiting \d+ s$"))
 
     # the host writes facts and policies in the studio; questions about them are answered
     pourover = studio.locator("#products li", has_text="Ceramic pour-over set")

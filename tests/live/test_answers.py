@@ -18,6 +18,7 @@ from live.answers import (
     LIVE_STOCK,
     PRODUCT_FACTS,
     SHOP_POLICY,
+    Answer,
     Answerer,
     Knowledge,
     PastAnswer,
@@ -308,3 +309,22 @@ async def test_when_the_knowledge_cannot_be_read_the_question_waits_for_a_person
     )
     considered = await answers.consider("how many are left?")
     assert (considered.answer, considered.drafts, considered.product_name) == (None, [], None)
+
+
+def test_stock_is_never_an_earlier_answer_and_left_handed_is_not_stock() -> None:
+    knife = ProductFacts("Chef's knife", (VariantFacts("KN", {}, 12900, 0),))
+    shop = Knowledge(
+        "EUR",
+        (knife,),
+        answered=(
+            PastAnswer("Is it still available?", "Yes, plenty!", "Chef's knife"),
+            PastAnswer(
+                "Good for left-handed cooks?", "Yes: the blade is symmetric.", "Chef's knife"
+            ),
+        ),
+    )
+    answerer = Answerer(shop)
+    sold = answerer.answer("is it still available?", "Chef's knife")
+    assert sold is not None and (sold.source, "sold out" in sold.text) == (LIVE_STOCK, True)
+    lefty = answerer.answer("is it good for left handed cooks", "Chef's knife")
+    assert lefty == Answer("Yes: the blade is symmetric.", EARLIER_ANSWER)

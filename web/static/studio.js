@@ -628,6 +628,11 @@ function renderReactions() {
 
 // ---- questions: every asked one (not only approved), newest first, each with an answer box
 const questionNodes = new Map();
+// An open question's wait, kept current (every second) while it waits.
+function tickWaiting(q, node) {
+  const open = q.status === "asked" || q.status === "approved";
+  node.waiting.textContent = open ? `waiting ${seconds(Math.max(0, (Date.now() - Date.parse(q.asked_at)) / 1000))}` : "";
+}
 function upsertQuestion(q) {
   state.questions.set(q.id, q);
   let node = questionNodes.get(q.id);
@@ -644,9 +649,9 @@ function upsertQuestion(q) {
     });
     node = {
       li: el("li", { "data-question": q.id }), votes: el("span", { class: "votes" }), status: el("span", { class: "status" }),
-      answer: el("p", { class: "answer" }), form, msg,
+      waiting: el("span", { class: "muted waiting" }), answer: el("p", { class: "answer" }), form, msg,
     };
-    node.li.append(el("p", {}, node.votes, el("b", { text: `${q.viewer_name}: ` }), el("span", { text: q.text }), " ", node.status), node.answer, form, msg);
+    node.li.append(el("p", {}, node.votes, el("b", { text: `${q.viewer_name}: ` }), el("span", { text: q.text }), " ", node.status, " ", node.waiting), node.answer, form, msg);
     questionNodes.set(q.id, node);
     $("questions").prepend(node.li);
   }
@@ -657,6 +662,7 @@ function upsertQuestion(q) {
   node.answer.hidden = !q.answer;
   node.form.hidden = q.status === "answered" || q.status === "dismissed";
   node.li.hidden = q.status === "dismissed";
+  tickWaiting(q, node);
   const open = [...state.questions.values()].filter((x) => x.status === "asked" || x.status === "approved").length;
   $("questions-count").textContent = open ? `${open} open` : "";
 }
@@ -768,6 +774,7 @@ function main() {
   });
   loadProducts().catch((error) => { $("show-msg").textContent = human(error); });
   setInterval(refreshStats, 2000);
+  setInterval(() => { for (const [id, node] of questionNodes) tickWaiting(state.questions.get(id), node); }, 1000);
   setTimeout(refreshStats, 500);
   setInterval(() => { sampleHealth().catch(() => {}); }, 1000);
   setInterval(() => { for (const node of productNodes.values()) for (const row of node.variants.values()) if (state.deals.has(row.variant.id)) row.refresh(); }, 1000);
