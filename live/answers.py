@@ -459,6 +459,26 @@ class Answerer:
         known |= {w for key in knowledge.policies for w in words(key)}
         self.vocabulary = Vocabulary(known)
         self._by_name = {p.name.lower(): p for p in knowledge.products}
+        # What every question reads of a product, worked out once (by the product's id).
+        self._values = {id(p): _value_words(p) for p in knowledge.products}
+        self._value_words = {
+            key: {w for vs in values.values() for v in vs for w in v.split()}
+            for key, values in self._values.items()
+        }
+        names = {id(p): _product_words(p) for p in knowledge.products}
+        self._distinctive = [
+            (
+                p,
+                names[id(p)]
+                - COLOR_WORDS
+                - set().union(*(names[id(o)] for o in knowledge.products if o is not p)),
+            )
+            for p in knowledge.products
+        ]
+        # earlier questions as the rules read them (typos fixed)
+        self._past = [
+            (past, read(past.question, self.vocabulary).words) for past in knowledge.answered
+        ]
 
     def read(self, text: str) -> Question:
         return read(text, self.vocabulary)
@@ -470,12 +490,7 @@ class Answerer:
         pinned one."""
         present = {_stem(w) for w in question.words}
         named: list[tuple[int, ProductFacts]] = []
-        for product in self.knowledge.products:
-            own = _product_words(product)
-            others = set().union(
-                *(_product_words(p) for p in self.knowledge.products if p is not product)
-            )
-            distinctive = own - others - COLOR_WORDS
+        for product, distinctive in self._distinctive:
             hits = len(distinctive & present)
             if hits:
                 named.append((hits, product))
@@ -517,10 +532,9 @@ class Answerer:
         if not asked:
             return None
         best: tuple[float, PastAnswer] | None = None
-        for past in self.knowledge.answered:
+        for past, before_words in self._past:
             if past.product is not None and (product is None or past.product != product.name):
                 continue
-            before_words = read(past.question, self.vocabulary).words
             before = _content([w for w in before_words if _stem(w) not in names])
             if not before:
                 continue
@@ -534,7 +548,7 @@ class Answerer:
     ) -> tuple[list[VariantFacts], list[str]] | None:
         """The variants the question narrows to by the values it names, and the values it
         names that the product does not come in (None: it names none)."""
-        values = _value_words(product)
+        values = self._values[id(product)]
         all_values = {v for vs in values.values() for v in vs}
         present = question.words
         asked: dict[str, set[str]] = {}
@@ -776,13 +790,13 @@ class Answerer:
         product = self.product_of(question, pinned)
         if product is None:
             return False
-        values = {w for vs in _value_words(product).values() for v in vs for w in v.split()}
+        values = self._value_words[id(product)]
         return _stem(word) in _product_words(product) or word in values or word in SIZE_WORDS
 
     def _asks_a_fact(self, question: Question, product: ProductFacts) -> bool:
         """Whether the question asks for a fact, not counting the words of the product's
         sizes and colours ("still got the 30 ml?" asks for stock, not capacity)."""
-        values = {w for vs in _value_words(product).values() for v in vs for w in v.split()}
+        values = self._value_words[id(product)]
         rest = Question(question.text, [w for w in question.words if w not in values])
         return any(_asks(rest, family) for family in FACT_FAMILIES) or rest.any_word(
             {"guide", "case", "bag", "box", "chart"}
