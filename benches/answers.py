@@ -24,8 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +32,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from benches.fanout import issue_tokens, server_processes
+from benches.fanout import issue_tokens, migrated_env, server_processes
 from benches.processes import redis_url_for
 from checkout import catalog
 from checkout.show_state import ShowStatus
@@ -274,19 +272,11 @@ def main(argv: list[str]) -> int:
 
 
 def _run(data: dict[str, Any], workdir: Path, redis_url: str) -> dict[str, Any]:
-    database_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "LIVESHOP_DATA_DIR": str(workdir),
-        "LIVESHOP_SECRET_KEY": "bench-secret-key-0123456789-abcdefghijkl",
-        "LIVESHOP_LOG_LEVEL": "warning",
-        "LIVESHOP_AUTO_ANSWERS": "true",
-        "LIVESHOP_MAX_SOCKETS_PER_ADDRESS": "1000",
-    }
-    subprocess.run(
-        [sys.executable, "-m", "web.cli", "migrate"], env=env, check=True, capture_output=True
+    env, database_url = migrated_env(
+        workdir,
+        redis_url,
+        LIVESHOP_AUTO_ANSWERS="true",
+        LIVESHOP_MAX_SOCKETS_PER_ADDRESS="1000",
     )
     show_id, product_ids = asyncio.run(_seed(database_url, data))
     variant_ids = asyncio.run(_variant_ids(database_url, show_id))

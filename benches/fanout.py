@@ -387,7 +387,9 @@ def main(argv: list[str]) -> int:
             return _run(args, workdir, redis_url)
 
 
-def _run(args: argparse.Namespace, workdir: Path, redis_url: str) -> int:
+def migrated_env(workdir: Path, redis_url: str, **settings: str) -> tuple[dict[str, str], str]:
+    """The server's environment for a bench (a SQLite file in ``workdir``, ``redis_url``,
+    quiet logs, then ``settings``), with its database migrated; and the database's URL."""
     database_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
     env = {
         **os.environ,
@@ -396,11 +398,18 @@ def _run(args: argparse.Namespace, workdir: Path, redis_url: str) -> int:
         "LIVESHOP_DATA_DIR": str(workdir),
         "LIVESHOP_SECRET_KEY": "bench-secret-key-0123456789-abcdefghijkl",
         "LIVESHOP_LOG_LEVEL": "warning",
-        # every viewer is anonymous and on 127.0.0.1: one address, far past the default
-        "LIVESHOP_MAX_SOCKETS_PER_ADDRESS": str(max(50, args.viewers)),
+        **settings,
     }
     subprocess.run(
         [sys.executable, "-m", "web.cli", "migrate"], env=env, check=True, capture_output=True
+    )
+    return env, database_url
+
+
+def _run(args: argparse.Namespace, workdir: Path, redis_url: str) -> int:
+    # every viewer is anonymous and on 127.0.0.1: one address, far past the default
+    env, database_url = migrated_env(
+        workdir, redis_url, LIVESHOP_MAX_SOCKETS_PER_ADDRESS=str(max(50, args.viewers))
     )
     show_id, product_ids = asyncio.run(_seed(database_url))
     host_token, poster_tokens = issue_tokens(env, show_id, args.posters)
