@@ -60,6 +60,12 @@ export function money(price) {
   }
 }
 
+// A wait or a time to answer, in words: "12 s", "4 min", "–" when there is none.
+export function seconds(value) {
+  if (value == null) return "–";
+  return value < 90 ? `${Math.round(value)} s` : `${Math.round(value / 60)} min`;
+}
+
 // Where an automatic answer came from, in words ("from product facts"); null for a person's.
 const ANSWER_SOURCES = {
   "live stock": "from the live stock", "live price": "from the live price", "product facts": "from product facts",

@@ -4,7 +4,7 @@
 // banned, shadow-banned and slowed viewers (unmute, unban...), a viewer's orders. Every
 // action ends with a confirmation or what went wrong, in words. Without a valid moderator
 // token the console says how to get one instead of showing its controls.
-import { answerSource, Credentials, el, hashParams, LiveSocket, money } from "/static/common.js";
+import { answerSource, Credentials, el, hashParams, LiveSocket, money, seconds } from "/static/common.js";
 
 const $ = (id) => document.getElementById(id);
 const token = hashParams().get("token");
@@ -84,7 +84,6 @@ async function showViewer(userId, name) {
 
 // ---- Q&A queue ----
 const waited = (q) => Math.max(0, Math.round((Date.now() - Date.parse(q.asked_at)) / 1000));
-const seconds = (s) => (s == null ? "–" : s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`);
 
 // Drafted replies of a question left to a person: one click sends one, or fills the box.
 function draftsOf(q, answer) {

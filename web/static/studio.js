@@ -1,7 +1,7 @@
 // Host studio: the show's controls (title, schedule, start, end with its summary), camera
 // preview and "Go live" over WHIP with the stream's health, products and stock, pin and deal
 // controls, live stats, chat and reactions, every question with an answer box, and polls.
-import { answerSource, api, Credentials, el, exponentOf, hangUp, hashParams, LiveSocket, money, negotiate, setExponents, showId } from "/static/common.js";
+import { answerSource, api, Credentials, seconds, el, exponentOf, hangUp, hashParams, LiveSocket, money, negotiate, setExponents, showId } from "/static/common.js";
 import { setupObs } from "/static/studio_obs.js";
 
 const $ = (id) => document.getElementById(id);
@@ -574,7 +574,6 @@ async function addProduct(event) {
 }
 
 // ---- stats ----
-const seconds = (v) => (v == null ? "–" : v < 90 ? `${Math.round(v)} s` : `${Math.round(v / 60)} min`);
 // The time to answer: automatic answers and people's apart, and what still waits.
 function answerCells(q) {
   const t = q || {};
