@@ -8,12 +8,13 @@ and only packetizes them (``Encoder.pack``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -46,6 +47,21 @@ JUMP_LAG_S = 0.3
 REPRIME_MIN_S = 1.0
 
 KeyframeRequester = Callable[[], Coroutine[Any, Any, None]]
+
+
+class RelayTap(Protocol):
+    """Something besides the viewers that takes every frame of a show's relay as it comes
+    (an edge relay's feed, the HLS packager). Called on the event loop; must not block."""
+
+    def source_attached(self, video_mime: str, video_codec: Any, gop: list[EncodedFrame]) -> None:
+        """A publisher session feeds the relay (``gop``: the frames cached since its last
+        keyframe, often none yet); its frames follow."""
+
+    def frame(self, kind: str, frame: EncodedFrame) -> None:
+        """One frame (video) or packet (audio), its timestamp on the relay's timeline."""
+
+    def source_detached(self) -> None:
+        """The publisher session stopped feeding the relay."""
 
 
 def _wake_in_chunks(queues: list[ViewerQueue]) -> None:
@@ -137,6 +153,21 @@ class ShowRelay:
     _keyframe_times: deque[float] = field(default_factory=lambda: deque(maxlen=KEYFRAME_HISTORY))
     _rate_window: deque[tuple[float, int]] = field(default_factory=deque)
     _rate_bytes: int = 0
+    _taps: list[RelayTap] = field(default_factory=list)
+
+    def add_tap(self, tap: RelayTap) -> None:
+        """``tap`` takes every frame from now on (told of the current source at once)."""
+        self._taps.append(tap)
+        if self._requester is not None and self.video_mime is not None:
+            tap.source_attached(self.video_mime, self.video_codec, list(self._gop))
+
+    def remove_tap(self, tap: RelayTap) -> None:
+        with contextlib.suppress(ValueError):
+            self._taps.remove(tap)
+
+    @property
+    def tap_count(self) -> int:
+        return len(self._taps)
 
     @property
     def keyframe_interval_s(self) -> float | None:
@@ -204,11 +235,15 @@ class ShowRelay:
         for viewer in self._viewers:
             viewer.video.restart()
         self._last_request = float("-inf")
+        for tap in list(self._taps):
+            tap.source_attached(video_mime, video_codec, [])
 
     def detach_source(self, epoch: object) -> None:
         if epoch is self._epoch:
             self._requester = None
             self._epoch = None
+            for tap in list(self._taps):
+                tap.source_detached()
 
     def push(self, epoch: object, kind: str, packet: av.Packet[Any]) -> None:
         """One encoded frame from the publisher, handed to every viewer without waiting."""
@@ -222,6 +257,8 @@ class ShowRelay:
             frame = EncodedFrame(packet, is_keyframe(self.video_mime, data), len(data))
             self._keep_gop(frame)
             self._measure(frame)
+            for tap in self._taps:
+                tap.frame(kind, frame)
             queued = [
                 viewer.video
                 for viewer in self._viewers
@@ -231,6 +268,8 @@ class ShowRelay:
         else:
             packet.pts = self._audio_timeline.rebase(packet.pts, epoch)
             frame = EncodedFrame(packet, True, len(data))
+            for tap in self._taps:
+                tap.frame(kind, frame)
             queued = [
                 viewer.audio
                 for viewer in self._viewers
@@ -293,6 +332,10 @@ class ShowRelay:
     async def close(self) -> None:
         for viewer in list(self._viewers):
             self.remove_viewer(viewer)
+        if self._requester is not None:
+            for tap in list(self._taps):
+                tap.source_detached()
+        self._taps.clear()
         self._requester = None
         if self._request_task is not None:
             self._request_task.cancel()
