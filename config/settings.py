@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     turn_secret: str | None = Field(default=None, min_length=16, max_length=200)
     turn_ttl_s: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
     reconnect_grace_s: float = Field(default=30.0, ge=0, le=3600)
+    video_viewers_per_process: int = Field(default=250, ge=1, le=100_000)
+    video_edge_idle_s: float = Field(default=30.0, ge=1, le=3600)
+    video_feed_host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
+    video_feed_port: int = Field(default=0, ge=0, le=65535)
     ws_compression: bool = False
     recording_dir: Path | None = None
     redis_max_connections: int = Field(default=200, ge=4, le=10_000)

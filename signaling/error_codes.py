@@ -22,4 +22,5 @@ CODES: dict[str, int] = {
     "unsupported_media_type": 415,
     "service_closed": 503,
     "video_unavailable": 503,
+    "video_full": 503,
 }

@@ -264,6 +264,8 @@ class Peers:
             relay is not None
             and relay.viewer_count == 0
             and not relay.has_source
+            and not relay.pinned
+            and relay.tap_count == 0
             and not self._streaming(show_id)
             and not any(s.show_id == show_id for s in self.sessions.values())
         ):

@@ -154,6 +154,7 @@ class ShowRelay:
     _rate_window: deque[tuple[float, int]] = field(default_factory=deque)
     _rate_bytes: int = 0
     _taps: list[RelayTap] = field(default_factory=list)
+    pinned: bool = False  # an edge's feed holds it (``feed.EdgeFeed``)
 
     def add_tap(self, tap: RelayTap) -> None:
         """``tap`` takes every frame from now on (told of the current source at once)."""

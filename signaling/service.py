@@ -17,6 +17,7 @@ from .errors import SignalingError
 from .http import add_link_headers, bearer_token, token_digest, with_errors
 from .ice import IcePolicy, IceServer, is_turn
 from .peers import Peers
+from .relay import ShowRelay
 from .sessions import PeerRole
 from .whep import WhepPlayback
 from .whip import VideoStates, WhipIngest
@@ -124,6 +125,22 @@ class SignalingService:
         for session in sessions:
             await self._peers.close_session(session)
         return len(sessions)
+
+    def relay(self, show_id: str) -> ShowRelay:
+        """The show's relay here (made if there is none): an origin's for an edge's feed
+        to tap, or an edge's for its feed to fill."""
+        return self._peers.relay(show_id)
+
+    def release_relay(self, show_id: str) -> None:
+        """Drop the show's relay here if nothing uses it any more."""
+        self._peers.drop_relay_if_idle(show_id)
+
+    def viewer_count(self, show_id: str) -> int:
+        """Viewer sessions of ``show_id`` here, connecting ones included."""
+        return sum(1 for s in self._peers.of_show(show_id) if s.role is PeerRole.VIEWER)
+
+    def has_session(self, session_id: str) -> bool:
+        return session_id in self._peers.sessions
 
     def shows_in_use(self) -> set[str]:
         """The shows this service has peers or a relay for."""

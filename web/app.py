@@ -82,7 +82,15 @@ def _parts(settings: Settings) -> Parts:
     video = SignalingService(_signaling_config(settings), access)
     # Each forward waiting on another process holds a Redis connection: a quarter of the
     # pool at most.
-    placement = VideoPlacement(video, max_forwards=max(1, settings.redis_max_connections // 4))
+    placement = VideoPlacement(
+        video,
+        max_forwards=max(1, settings.redis_max_connections // 4),
+        viewer_budget=settings.video_viewers_per_process,
+        edge_idle_s=settings.video_edge_idle_s,
+        feed_host=settings.video_feed_host,
+        feed_port=settings.video_feed_port,
+        secret=settings.signing_key().encode(),
+    )
     return Parts(settings, Metrics(), tokens, bus, access, video, placement)
 
 

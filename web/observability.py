@@ -142,6 +142,20 @@ class StateCollector(Collector):
             "WHIP/WHEP requests answered for another process",
             value=placement.served_for_others,
         )
+        edges = placement.edge_stats()
+        yield GaugeMetricFamily(
+            "liveshop_video_edges", "shows relayed here as an edge", value=edges["edges"]
+        )
+        yield GaugeMetricFamily(
+            "liveshop_video_edge_feeds",
+            "edge relays (in other processes) fed by this one",
+            value=edges["feeds_served"],
+        )
+        yield CounterMetricFamily(
+            "liveshop_video_refused_full",
+            "viewers refused with video_full (every relay of the show past its budget)",
+            value=placement.refused_full,
+        )
 
 
 class MetricsMiddleware:
