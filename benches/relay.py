@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -133,23 +134,58 @@ def serve(port: int, mode: str, address: str = "127.0.0.1") -> int:
     addresses = address.split(",")
     host = addresses[0] if len(addresses) == 1 else "0.0.0.0"  # noqa: S104 - its own netns
     service = SignalingService(SignalingConfig(ice_host_addresses=addresses), OpenGate())
+    # --processes 2: every server shares one Redis and places viewers past its budget on
+    # the other (signaling.placement, as the app does)
+    redis_url = os.environ.get("LIVESHOP_BENCH_REDIS")
+    placement = None
+    if redis_url:
+        from signaling.placement import VideoPlacement
+
+        placement = VideoPlacement(
+            service,
+            viewer_budget=int(os.environ["LIVESHOP_BENCH_BUDGET"]),
+            secret=os.environ["LIVESHOP_BENCH_SECRET"].encode(),
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
+        import redis.asyncio as aioredis
+
         from config.runtime import tune_gc  # as `liveshop serve` does
 
         tune_gc()
+        redis = None
+        if placement is not None:
+            redis = aioredis.Redis.from_url(str(redis_url), decode_responses=True)
+            placement.start(redis)
         yield
+        if placement is not None:
+            await placement.close()
         await service.close()
+        if redis is not None:
+            await redis.aclose()
 
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
     async def stats(request: Request) -> JSONResponse:
-        return JSONResponse(service.stats())
+        figures: dict[str, Any] = dict(service.stats())
+        if placement is not None:
+            if request.query_params.get("reset"):  # the window starts: its hops only
+                placement.clear_hop_samples()
+            edges = placement.edge_stats()
+            hops = edges.pop("hop_ms")
+            figures.update(
+                edges,
+                hop_p95_ms=p95(hops) if hops else None,
+                hop_p50_ms=statistics.median(hops) if hops else None,
+                hop_samples=len(hops),
+            )
+        return JSONResponse(figures)
 
-    routes = [*service.routes(), Route("/bench/stats", stats)]
+    signaling_routes = service.routes() if placement is None else placement.routes()
+    routes = [*signaling_routes, Route("/bench/stats", stats)]
     app = Starlette(routes=routes, lifespan=lifespan)
     uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0
@@ -306,10 +342,20 @@ class CountingViewer:
 
 
 async def _view(
-    url: str, count: int, late: int, window: float, settle: float, probes: int = 10
+    url: str,
+    count: int,
+    late: int,
+    window: float,
+    settle: float,
+    probes: int = 10,
+    first_relay: int = 0,
 ) -> None:
+    """``first_relay``: with two servers, about how many viewers the first (the origin)
+    takes before the others go to the edge; probes are then spread over both and their
+    latencies told apart by start order (with a margin for the concurrent starts)."""
     h264 = True
-    viewers = [CountingViewer(probe=i < probes) for i in range(count)]
+    spread = max(1, count // probes) if first_relay else 1
+    viewers = [CountingViewer(probe=i % spread == 0 and i // spread < probes) for i in range(count)]
     gate = asyncio.Semaphore(8)
 
     async def start(viewer: CountingViewer) -> None:
@@ -335,6 +381,19 @@ async def _view(
     packets_after = sum(v.packets for v in viewers)
     received = [v.frames - m for v, m in zip(viewers, marks, strict=True)]
     latencies = [x for v, m in zip(viewers, lat_marks, strict=True) for x in v.latencies[m:]]
+    margin = 16
+    on_origin = [
+        x
+        for i, (v, m) in enumerate(zip(viewers, lat_marks, strict=True))
+        if i < first_relay - margin
+        for x in v.latencies[m:]
+    ]
+    on_edge = [
+        x
+        for i, (v, m) in enumerate(zip(viewers, lat_marks, strict=True))
+        if first_relay and i >= first_relay + margin
+        for x in v.latencies[m:]
+    ]
     expected = 30 * elapsed
     late_viewers = []
     for _ in range(late):  # joiners in the middle of a 10 s group of pictures
@@ -364,6 +423,8 @@ async def _view(
         "late_joiners": late,
         "late_joiners_without_frame": late - len(first),
         "viewer_process_loop_lag_p95_ms": p95(lags) * 1000,
+        "origin_viewers_latency_p95_ms": p95(on_origin) * 1000,
+        "edge_viewers_latency_p95_ms": p95(on_edge) * 1000,
     }
     print(json.dumps(result), flush=True)
     await asyncio.gather(*(v.close() for v in viewers + late_viewers))
@@ -372,12 +433,13 @@ async def _view(
 # -- the orchestrator -----------------------------------------------------------------------------
 
 
-def _server_stats(port: int, mode: str) -> dict[str, int]:
+def _server_stats(port: int, mode: str, reset: bool = False) -> dict[str, Any]:
     if mode == "baseline":
         return {}
     import httpx
 
-    stats: dict[str, int] = httpx.get(f"http://127.0.0.1:{port}/bench/stats", timeout=10).json()
+    url = f"http://127.0.0.1:{port}/bench/stats" + ("?reset=1" if reset else "")
+    stats: dict[str, Any] = httpx.get(url, timeout=10).json()
     return stats
 
 
@@ -436,15 +498,35 @@ def _processes() -> Iterator[list[subprocess.Popen[str]]]:
 
 
 def run_case(
-    mode: str, viewers: int, late: int, window: float, args: argparse.Namespace
+    mode: str,
+    viewers: int,
+    late: int,
+    window: float,
+    args: argparse.Namespace,
+    processes: int = 1,
+    redis_url: str = "",
 ) -> dict[str, Any]:
-    port = _free_port()
+    ports = [_free_port() for _ in range(processes)]
     prefix = "/base" if mode == "baseline" else ""
+    budget = viewers // 2 + late if processes > 1 else 0
+    if processes > 1:
+        os.environ.update(
+            LIVESHOP_BENCH_REDIS=redis_url,
+            LIVESHOP_BENCH_BUDGET=str(budget),
+            LIVESHOP_BENCH_SECRET=secrets.token_hex(16),
+        )
     with _processes() as started:
-        server = _spawn("_serve", str(port), mode)
-        started.append(server)
-        _wait_ready(port)
-        base = f"http://127.0.0.1:{port}{prefix}"
+        servers = []
+        for index, port in enumerate(ports):
+            os.environ["LIVESHOP_BENCH_CPU"] = str(index)
+            servers.append(_spawn("_serve", str(port), mode))
+            started.append(servers[-1])
+            _wait_ready(port)
+        os.environ.pop("LIVESHOP_BENCH_REDIS", None)
+        time.sleep(0.5 if processes > 1 else 0)  # (each has said it is alive)
+        base = f"http://127.0.0.1:{ports[0]}{prefix}"
+        # the viewers ask the last server: it hands the first to the origin, then serves
+        view_base = f"http://127.0.0.1:{ports[-1]}{prefix}"
         publisher = _spawn(
             "_publish", f"{base}/whip/bench", str(window + 60), str(args.gop), str(args.bitrate)
         )
@@ -452,24 +534,47 @@ def run_case(
         _wait_line(publisher, "published")
         time.sleep(1.0)
         settle = str(args.gop / 30 + 2)
-        view = _spawn("_view", f"{base}/whep/bench", str(viewers), str(late), str(window), settle)
+        view = _spawn(
+            "_view",
+            f"{view_base}/whep/bench",
+            str(viewers),
+            str(late),
+            str(window),
+            settle,
+            str(budget),
+        )
         started.append(view)
         _wait_line(view, "window-start")
-        stats0 = _server_stats(port, mode)
-        cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+        stats_start = [_server_stats(port, mode, reset=True) for port in ports]
+        cpus0, t0 = [cpu_seconds(server.pid) for server in servers], time.monotonic()
         box0 = box_busy_seconds()
         load0 = cpu_seconds(view.pid) + cpu_seconds(publisher.pid)
         _wait_line(view, "window-end")
-        cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
+        cpus1, t1 = [cpu_seconds(server.pid) for server in servers], time.monotonic()
         box1 = box_busy_seconds()
         load1 = cpu_seconds(view.pid) + cpu_seconds(publisher.pid)
-        stats1 = _server_stats(port, mode)
+        stats_all = [_server_stats(port, mode) for port in ports]
         result: dict[str, Any] = json.loads(_wait_line(view, "{"))
         view.wait(60)
         publisher.terminate()
         assert publisher.stdout is not None
         kbps = [line.split()[1] for line in publisher.stdout if line.startswith("kbps ")]
         result["publisher_kbps"] = float(kbps[-1]) if kbps else None
+    stats1 = _sum_stats(stats_all)
+    stats0 = _sum_stats(stats_start)
+    if processes > 1:
+        result["per_process_cores"] = [
+            round((b - a) / (t1 - t0), 3) for a, b in zip(cpus0, cpus1, strict=True)
+        ]
+        result["viewers_per_process"] = [s.get("viewers", 0) for s in stats_all]
+        result["hop_latency_p95_ms"] = max(
+            (s["hop_p95_ms"] for s in stats_all if s.get("hop_samples")), default=float("nan")
+        )
+        result["hop_latency_p50_ms"] = max(
+            (s["hop_p50_ms"] for s in stats_all if s.get("hop_samples")), default=float("nan")
+        )
+        result["edges"] = sum(s.get("edges", 0) for s in stats_all)
+    cpu0, cpu1 = sum(cpus0), sum(cpus1)
     result["server_cores"] = (cpu1 - cpu0) / (t1 - t0)
     result["server_window"] = {
         "keyframe_skips": stats1.get("viewer_keyframe_skips", 0)
@@ -486,9 +591,19 @@ def run_case(
     return result
 
 
+def _sum_stats(stats: list[dict[str, Any]]) -> dict[str, int]:
+    keys = ("viewer_keyframe_skips", "viewer_frames_dropped", "viewer_frames_queued")
+    return {key: sum(int(s.get(key, 0)) for s in stats) for key in keys}
+
+
 def _pin(role: str) -> None:
-    """Server on CPU 0, load generators on the others, so they do not take its time."""
+    """Server on CPU 0, load generators on the others, so they do not take its time. With
+    two servers, the second on CPU 1, and the load generators share both."""
     cpus = sorted(os.sched_getaffinity(0))
+    if os.environ.get("LIVESHOP_BENCH_PIN") == "2" and len(cpus) >= 2:
+        if role == "_serve":
+            os.sched_setaffinity(0, {cpus[int(os.environ.get("LIVESHOP_BENCH_CPU", "0"))]})
+        return
     if os.environ.get("LIVESHOP_BENCH_PIN") == "1" and len(cpus) >= 2:
         os.sched_setaffinity(0, {cpus[0]} if role == "_serve" else set(cpus[1:]))
 
@@ -503,8 +618,18 @@ def main(argv: list[str]) -> int:
         token = argv[6] if len(argv) > 6 else "bench"
         asyncio.run(_publish(argv[1], float(argv[2]), int(argv[3]), int(argv[4]), addresses, token))
         return 0
-    if argv and argv[0] == "_view":
-        asyncio.run(_view(argv[1], int(argv[2]), int(argv[3]), float(argv[4]), float(argv[5])))
+    if argv and argv[0] == "_view":  # URL COUNT LATE WINDOW SETTLE [FIRST_RELAY]
+        first_relay = int(argv[6]) if len(argv) > 6 else 0
+        asyncio.run(
+            _view(
+                argv[1],
+                int(argv[2]),
+                int(argv[3]),
+                float(argv[4]),
+                float(argv[5]),
+                first_relay=first_relay,
+            )
+        )
         return 0
 
     parser = argparse.ArgumentParser(prog="liveshop bench relay", description=__doc__)
@@ -525,6 +650,14 @@ def main(argv: list[str]) -> int:
         default=None,
         help="Mbit/s bottleneck server -> viewer, on an impaired link (benches.relay_network)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        choices=[1, 2],
+        default=1,
+        help="2: an origin and an edge relay (one core each), sharing Redis",
+    )
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     parser.add_argument("--baseline-viewers", type=int, default=3)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument(
@@ -537,9 +670,22 @@ def main(argv: list[str]) -> int:
         from benches import relay_network
 
         return relay_network.main(args)
-    os.environ["LIVESHOP_BENCH_PIN"] = "0" if args.no_pin else "1"
+    os.environ["LIVESHOP_BENCH_PIN"] = "0" if args.no_pin else str(args.processes)
+    if args.processes > 1:
+        import tempfile
+        from pathlib import Path
 
-    relay = run_case("relay", args.viewers, args.late_joiners, args.window, args)
+        from benches.processes import redis_url_for
+
+        with (
+            tempfile.TemporaryDirectory(prefix="liveshop-bench-") as tmp,
+            redis_url_for(Path(tmp), args.redis_url) as redis_url,
+        ):
+            relay = run_case(
+                "relay", args.viewers, args.late_joiners, args.window, args, 2, redis_url
+            )
+    else:
+        relay = run_case("relay", args.viewers, args.late_joiners, args.window, args)
     print("relay:", json.dumps(relay), flush=True)
     summary: dict[str, Any] = {
         "viewers": args.viewers,
@@ -563,7 +709,18 @@ def main(argv: list[str]) -> int:
         "server_pinned_to_one_core": not args.no_pin,
         "load_generator_cores": round(relay["load_generator_cores"], 3),
         "other_processes_cores": round(relay["other_processes_cores"], 3),
+        "processes": args.processes,
     }
+    if args.processes > 1:
+        summary.update(
+            viewers_per_process=relay["viewers_per_process"],
+            per_process_cores=relay["per_process_cores"],
+            hop_latency_p95_ms=round(relay["hop_latency_p95_ms"], 1),
+            hop_latency_p50_ms=round(relay["hop_latency_p50_ms"], 1),
+            origin_viewers_latency_p95_ms=round(relay["origin_viewers_latency_p95_ms"], 1),
+            edge_viewers_latency_p95_ms=round(relay["edge_viewers_latency_p95_ms"], 1),
+            edges=relay["edges"],
+        )
     if not args.no_baseline:
         baseline = run_case("baseline", args.baseline_viewers, 0, args.window, args)
         print("baseline:", json.dumps(baseline), flush=True)

@@ -330,6 +330,11 @@ class VideoPlacement:
             "hop_ms": hops,
         }
 
+    def clear_hop_samples(self) -> None:
+        """Start the edges' hop latency samples again (a bench's window starts)."""
+        for edge in self._edges.values():
+            edge.hops_ms.clear()
+
     def _done(self, show_id: str) -> None:
         self._in_flight[show_id] -= 1
         if self._in_flight[show_id] <= 0:
