@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ import httpx
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 
+from benches.fanout import server_processes
 from benches.synthetic import PatternTrack
 from config import Settings
 from core.roles import Role
@@ -170,6 +174,61 @@ async def test_an_edge_follows_its_show_to_a_new_origin_and_lets_go_when_idle(
         assert placement(two).process_id not in relays
         assert (await end(http_one, host)).status_code == 200
         await host.close()
+
+
+async def test_an_edges_viewer_keeps_watching_when_the_origin_worker_is_killed(
+    app: Starlette, settings: Settings, tmp_path: Path
+) -> None:
+    """Two real worker processes: the origin is SIGKILLed mid-stream; the host publishes
+    again (its claim runs out within 15 s); the edge's viewer resumes, never re-asked."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": str(settings.database_url),
+        "REDIS_URL": str(settings.redis_url),
+        "LIVESHOP_SECRET_KEY": str(settings.secret_key),
+        "LIVESHOP_DATA_DIR": str(tmp_path / "data"),
+        "LIVESHOP_ICE_HOST_ADDRESSES": "127.0.0.1",
+        "LIVESHOP_LOG_LEVEL": "warning",
+        "LIVESHOP_VIDEO_VIEWERS_PER_PROCESS": "1",
+    }
+    show = (await seed_show(app)).show_id
+    host_token = parts(app).tokens.issue(Role.HOST, name="H", show_id=show)
+    with server_processes(2, env, tmp_path) as servers:
+        (port_one, pid_one), (port_two, _) = servers
+        await asyncio.sleep(0.5)  # (each worker has said it is alive)
+        async with (
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_one}", timeout=30) as one,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_two}", timeout=30) as two,
+        ):
+            host = await publish(one, PatternTrack(), show=show, token=host_token)
+            first = await play(two, show=show, token=None)
+            watcher = await play(two, show=show, token=None)  # past the budget: on the edge
+            await watcher.wait_frames(20)
+            scraped = (await two.get("/metrics")).text
+            assert "\nliveshop_video_edges 1.0\n" in scraped
+            assert "\nliveshop_video_viewers 1.0\n" in scraped
+            os.kill(pid_one, signal.SIGKILL)
+            await host.close()
+            await first.close()
+            seen = len(watcher.frames)
+            # the host's studio retries until the dead worker's claim has run out
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    host = await publish(two, PatternTrack(), show=show, token=host_token)
+                    break
+                except AssertionError:
+                    assert time.monotonic() < deadline, "the host could not publish again"
+                    await asyncio.sleep(1)
+            await watcher.wait_frames(seen + 25)
+            indexes = [index for index, _ in watcher.frames[seen:]]
+            # the new host's frames, from its first (keyframe) on, in order
+            assert 0 in indexes, indexes
+            restarted = indexes[indexes.index(0) :]
+            assert len(restarted) >= 20 and restarted == sorted(restarted)
+            for client in (watcher, host):
+                assert (await end(two, client)).status_code == 200
+                await client.close()
 
 
 async def test_a_feed_refuses_an_edge_without_the_secret() -> None:
