@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--host", help="bind address (default: LIVESHOP_HOST)")
     demo.add_argument("--port", type=int, help="port (default: LIVESHOP_PORT)")
+    demo.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     demo.add_argument("--no-serve", action="store_true", help="seed and print the links, then exit")
     _tls_arguments(demo)
 
@@ -226,7 +227,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     served = argparse.Namespace(
         host=host,
         port=port,
-        workers=1,
+        workers=args.workers,
         no_migrate=True,
         ssl_keyfile=args.ssl_keyfile,
         ssl_certfile=args.ssl_certfile,

@@ -68,10 +68,13 @@ def running_demo(
     ice_address: str = ICE_ADDRESS,
     host: str = "127.0.0.1",
     wrap: Sequence[str] = (),
+    workers: int = 1,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[Demo]:
     """``liveshop demo`` in ``data_dir``, bound to ``host``, its relay's ICE candidates on
     ``ice_address``; ``wrap`` runs it inside another command (``ip netns exec NS``). Its
-    pages are at ``http://host:port`` (127.0.0.1 when bound to every address)."""
+    pages are at ``http://host:port`` (127.0.0.1 when bound to every address). ``workers``
+    worker processes; ``settings``: more LIVESHOP_ variables."""
     port = free_port()
     env = {
         k: v
@@ -86,10 +89,12 @@ def running_demo(
             "LIVESHOP_ADMIN_SECRET": "browser-admin-secret",
             "LIVESHOP_SECRET_KEY": SECRET_KEY,
             "LIVESHOP_LOG_LEVEL": "warning",
+            **(settings or {}),
         }
     )
+    command = [sys.executable, "-m", "web.cli", "demo", "--host", host, "--port", str(port)]
     proc = spawn(
-        [*wrap, sys.executable, "-m", "web.cli", "demo", "--host", host, "--port", str(port)],
+        [*wrap, *command, "--workers", str(workers)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
