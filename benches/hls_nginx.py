@@ -29,6 +29,26 @@ LOG_FORMAT = (
 )
 
 
+ORIGIN_CONF = """proxy_pass http://origin;
+proxy_http_version 1.1;
+proxy_set_header Connection "";
+proxy_set_header Host $host;
+proxy_cache hls;
+# The origin's Cache-Control says how long (playlist 1 s, segments a year); nothing else is
+# cached (errors included). Concurrent misses wait for one origin request.
+proxy_cache_lock on;
+proxy_cache_lock_timeout 10s;
+proxy_cache_lock_age 10s;
+proxy_cache_use_stale updating error timeout;
+proxy_cache_revalidate on;
+add_header X-Cache $upstream_cache_status;
+"""
+
+
+def _indent(text: str, spaces: int) -> str:
+    return "\n".join(" " * spaces + line for line in text.strip().splitlines())
+
+
 def nginx_config(
     root: Path, listen_port: int, origin_port: int, workers: int = 1, static: Path | None = None
 ) -> str:
@@ -80,6 +100,11 @@ http {{
     proxy_cache_path {root}/cache levels=1:2 keys_zone=hls:16m max_size=2g inactive=10m
                      use_temp_path=off;
 
+    map $msec $playlist_slice {{
+        "~^(?<second>\\d+)\\.[0-4]" "$second.0";
+        "~^(?<second>\\d+)\\." "$second.5";
+    }}
+
     upstream origin {{
         server 127.0.0.1:{origin_port};
         keepalive 32;
@@ -90,21 +115,17 @@ http {{
         server_name localhost;
 
         location /hls/ {{
-            proxy_pass http://origin;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_cache hls;
             proxy_cache_key $uri;
-            # The origin's Cache-Control says how long (playlist 1 s, segments a year);
-            # nothing else is cached (errors included).
-            proxy_cache_lock on;
-            proxy_cache_lock_timeout 10s;
-            proxy_cache_lock_age 10s;
-            proxy_cache_use_stale updating error timeout;
-            proxy_cache_background_update on;
-            proxy_cache_revalidate on;
-            add_header X-Cache $upstream_cache_status;
+{_indent(ORIGIN_CONF, 12)}
+
+            location ~ \\.m3u8$ {{
+                # nginx keeps a response for whole seconds (max-age=1: up to 2 s), so the
+                # playlist's key changes every half second: a viewer's playlist is at most
+                # about 0.5 s old, and the origin gets at most two playlist requests a second
+                # whatever the viewer count.
+                proxy_cache_key $uri|$playlist_slice;
+{_indent(ORIGIN_CONF, 16)}
+            }}
         }}{static_block}
     }}
 }}
