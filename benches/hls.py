@@ -474,7 +474,9 @@ def viewers_main(argv: list[str]) -> int:
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     result = asyncio.run(_viewers(port, count, ramp, since, until, first))
-    print(json.dumps(result), flush=True)
+    out = Path(argv[6])
+    out.with_suffix(".tmp").write_text(json.dumps(result))
+    out.with_suffix(".tmp").replace(out)
     return 0
 
 
@@ -483,8 +485,7 @@ def viewers_main(argv: list[str]) -> int:
 PAGE = """<!doctype html>
 <meta charset="utf-8"><title>hls bench</title>
 <video id="v" muted autoplay playsinline width="640" height="480"></video>
-<script src="hls.js"></script>
-<script>
+%(load)s
 const video = document.getElementById("v");
 const canvas = document.createElement("canvas");
 canvas.width = 640; canvas.height = 16;
@@ -514,14 +515,22 @@ hls.attachMedia(video);
 video.play().catch(() => {});
 </script>
 """
+LOAD_CLASSIC = '<script src="hls.js"></script>\n<script>'
+LOAD_MODULE = '<script type="module">\nimport Hls from "./hls.mjs";'
+
+
+def player_page(hls_script: Path) -> str:
+    """The page, for hls.js as a classic script (hls.min.js) or a module (hls.min.mjs)."""
+    return PAGE.replace("%(load)s", LOAD_MODULE if hls_script.suffix == ".mjs" else LOAD_CLASSIC)
 
 
 def hls_js(cache: Path) -> Path:
-    """hls.js's UMD build: the page branch's vendored copy when it is a classic script,
-    else ``npm pack hls.js`` once into ``cache`` (npm's own registry client)."""
-    vendored = ROOT / "web" / "static" / "vendor" / "hls.min.js"
-    if vendored.exists():
-        return vendored
+    """hls.js: the copy the viewer page serves (web/static/vendor), else ``npm pack
+    hls.js`` once into ``cache`` (npm's own registry client), nothing from a CDN."""
+    for name in ("hls.min.mjs", "hls.min.js"):
+        vendored = ROOT / "web" / "static" / "vendor" / name
+        if vendored.exists():
+            return vendored
     target = cache / "hls.min.js"
     if target.exists():
         return target
@@ -674,8 +683,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         segment_duration = parse_playlist(playlist)[0]
         static = work / "www"
         static.mkdir()
-        shutil.copy(hls_js(Path.home() / ".cache" / "liveshop-bench"), static / "hls.js")
-        (static / "player.html").write_text(PAGE)
+        if args.chromium:
+            script = hls_js(Path.home() / ".cache" / "liveshop-bench")
+            shutil.copy(script, static / ("hls.mjs" if script.suffix == ".mjs" else "hls.js"))
+            (static / "player.html").write_text(player_page(script))
         with running_nginx(
             work / "nginx", nginx_port, origin_port, args.nginx_workers, static
         ) as nx:
@@ -701,8 +712,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         str(since),
                         str(until),
                         str(first),
-                        stdout=subprocess.PIPE,
-                        text=True,
+                        str(work / f"viewers-{first}.json"),
                     )
                 )
                 first += count
@@ -744,13 +754,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print("window ended", flush=True)
             results = []
             for proc in viewers:
-                out, _ = proc.communicate(timeout=60)
-                lines = [line for line in out.splitlines() if line.startswith("{")]
-                if not lines:
-                    raise RuntimeError(
-                        f"a viewer process printed no result (exit {proc.returncode})"
-                    )
-                results.append(json.loads(lines[-1]))
+                if proc.wait(60) != 0:
+                    raise RuntimeError(f"a viewer process exited with {proc.returncode}")
+            results = [json.loads(p.read_text()) for p in sorted(work.glob("viewers-*.json"))]
+            if len(results) != len(viewers):
+                raise RuntimeError("a viewer process wrote no result")
             time.sleep(1.5)  # nginx flushes its access log every second
             log = origin_requests(nx.access_log.read_text().splitlines(), since, until)
         cores = [(b - a) / elapsed for a, b in zip(marks, ends, strict=True)]
@@ -778,9 +786,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "behind_viewers": sum(len(r["behind"]) for r in results),
         "nginx_bytes_per_s": round(log.bytes_sent / args.window),
         "nginx_mbit_per_s": round(log.bytes_sent * 8 / args.window / 1e6, 1),
-        # (the first page: hls.js's defaults, three target durations from the live edge)
+        # (the first page's hls.js config; each page's figures under "chromium")
         "hls_glass_to_glass_p50_ms": chromium[0].get("p50_ms") if chromium else None,
         "hls_glass_to_glass_p95_ms": chromium[0].get("p95_ms") if chromium else None,
+        "hls_live_sync_duration_count": args.live_sync_count[0] if chromium else None,
+        **{
+            f"hls_glass_to_glass_p95_ms_sync{page['config']['liveSyncDurationCount']}": page.get(
+                "p95_ms"
+            )
+            for page in chromium
+            if "config" in page
+        },
         "chromium": chromium,
         "origin_cores": round(cores[0], 3),
         "nginx_cores": round(cores[1], 3),
@@ -817,8 +833,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--live-sync-count",
         type=lambda text: [int(n) for n in text.split(",")],
-        default=[3, 2],
-        help="hls.js liveSyncDurationCount of each Chromium page, comma-separated (3: its default)",
+        default=[2, 3],
+        help="hls.js liveSyncDurationCount of each Chromium page, comma-separated; the first "
+        "is the headline figure (3 is hls.js's default: three target durations from the edge)",
     )
     args = parser.parse_args(argv)
     summary = run(args)
