@@ -36,6 +36,7 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -47,9 +48,15 @@ from pathlib import Path
 from typing import Any
 
 from benches.hls_nginx import origin_requests, running_nginx
-from benches.processes import free_ports, spawn, stop
+from benches.processes import free_ports, redis_url_for, spawn, stop
 
-SHOW = "bench"
+SHOW_ENV = "LIVESHOP_BENCH_HLS_SHOW"  # the show's id, set by the bench for its processes
+
+
+def show_id() -> str:
+    return os.environ.get(SHOW_ENV, "bench")
+
+
 FPS = 30
 WIDTH, HEIGHT = 640, 480
 REQUEST_TIMEOUT_S = 10.0  # a request not answered by then is a failure
@@ -223,6 +230,41 @@ def _standin_encode(folder: Path, times: SendTimes, stopping: threading.Event) -
         index += 1
 
 
+# -- the app origin ------------------------------------------------------------------------------
+
+
+def serve_app(port: int, redis_url: str) -> int:
+    """SignalingService's WHIP/WHEP and HLS routes (as ``liveshop bench relay`` serves the
+    former), its HLS packager keeping segments in the Redis at ``redis_url``."""
+    import redis.asyncio as aioredis
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from benches.relay import OpenGate
+    from signaling.config import SignalingConfig
+    from signaling.service import SignalingService
+
+    service: Any = SignalingService(SignalingConfig(ice_host_addresses=["127.0.0.1"]), OpenGate())
+    if not hasattr(service, "hls_routes"):
+        print("this checkout's SignalingService serves no HLS: use --origin standin", flush=True)
+        return 3
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        from config.runtime import tune_gc  # as `liveshop serve` does
+
+        tune_gc()
+        redis = aioredis.from_url(redis_url)
+        service.start(redis)
+        yield
+        await service.close()
+        await redis.aclose()
+
+    app = Starlette(routes=[*service.routes(), *service.hls_routes()], lifespan=lifespan)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    return 0
+
+
 # -- the WHIP publisher (app origin) ------------------------------------------------------------
 
 
@@ -367,7 +409,7 @@ def parse_playlist(text: str) -> tuple[float, int, str | None, list[tuple[int, s
 async def _viewers(
     port: int, count: int, ramp: float, since: float, until: float, first: int
 ) -> dict[str, Any]:
-    base = f"/hls/{SHOW}/"
+    base = f"/hls/{show_id()}/"
     playlist_ms: list[float] = []
     segment_ms: list[float] = []
     failures: list[str] = []
@@ -628,7 +670,7 @@ def _started() -> Iterator[list[subprocess.Popen[Any]]]:
 def _wait_playlist(port: int, proc: subprocess.Popen[Any], timeout: float = 60) -> str:
     import httpx
 
-    url = f"http://127.0.0.1:{port}/hls/{SHOW}/index.m3u8"
+    url = f"http://127.0.0.1:{port}/hls/{show_id()}/index.m3u8"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -641,13 +683,32 @@ def _wait_playlist(port: int, proc: subprocess.Popen[Any], timeout: float = 60) 
     raise RuntimeError(f"{url} had no playlist of 3 segments within {timeout} s")
 
 
+def _wait_listening(port: int, proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() == 3:
+            raise RuntimeError("this checkout's server packages no HLS yet: try --origin standin")
+        if proc.poll() is not None:
+            raise RuntimeError(f"the origin exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the origin did not listen within {timeout} s")
+        time.sleep(0.1)
+
+
 def _module(*args: str, **popen: Any) -> subprocess.Popen[Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return spawn([sys.executable, "-m", "benches.hls", *args], env=env, **popen)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="liveshop-bench-hls-") as tmp, _started() as procs:
+    os.environ[SHOW_ENV] = f"bench-hls-{os.getpid()}"
+    with (
+        tempfile.TemporaryDirectory(prefix="liveshop-bench-hls-") as tmp,
+        contextlib.ExitStack() as stack,
+        _started() as procs,
+    ):
         work = Path(tmp)
         origin_port, nginx_port = free_ports(2)
         sent_file = work / "sent.json"
@@ -657,19 +718,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             procs.append(origin)
             origin_pids.append(origin.pid)
         else:
-            env = {**os.environ, "PYTHONPATH": str(ROOT)}
-            server = spawn(
-                [sys.executable, "-m", "benches.relay", "_serve", str(origin_port), "relay"],
-                env=env,
-            )
+            redis_url = stack.enter_context(redis_url_for(work, os.environ.get("REDIS_URL")))
+            server = _module("_serve_app", str(origin_port), redis_url)
             procs.append(server)
             origin_pids.append(server.pid)
-            from benches.relay import _wait_ready
-
-            _wait_ready(origin_port)
+            _wait_listening(origin_port, server)
             publisher = _module(
                 "_publish",
-                f"http://127.0.0.1:{origin_port}/whip/{SHOW}",
+                f"http://127.0.0.1:{origin_port}/whip/{show_id()}",
                 str(sent_file),
                 str(args.ramp + args.window + 120),
                 str(args.bitrate),
@@ -734,7 +790,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             box0, t0 = box_busy_seconds(), time.monotonic()
             print("window started", flush=True)
             chromium: list[dict[str, Any]] = []
-            src = f"http://127.0.0.1:{nginx_port}/hls/{SHOW}/index.m3u8"
+            src = f"http://127.0.0.1:{nginx_port}/hls/{show_id()}/index.m3u8"
             page_url = f"http://127.0.0.1:{nginx_port}/bench/player.html"
             if args.chromium:
                 try:
@@ -815,6 +871,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "_standin":
         return standin(int(argv[1]), Path(argv[2]), Path(argv[3]))
+    if argv and argv[0] == "_serve_app":
+        return serve_app(int(argv[1]), argv[2])
     if argv and argv[0] == "_publish":
         asyncio.run(_publish(argv[1], Path(argv[2]), float(argv[3]), int(argv[4])))
         return 0
