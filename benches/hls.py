@@ -269,8 +269,10 @@ def serve_app(port: int, redis_url: str) -> int:
 
 
 async def _publish(url: str, sent_file: Path, seconds: float, bitrate: int) -> None:
-    """Synthetic H.264 with a keyframe every second, its send times written to a file."""
-    from aiortc import RTCConfiguration, RTCPeerConnection
+    """Synthetic H.264 with a keyframe every second and Opus audio (silence: a host always
+    sends audio, and the packager's init segment declares it), the video's send times
+    written to a file."""
+    from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection
 
     from benches.relay import _offer, _prefer_h264
     from benches.synthetic import EncodedPatternTrack
@@ -281,6 +283,7 @@ async def _publish(url: str, sent_file: Path, seconds: float, bitrate: int) -> N
     times = SendTimes(sent_file)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     _prefer_h264(pc.addTransceiver(track, direction="sendonly"))
+    pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
     await _offer(url, pc)
     print("published", flush=True)
     start = time.monotonic()
