@@ -560,6 +560,13 @@ hls.attachMedia(video);
 video.play().catch(() => {});
 </script>
 """
+# The Chromium pages' hls.js configs: two target durations behind the live edge, playing
+# up to 1.5x fast to get back there after a late start or a stall; and hls.js's defaults
+# (three target durations, never faster than real time).
+PLAYERS: list[dict[str, Any]] = [
+    {"liveSyncDurationCount": 2, "maxLiveSyncPlaybackRate": 1.5},
+    {},
+]
 LOAD_CLASSIC = '<script src="hls.js"></script>\n<script>'
 LOAD_MODULE = '<script type="module">\nimport Hls from "./hls.mjs";'
 
@@ -799,7 +806,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 try:
                     chromium = chromium_latency(
                         page_url,
-                        [{"src": src, "liveSyncDurationCount": n} for n in args.live_sync_count],
+                        [{"src": src, **player} for player in args.players],
                         min(args.chromium_seconds, max(1.0, until - time.time() - 8)),
                         sent_file,
                     )
@@ -845,17 +852,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "behind_viewers": sum(len(r["behind"]) for r in results),
         "nginx_bytes_per_s": round(log.bytes_sent / args.window),
         "nginx_mbit_per_s": round(log.bytes_sent * 8 / args.window / 1e6, 1),
-        # (the first page's hls.js config; each page's figures under "chromium")
+        # (the first player's; every player's figures and hls.js config under "chromium")
         "hls_glass_to_glass_p50_ms": chromium[0].get("p50_ms") if chromium else None,
         "hls_glass_to_glass_p95_ms": chromium[0].get("p95_ms") if chromium else None,
-        "hls_live_sync_duration_count": args.live_sync_count[0] if chromium else None,
-        **{
-            f"hls_glass_to_glass_p95_ms_sync{page['config']['liveSyncDurationCount']}": page.get(
-                "p95_ms"
-            )
-            for page in chromium
-            if "config" in page
-        },
+        "hls_player": chromium[0].get("config") if chromium else None,
         "chromium": chromium,
         "origin_cores": round(cores[0], 3),
         "nginx_cores": round(cores[1], 3),
@@ -892,13 +892,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-chromium", dest="chromium", action="store_false")
     parser.add_argument("--chromium-seconds", type=float, default=10.0)
     parser.add_argument(
-        "--live-sync-count",
-        type=lambda text: [int(n) for n in text.split(",")],
-        default=[2, 3],
-        help="hls.js liveSyncDurationCount of each Chromium page, comma-separated; the first "
-        "is the headline figure (3 is hls.js's default: three target durations from the edge)",
+        "--player",
+        dest="players",
+        action="append",
+        type=json.loads,
+        help="an hls.js config (JSON) for one Chromium page; repeat for more pages at once; the "
+        f"first is the headline figure (default: {json.dumps(PLAYERS)})",
     )
     args = parser.parse_args(argv)
+    args.players = args.players or PLAYERS
     summary = run(args)
     print(json.dumps(summary), flush=True)
     return 0
