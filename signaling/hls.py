@@ -311,7 +311,8 @@ class _Writer:
         while len(self._window) > PLAYLIST_SEGMENTS:
             if self._window.popleft().discontinuity:
                 self._discontinuities += 1
-        self._target = max(self._target, round(segment.duration_s))
+        # (EXTINF rounded half up must not exceed it, RFC 8216 4.3.3.1)
+        self._target = max(self._target, math.floor(segment.duration_s + 0.5))
         data = fmp4.media_segment(sequence, segment.video, segment.audio)
         async with self._redis.pipeline(transaction=True) as pipe:
             if segment.init is not None:

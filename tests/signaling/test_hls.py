@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from fractions import Fraction
 from typing import Any
 
@@ -14,6 +14,7 @@ import av
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from aiortc.mediastreams import AudioStreamTrack
 from starlette.applications import Starlette
 
 from benches.processes import free_port
@@ -21,6 +22,8 @@ from benches.synthetic import EncodedPatternTrack, read_index
 from signaling import VideoState, fmp4
 from signaling.hls import IMMUTABLE, PLAYLIST_CACHE, HlsOrigin, key, program_date_time
 from signaling.relay import ShowRelay
+
+from .support import publish, running_server
 
 START = 1_800_000_000.0  # the fake wall clock at the first frame
 FPS = 30
@@ -309,3 +312,54 @@ def test_sps_size_with_cropping() -> None:
     info = fmp4.parse_sps(sps)
     assert (info.width, info.height, info.profile) == (640, 360, 66)
     assert fmp4.opus_duration(SILENCE) == 960
+
+
+async def test_a_whip_host_is_packaged_and_its_end_ends_the_playlist(
+    redis_client: aioredis.Redis,
+) -> None:
+    async with running_server() as server:
+        server.service.start(redis_client)
+        hls = Starlette(routes=server.service.hls_routes())
+        transport = httpx.ASGITransport(app=hls)
+        async with httpx.AsyncClient(transport=transport, base_url="http://origin") as http:
+            track = EncodedPatternTrack("h264", gop=15)
+            host = await publish(server.http, track, codec="h264", audio=AudioStreamTrack())
+            await server.gate.wait_state("show1", VideoState.LIVE)
+            text = await playlist_where(http, lambda t: len(tags(t, "#EXTINF")) >= 2, 15)
+            (init_uri,) = tags(text, "#EXT-X-MAP")
+            init = (await http.get(f"/hls/show1/{init_uri[5:-1]}")).content
+            uris = [line for line in text.splitlines() if line.endswith(".m4s")]
+            segments = [(await http.get(f"/hls/show1/{uri}")).content for uri in uris]
+            indexes, _, audio = decode(init, *segments)
+            assert indexes == list(range(indexes[0], indexes[0] + len(indexes)))
+            assert len(indexes) >= 30 and audio > 0
+            await server.service.end_show("show1")  # offline: #EXT-X-ENDLIST
+            await host.close()
+            await playlist_where(http, lambda t: t.endswith("#EXT-X-ENDLIST\n"), 5)
+
+
+async def playlist_where(
+    http: httpx.AsyncClient, wanted: Callable[[str], bool], timeout_s: float
+) -> str:
+    """The show's playlist once it answers 200 and ``wanted`` holds of its text."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            reply = await http.get("/hls/show1/index.m3u8")
+            if reply.status_code == 200 and wanted(reply.text):
+                return reply.text
+            await asyncio.sleep(0.1)  # (polls the origin, as a player does)
+
+
+async def test_the_app_serves_hls_and_counts_requests(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    assert app.state.parts.video.hls.redis is not None  # (started with the app's Redis)
+    reply = await client.get("/hls/show1/index.m3u8")
+    assert reply.status_code == 404
+    assert reply.json()["error"]["code"] == "hls_not_available"
+    assert reply.headers["access-control-allow-origin"] == "*"
+    assert (await client.get("/hls/show1/7.m4s")).status_code == 404
+    metrics = (await client.get("/metrics")).text
+    assert 'liveshop_hls_requests_total{kind="playlist"} 1.0' in metrics
+    assert 'liveshop_hls_requests_total{kind="segment"} 1.0' in metrics
+    assert 'liveshop_hls_requests_total{kind="init"} 0.0' in metrics
