@@ -83,16 +83,18 @@ def _pid_alive(pid: int) -> bool:
 
 @needs_nginx
 @pytest.mark.timeout(150)
-def test_a_short_run_serves_every_viewer_from_the_cache() -> None:
-    """20 viewers for 5 s (stand-in origin, no Chromium): every request answered, at most
-    two origin requests per segment, and nginx stopped afterwards."""
+@pytest.mark.parametrize("origin", ["standin", "app"])
+def test_a_short_run_serves_every_viewer_from_the_cache(origin: str) -> None:
+    """20 viewers for 5 s (no Chromium), from the stand-in origin and from the app's
+    packager fed over WHIP: every request answered, at most two origin requests per
+    segment, and nginx stopped afterwards."""
     run = subprocess.run(
         [
             sys.executable,
             "-m",
             "benches.hls",
             "--origin",
-            "standin",
+            origin,
             "--viewers",
             "20",
             "--window",
