@@ -865,6 +865,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_generator_loop_lag_p95_ms": round(max(r["loop_lag_p95_ms"] for r in results), 1),
         "publisher_cores": round(cores[3], 3),
         "box_busy_cores": round(box, 3),
+        # Chromium, the bench itself and whatever else ran on the machine
+        "other_cores": round(box - sum(cores), 3),
         "cpu_count": os.cpu_count(),
         "cpu_model": cpu_model(),
     }
