@@ -833,7 +833,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     distinct = {s for r in results for s in r["distinct_segments"]}
     summary: dict[str, Any] = {
         "viewers": args.viewers,
-        "window_s": args.window,
+        "window": args.window,
         "origin": args.origin,
         "segment_duration_s": segment_duration,
         "origin_requests_per_segment": round(log.origin_requests_per_segment, 3),
