@@ -23,6 +23,7 @@ BENCHES = {
     "drop": ("benches.drop", "one-tap buy drop: 100 units, 10,000 viewers plus double taps"),
     "fanout": ("benches.fanout", "live channel fan-out to N websocket viewers"),
     "relay": ("benches.relay", "WHIP to WHEP pass-through video relay to N viewers"),
+    "hls": ("benches.hls", "N HLS viewers of one show through a caching nginx, and Chromium's"),
     "answers": ("benches.answers", "shoppers' questions answered automatically: FILE of questions"),
 }
 
