@@ -137,7 +137,7 @@ async function watchHls() {
     video.src = HLS_URL;
     sync.usePicture(() => {
       const start = video.getStartDate().getTime();
-      return Number.isFinite(start) ? start + video.currentTime * 1000 : null;
+      return Number.isFinite(start) && video.readyState >= 2 ? start + video.currentTime * 1000 : null;
     });
     video.play().catch(() => {});
     return;
@@ -162,7 +162,8 @@ async function watchHls() {
   });
   player.loadSource(HLS_URL);
   player.attachMedia(video);
-  sync.usePicture(() => player.playingDate?.getTime() ?? null);
+  // (hls.js dates the fragment it loads even before a frame of it shows: no picture, no date)
+  sync.usePicture(() => (video.readyState >= 2 ? player.playingDate?.getTime() ?? null : null));
 }
 
 function stopHls() {
