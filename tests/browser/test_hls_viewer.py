@@ -14,18 +14,28 @@ from __future__ import annotations
 import contextlib
 import itertools
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from benches.processes import spawn, stop
 from benches.synthetic import pattern
-from tests.browser.conftest import DESKTOP, Demo, open_page, screenshot, wait_until
-from tests.browser.test_show_life import PRODUCT, new_show, pin, url
+from tests.browser.conftest import (
+    DESKTOP,
+    ICE_ADDRESS,
+    ROOT,
+    Demo,
+    open_page,
+    screenshot,
+    wait_until,
+)
+from tests.browser.test_show_life import PRODUCT, Show, new_show, pin, url
 
 FPS = 30
 WIDTH, HEIGHT = 320, 240
@@ -39,7 +49,7 @@ document.addEventListener("DOMContentLoaded", () => {
   canvas.width = 320; canvas.height = 16;
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
   const onFrame = () => {
-    if (video.videoWidth === 320) {
+    if (video.videoWidth >= 320) {  // (the blocks, at the picture's own size)
       ctx.drawImage(video, 0, 0, 320, 16, 0, 0, 320, 16);
       const row = ctx.getImageData(0, 8, 320, 1).data;
       let index = 0;
@@ -143,14 +153,54 @@ def latency_ms(page: Page) -> float:
     return float(page.evaluate("Date.now()")) - float(at)
 
 
+@contextlib.contextmanager
+def relay_hls(demo: Demo, show: Show) -> Iterator[None]:
+    """The synthetic H.264 host (``benches.relay _publish``: numbered 640x480 frames, a
+    keyframe a second) publishing to the show, until the relay serves its playlist; skips
+    where this server has no HLS packager (the ``hls`` branch's routes)."""
+    playlist = f"{demo.base_url}/hls/{show.show_id}/index.m3u8"
+    whip = f"{demo.base_url}/whip/{show.show_id}"
+    args = ["_publish", whip, "120", str(FPS), "1500000", ICE_ADDRESS, show.host_token]
+    proc = spawn(
+        [sys.executable, "-m", "benches.relay", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line == "published", line
+        deadline = time.monotonic() + 15
+        while True:
+            resp = httpx.get(playlist, timeout=5)
+            if resp.status_code == 200 and "#EXTINF" in resp.text:
+                break
+            if not resp.headers.get("content-type", "").startswith("application/json"):
+                pytest.skip("this server has no HLS packager (GET /hls/... is not routed)")
+            assert time.monotonic() < deadline, (resp.status_code, resp.text[:200])
+            time.sleep(0.3)
+        yield
+    finally:
+        stop(proc, timeout_s=5)
+
+
+@pytest.mark.parametrize("source", ["ffmpeg", "relay"])
 def test_a_viewer_forced_to_hls_plays_and_cards_wait_for_the_picture(
-    demo: Demo, browser: Browser, contexts: list[BrowserContext], tmp_path: Path
+    demo: Demo, browser: Browser, contexts: list[BrowserContext], tmp_path: Path, source: str
 ) -> None:
-    show = new_show(demo, "HLS crowd")
-    with live_hls(tmp_path / "hls") as folder:
+    """ffmpeg's HLS served in the relay's place, or the relay's own (a synthetic host)."""
+    show = new_show(demo, f"HLS crowd {source}")
+    asked: list[str] = []
+    with contextlib.ExitStack() as running:
         page = open_page(browser, contexts, None)
         page.add_init_script(FRAME_PROBE)
-        asked = serve_hls(page, show.show_id, folder)
+        if source == "ffmpeg":
+            folder = running.enter_context(live_hls(tmp_path / "hls"))
+            asked = serve_hls(page, show.show_id, folder)
+        else:
+            running.enter_context(relay_hls(demo, show))
+            page.on("request", lambda r: asked.append(r.url.rsplit("/", 1)[-1].split("?")[0]))
         page.goto(url(demo, "watch", show).replace(show.show_id, f"{show.show_id}?hls=1"))
         video = page.locator("#video")
         expect(video).to_have_attribute("data-transport", "hls")
@@ -162,14 +212,14 @@ def test_a_viewer_forced_to_hls_plays_and_cards_wait_for_the_picture(
         rising = sum(1 for a, b in itertools.pairwise(indexes) if b > a)
         assert rising >= 0.9 * (len(indexes) - 1), indexes[-40:]
         assert indexes[-1] > indexes[0] + 45, (indexes[0], indexes[-1])
-        assert any(name.endswith(".m4s") for name in asked) and "index.m3u8" in asked
+        assert "index.m3u8" in asked and len(set(asked)) >= 4, asked  # (segments too)
         assert not page.evaluate("!!document.getElementById('video').srcObject")  # no WHEP
         expect(page.locator("#stream-msg")).to_be_hidden()
         # The picture settles ~2-3 s behind live (two 1 s segments, and the one being made).
         wait_until(page, "window.__viewerSync.picture?.() > 0", 10)
         behind = latency_ms(page)
         assert 1000 <= behind <= 5000, behind
-        screenshot(page, "viewer_hls")
+        screenshot(page, f"viewer_hls_{source}")
 
         # A card pinned now waits for the picture of now: not shown right after the pin...
         card = page.locator(f'#cards .card[aria-label="{PRODUCT}"]')
@@ -194,7 +244,7 @@ def test_a_viewer_forced_to_hls_plays_and_cards_wait_for_the_picture(
         print("hls latency", round(behind), "ms; card shown", round(delay), "ms after the pin")
         assert abs(delay - behind) < 1500, (delay, behind)
         expect(card).to_be_visible()
-        screenshot(page, "viewer_hls_card")
+        screenshot(page, f"viewer_hls_{source}_card")
 
 
 def test_a_stalled_hls_picture_holds_nothing_back(
@@ -256,6 +306,29 @@ def test_a_show_without_hls_stays_on_webrtc(
     pin(demo, show)
     expect(page.locator(f'#cards .card[aria-label="{PRODUCT}"]')).to_be_visible(timeout=2000)
     assert page.evaluate("document.getElementById('video').dataset.transport") == "webrtc"
+
+
+def test_a_full_show_sends_the_viewer_to_hls(
+    demo: Demo, browser: Browser, contexts: list[BrowserContext], tmp_path: Path
+) -> None:
+    """Not forced: a WHEP offer answered 503 video_full (every relay past its budget) and a
+    show with HLS: the page plays HLS, and asks WHEP no more."""
+    show = new_show(demo, "Full house")
+    with live_hls(tmp_path / "hls") as folder:
+        page = open_page(browser, contexts, None)
+        offers: list[str] = []
+
+        def full(route: Route) -> None:
+            offers.append(route.request.method)
+            route.fulfill(status=503, json={"error": {"code": "video_full", "message": "full"}})
+
+        page.route(f"**/whep/{show.show_id}", full)
+        serve_hls(page, show.show_id, folder)
+        page.goto(url(demo, "watch", show))
+        expect(page.locator("#video")).to_have_attribute("data-transport", "hls")
+        wait_until(page, "window.__viewerSync.picture?.() > 0", 15)
+        page.wait_for_timeout(3500)  # (WHEP was retried every 3 s before)
+        assert offers == ["POST"], offers
 
 
 NO_H264 = """
