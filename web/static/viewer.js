@@ -438,7 +438,14 @@ function onMessage(msg) {
     case "poll_tally": if (state.poll?.poll_id === msg.poll_id) { state.poll.tally = msg.tally; renderPoll(); } break;
     case "poll_closed": state.poll = { ...msg.poll, closed: true }; renderPoll(); break;
     case "show_status": setStatus(msg.status, msg.replay_url); break;
-    case "stream": state.stream = msg.state; life.setStream(msg.state); setStreamMessage(); if (msg.state === "live" && !pc && !hls) watch(); break;
+    case "stream": {
+      const was = state.stream;
+      state.stream = msg.state; life.setStream(msg.state); setStreamMessage();
+      // (the host back: an HLS playlist ended with their stream is read afresh)
+      if (msg.state === "live" && hls && was !== "live") { stopHls(); watchHls(); }
+      else if (msg.state === "live" && !pc && !hls) watch();
+      break;
+    }
     case "moderation":
       // (a mute is told by viewer_show.js's notice)
       if (msg.action === "slow_mode") addChat({ name: "liveshop", text: `Slow mode: one message every ${msg.seconds} s.` });
