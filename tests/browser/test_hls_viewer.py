@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import subprocess
 import sys
 import threading
@@ -331,6 +332,38 @@ def test_a_full_show_sends_the_viewer_to_hls(
         wait_until(page, "window.__viewerSync.picture?.() > 0", 15)
         page.wait_for_timeout(3500)  # (WHEP was retried every 3 s before)
         assert offers == ["POST"], offers
+
+
+def test_a_viewer_whose_webrtc_never_connects_watches_hls(
+    demo: Demo, browser: Browser, contexts: list[BrowserContext], tmp_path: Path
+) -> None:
+    """UDP blocked, as on some office networks: the WHEP offer and answer go through, but
+    no candidate pair ever works (the offer's and the answer's candidates pointing at
+    TEST-NET addresses); 8 s after the answer the page plays HLS instead."""
+    show = new_show(demo, "Blocked UDP")
+    with live_hls(tmp_path / "hls") as folder:
+        page = open_page(browser, contexts, None)
+
+        def blocked(route: Route) -> None:
+            if route.request.method != "POST":
+                route.continue_()
+                return
+            offer = re.sub(  # (every candidate's address: field 5 of a=candidate)
+                r"^(a=candidate:\S+ \S+ \S+ \S+ )\S+", r"\g<1>192.0.2.2",
+                route.request.post_data or "", flags=re.M,
+            )  # fmt: skip
+            answer = route.fetch(post_data=offer)
+            body = answer.text().replace(ICE_ADDRESS, "192.0.2.1")
+            route.fulfill(response=answer, body=body)
+
+        page.route(f"**/whep/{show.show_id}", blocked)
+        serve_hls(page, show.show_id, folder)
+        page.goto(url(demo, "watch", show))
+        wait_until(page, "document.getElementById('video').dataset.transport === 'webrtc'", 10)
+        opened = time.monotonic()
+        expect(page.locator("#video")).to_have_attribute("data-transport", "hls", timeout=15_000)
+        assert 6 < time.monotonic() - opened < 12
+        wait_until(page, "window.__viewerSync.picture?.() > 0", 15)
 
 
 NO_H264 = """

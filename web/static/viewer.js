@@ -54,6 +54,7 @@ let pc = null;
 let whepLocation = null;
 let whepToken = null;
 let unavailable = 0;
+let notConnectedSince = null;  // answered but not connected since (across retries)
 let hls = null;  // the hls.js player, or true for Safari's own
 let hlsRetry = null;
 function setStreamMessage() {
@@ -75,12 +76,14 @@ async function watch() {
   pc.onconnectionstatechange = () => {
     if (pc !== mine) return;
     life.videoStatus(pc.connectionState);
+    if (pc.connectionState === "connected") notConnectedSince = null;
     if (["failed", "closed"].includes(pc.connectionState)) restartVideo();
   };
   try {
     whepToken = credentials.token;  // the session is ended with the token that opened it
     whepLocation = await negotiate(pc, `/whep/${encodeURIComponent(showId)}`, whepToken);
     unavailable = 0;
+    notConnectedSince ??= performance.now();
     setTimeout(() => {  // no media path (UDP blocked): HLS, if the show has it
       if (pc === mine && pc.connectionState !== "connected") toHls();
     }, CONNECT_TIMEOUT_MS);
@@ -182,9 +185,12 @@ function stopVideo() {
   $("video").srcObject = null;
 }
 
-function restartVideo() {
+async function restartVideo() {
   if (!life.canWatch() || transport !== "webrtc") return;
   closeWebrtc();
+  // (ICE that fails fast, attempt after attempt, is no connection either)
+  const waited = notConnectedSince !== null && performance.now() - notConnectedSince >= CONNECT_TIMEOUT_MS;
+  if (waited && await toHls()) return;
   setTimeout(watch, 1000);
 }
 
