@@ -37,7 +37,7 @@ from tests.browser.conftest import (
     screenshot,
     wait_until,
 )
-from tests.browser.test_show_life import PRODUCT, Show, new_show, pin, url
+from tests.browser.test_show_life import PRODUCT, Show, end_show, new_show, pin, url
 
 FPS = 30
 WIDTH, HEIGHT = 320, 240
@@ -248,6 +248,27 @@ def test_a_viewer_forced_to_hls_plays_and_cards_wait_for_the_picture(
         assert abs(delay - behind) < 1500, (delay, behind)
         expect(card).to_be_visible()
         screenshot(page, f"viewer_hls_{source}_card")
+
+
+def test_mute_and_the_end_of_the_show_on_hls(
+    demo: Demo, browser: Browser, contexts: list[BrowserContext], tmp_path: Path
+) -> None:
+    """Unmute works on the HLS picture; the show's end stops it (no more playlist reads)."""
+    show = new_show(demo, "HLS to the end")
+    with live_hls(tmp_path / "hls") as folder:
+        page = open_page(browser, contexts, None)
+        asked = serve_hls(page, show.show_id, folder)
+        page.goto(url(demo, "watch", show).replace(show.show_id, f"{show.show_id}?hls=1"))
+        wait_until(page, "window.__viewerSync.picture?.() > 0", 15)
+        page.get_by_role("button", name="Unmute").click()
+        assert page.evaluate("document.getElementById('video').muted") is False
+        expect(page.get_by_role("button", name="Mute")).to_be_visible()
+        end_show(demo, show)
+        expect(page.get_by_role("heading", name="The show has ended")).to_be_visible()
+        wait_until(page, "document.getElementById('video').readyState === 0", 5)
+        reads = len(asked)
+        page.wait_for_timeout(2500)
+        assert len(asked) == reads, asked[reads:]
 
 
 def test_a_stalled_hls_picture_holds_nothing_back(
