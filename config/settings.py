@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     reconnect_grace_s: float = Field(default=30.0, ge=0, le=3600)
     ws_compression: bool = False
     recording_dir: Path | None = None
+    hls: bool = True
     redis_max_connections: int = Field(default=200, ge=4, le=10_000)
     max_sockets_per_user: int = Field(default=5, ge=1, le=1000)
     max_sockets_per_address: int = Field(default=50, ge=1, le=1_000_000)

@@ -34,6 +34,9 @@ class SignalingConfig:
     publisher_recheck_s
         How often a publisher's right to go on is asked again
         (``ShowAccess.publisher_allowed``): a revoked stream key's session ends within this.
+    hls
+        Package an H.264 host's stream for HLS (``signaling/hls.py``), once
+        ``SignalingService.start(redis)`` gave it a Redis to keep the segments in.
     """
 
     ice_servers: list[str] = field(default_factory=list)
@@ -47,3 +50,4 @@ class SignalingConfig:
     turn_ttl_s: int = 24 * 3600
     reconnect_grace_s: float = 30.0
     publisher_recheck_s: float = 5.0
+    hls: bool = True

@@ -14,6 +14,7 @@ CODES: dict[str, int] = {
     "forbidden": 403,
     "banned": 403,
     "session_not_found": 404,
+    "hls_not_available": 404,
     "method_not_allowed": 405,
     "publisher_conflict": 409,
     "show_not_live": 409,

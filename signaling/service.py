@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 
+import redis.asyncio as aioredis
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -14,6 +15,7 @@ from . import aiortc_hooks
 from .access import ShowAccess
 from .config import SignalingConfig
 from .errors import SignalingError
+from .hls import HlsOrigin
 from .http import add_link_headers, bearer_token, token_digest, with_errors
 from .ice import IcePolicy, IceServer, is_turn
 from .peers import Peers
@@ -42,7 +44,9 @@ class SignalingService:
         )
         self._states = VideoStates(access)
         self._peers = Peers(config, self._ice, self._states.streaming)
-        self._whip = WhipIngest(config, access, self._peers, self._states)
+        self.hls = HlsOrigin(config.hls)
+        self._states.listeners.append(self.hls.video_state_changed)
+        self._whip = WhipIngest(config, access, self._peers, self._states, self.hls)
         self._whep = WhepPlayback(access, self._peers)
         aiortc_hooks.install()
 
@@ -95,9 +99,18 @@ class SignalingService:
             ),
         ]
 
+    def hls_routes(self) -> list[BaseRoute]:
+        """``/hls/{show_id}/...``, read from Redis: served by any process, never forwarded."""
+        return self.hls.routes()
+
+    def start(self, redis: aioredis.Redis) -> None:
+        """Redis is open: H.264 shows published here are packaged for HLS from now on."""
+        self.hls.start(redis)
+
     async def close_show(self, show_id: str) -> None:
         """End every peer of ``show_id`` here, without announcing a stream state: another
         process serves the show now, and the clients' retries reach it there."""
+        self.hls.forget(show_id)
         self._whip.forget_show(show_id)
         await self._peers.close_show(show_id)
 
@@ -138,6 +151,7 @@ class SignalingService:
         self._peers.refuse_new()
         await self._whip.close()
         await self._peers.close()
+        await self.hls.close()
 
     # -- HTTP endpoints ----------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiortc.mediastreams import MediaStreamError
@@ -21,6 +22,7 @@ from . import aiortc_hooks
 from .access import VIDEO_TRANSITIONS, ShowAccess, VideoHealth, VideoState
 from .config import SignalingConfig
 from .errors import SignalingError
+from .hls import HlsOrigin
 from .http import bearer_token, read_sdp, require_sdp, token_digest
 from .peers import Peers, close_pc
 from .recording import Recorder
@@ -41,6 +43,8 @@ class VideoStates:
         self._access = access
         self._states: dict[str, VideoState] = {}
         self._paused: set[str] = set()  # not streaming, but said so until live or offline
+        # Told of every change first, on the event loop (the HLS packager ends on offline).
+        self.listeners: list[Callable[[str, VideoState], None]] = []
 
     def get(self, show_id: str) -> VideoState:
         if show_id in self._paused:
@@ -72,6 +76,8 @@ class VideoStates:
                 self._paused.add(show_id)
         else:
             self._states[show_id] = state
+        for listener in self.listeners:
+            listener(show_id, state)
         try:
             await self._access.video_state_changed(show_id, state)
         except Exception:
@@ -82,9 +88,15 @@ class WhipIngest:
     """The POST /whip/{show_id} endpoint and the publishers it makes, one per show."""
 
     def __init__(
-        self, config: SignalingConfig, access: ShowAccess, peers: Peers, states: VideoStates
+        self,
+        config: SignalingConfig,
+        access: ShowAccess,
+        peers: Peers,
+        states: VideoStates,
+        hls: HlsOrigin,
     ) -> None:
         self._config = config
+        self._hls = hls
         self._access = access
         self._peers = peers
         self._states = states
@@ -152,6 +164,7 @@ class WhipIngest:
         relay = self._peers.relay(show_id)
         receiver = session.video_receiver
         relay.attach_source(session, codec.mimeType.lower(), codec, lambda: self._pli(receiver))
+        self._hls.publisher_attached(relay)  # (H.264: packaged for HLS too)
         if self._config.recording_dir is not None:
             session.recorder = Recorder(
                 self._config.recording_dir, show_id, session.session_id, codec.mimeType.lower()

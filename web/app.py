@@ -96,6 +96,7 @@ def _signaling_config(settings: Settings) -> SignalingConfig:
         turn_secret=settings.turn_secret,
         turn_ttl_s=settings.turn_ttl_s,
         reconnect_grace_s=settings.reconnect_grace_s,
+        hls=settings.hls,
     )
 
 
@@ -121,6 +122,7 @@ def _routes(made: Parts) -> list[BaseRoute]:
         *stream_keys_api.routes(),
         *live_ws.routes(),
         *made.placement.routes(),
+        *made.video.hls_routes(),  # (read from Redis by every process: never forwarded)
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *pages.routes(),
     ]
@@ -161,6 +163,7 @@ async def _lifespan(made: Parts, migrate: bool, server_process: bool) -> AsyncIt
         made.access.checkout = checkout
         made.access.live = live
         made.placement.start(resources.redis)
+        made.video.start(resources.redis)  # (HLS segments are kept in Redis)
         log.info("liveshop started", extra={"redis": resources.redis_url.split("@")[-1]})
         if server_process:
             tune_gc()

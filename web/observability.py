@@ -131,6 +131,14 @@ class StateCollector(Collector):
         }
         for name, (help_text, key) in counters.items():
             yield CounterMetricFamily(name, help_text, value=video[key])
+        hls = CounterMetricFamily(
+            "liveshop_hls_requests",
+            "HLS requests answered by this process (an origin behind a CDN), by kind",
+            labels=["kind"],
+        )
+        for kind in ("playlist", "init", "segment"):
+            hls.add_metric([kind], state.video.hls.requests[kind])
+        yield hls
         placement = state.placement
         yield CounterMetricFamily(
             "liveshop_video_forwarded",
