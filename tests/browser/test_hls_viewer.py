@@ -157,14 +157,14 @@ def latency_ms(page: Page) -> float:
 
 @contextlib.contextmanager
 def relay_hls(demo: Demo, show: Show) -> Iterator[None]:
-    """The synthetic H.264 host (``benches.relay _publish``: numbered 640x480 frames, a
-    keyframe a second) publishing to the show, until the relay serves its playlist; skips
-    where this server has no HLS packager (the ``hls`` branch's routes)."""
+    """A host (``tests/browser/hls_host.py``: numbered H.264 frames, a keyframe a second,
+    and Opus audio) publishing to the show, until the relay serves its playlist; skips where
+    this server has no HLS packager."""
     playlist = f"{demo.base_url}/hls/{show.show_id}/index.m3u8"
     whip = f"{demo.base_url}/whip/{show.show_id}"
-    args = ["_publish", whip, "120", str(FPS), "1500000", ICE_ADDRESS, show.host_token]
+    args = [whip, show.host_token, ICE_ADDRESS, "120"]
     proc = spawn(
-        [sys.executable, "-m", "benches.relay", *args],
+        [sys.executable, "-m", "tests.browser.hls_host", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
