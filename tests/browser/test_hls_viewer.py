@@ -415,6 +415,19 @@ def test_studio_prefers_h264_and_says_when_it_sends_vp8(
     note = studio.locator("#codec-note")
     if browser_sends == "h264":
         expect(note).to_be_hidden()
+        # ...and the crowd watches the browser host over HLS (where the server packages it)
+        playlist = httpx.get(f"{demo.base_url}/hls/{show.show_id}/index.m3u8", timeout=5)
+        unrouted = httpx.get(f"{demo.base_url}/no-such-route/index.m3u8", timeout=5)
+        if playlist.status_code == 404 and playlist.text == unrouted.text:
+            return
+        viewer = open_page(browser, contexts, None)
+        viewer.goto(url(demo, "watch", show).replace(show.show_id, f"{show.show_id}?hls=1"))
+        wait_until(viewer, "window.__viewerSync.picture?.() > 0", 20)
+        first = viewer.evaluate("document.getElementById('video').currentTime")
+        viewer.wait_for_timeout(2000)
+        assert viewer.evaluate("document.getElementById('video').currentTime") > first + 1.5
+        assert viewer.evaluate("document.getElementById('video').dataset.transport") == "hls"
+        screenshot(viewer, "viewer_hls_from_studio")
     else:
         expect(note).to_be_visible()
         expect(note).to_contain_text("Your browser sends VP8: viewers can watch over WebRTC only")
