@@ -111,6 +111,7 @@ async function toHls() {
   if (transport === "hls" || !life.canWatch() || !(await hasHls())) return false;
   closeWebrtc();
   transport = "hls";
+  notConnectedSince = null;
   watchHls();
   return true;
 }
@@ -123,8 +124,14 @@ function closeWebrtc() {
   whepLocation = null;
 }
 
+let hlsStarting = false;
 async function watchHls() {
-  if (hls || !life.canWatch()) return;
+  if (hls || hlsStarting || !life.canWatch()) return;
+  hlsStarting = true;  // (one player, whoever asks while it starts)
+  try { await startHls(); } finally { hlsStarting = false; }
+}
+
+async function startHls() {
   const video = $("video");
   video.dataset.transport = "hls";
   clearTimeout(hlsRetry);
