@@ -63,6 +63,7 @@ class Feed:
         self._track: EncodedPatternTrack | None = None
         self._index = 0
         self._audio = 0
+        self.pts_base = 777_000  # (an RTP-like origin)
 
     def clock(self) -> float:
         return self.now
@@ -84,7 +85,7 @@ class Feed:
         assert self._track is not None
         for _ in range(frames):
             for packet in self._track._encode(self._index):
-                packet.pts += 777_000  # (an RTP-like origin)
+                packet.pts += self.pts_base
                 self.relay.push(self._epoch, "video", packet)
             self._index += 1
             self.frames += 1
@@ -363,3 +364,23 @@ async def test_the_app_serves_hls_and_counts_requests(
     assert 'liveshop_hls_requests_total{kind="playlist"} 1.0' in metrics
     assert 'liveshop_hls_requests_total{kind="segment"} 1.0' in metrics
     assert 'liveshop_hls_requests_total{kind="init"} 0.0' in metrics
+
+
+async def test_a_new_size_within_a_session_gets_a_new_init(
+    origin: HlsOrigin, http: httpx.AsyncClient
+) -> None:
+    feed = feed_for(origin, gop=15)
+    await feed.run(FPS + 1)
+    feed._track = EncodedPatternTrack("h264", width=160, height=120, gop=15)  # (browsers do)
+    feed._index = 0
+    feed.pts_base += (FPS + 1) * 3000  # (the same session: its timestamps go on)
+    await feed.run(FPS + 1)
+    await written(origin, 3)
+    text = (await http.get("/hls/show1/index.m3u8")).text
+    maps = tags(text, "#EXT-X-MAP")
+    assert len(maps) == 2 and text.count("#EXT-X-DISCONTINUITY\n") == 1
+    # The segment open at the change ends there (one frame), before the new picture.
+    assert tags(text, "#EXTINF") == ["1.000,", "0.033,", "1.000,"]
+    init = (await http.get(f"/hls/show1/{maps[1][5:-1]}")).content
+    last = (await http.get(f"/hls/show1/{text.splitlines()[-1]}")).content
+    assert decode(init, last)[0] == list(range(FPS))
