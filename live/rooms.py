@@ -167,6 +167,10 @@ class Room:
             "questions": waiting + shared["questions"],
             "my_vote": my_vote,
             "clock_ms": await self.event_log.clock_ms(),
+            # the show clock's origin (epoch ms, this server's clock): an event's wall time
+            # is clock0_ms + its clock_ms, what an HLS page sets against the picture's
+            # program date time (web/static/viewer_sync.js)
+            "clock0_ms": await self.event_log.clock0(),
             "chat": chat[-50:],
             "viewers": {"now": self.hub.viewers_now, "peak": self.hub.viewers_peak},
             **staff,

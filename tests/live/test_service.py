@@ -32,6 +32,8 @@ async def test_join_gets_hello_and_snapshot(live: LiveServer) -> None:
     assert snap["cards"] == [] and snap["chat"] == [] and snap["poll"] is None
     assert snap["status"] == "live"
     assert isinstance(snap["clock_ms"], int)
+    # the show clock's origin: now, less the show clock (ms since the epoch, this server's)
+    assert abs(snap["clock0_ms"] + snap["clock_ms"] - time.time() * 1000) < 5_000
     await viewer.close()
 
 

@@ -240,7 +240,10 @@ async function goLive() {
   $("go-live").disabled = true;
   say("Connecting…");
   pc = new RTCPeerConnection();
-  for (const track of camera.getTracks()) pc.addTransceiver(track, { direction: "sendonly", streams: [camera] });
+  for (const track of camera.getTracks()) {
+    const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [camera] });
+    if (track.kind === "video") preferH264(transceiver);
+  }
   pc.onconnectionstatechange = () => {
     const s = pc?.connectionState;
     if (state.status === "ended") return;
@@ -252,11 +255,49 @@ async function goLive() {
     whipToken = credentials.token;
     whipLocation = await negotiate(pc, whipUrl, whipToken);
     $("stop").disabled = false;
+    renderCodec(sentCodec(pc.remoteDescription?.sdp));
   } catch (error) {
     say(`Could not go live: ${human(error)}`);
     pc.close(); pc = null;
     $("go-live").disabled = state.status === "ended";
   }
+}
+
+// H.264 first when this browser can send it (constrained baseline, packetization-mode=1,
+// then any other H.264): the relay packages H.264 into HLS for the crowd without
+// re-encoding; a VP8 stream reaches WebRTC viewers only.
+function h264Rank(codec) {
+  if (codec.mimeType.toLowerCase() !== "video/h264") return 3;
+  const fmtp = (codec.sdpFmtpLine || "").toLowerCase();
+  if (!fmtp.includes("packetization-mode=1")) return 2;
+  return fmtp.includes("profile-level-id=42e0") ? 0 : 1;
+}
+function preferH264(transceiver) {
+  if (!transceiver.setCodecPreferences) return;
+  for (const source of [RTCRtpSender, RTCRtpReceiver]) {
+    const codecs = source.getCapabilities?.("video")?.codecs;
+    if (!codecs?.some((c) => h264Rank(c) < 3)) continue;
+    try {
+      transceiver.setCodecPreferences([...codecs].sort((a, b) => h264Rank(a) - h264Rank(b)));
+      return;
+    } catch {}  // (an older browser checks against the other list)
+  }
+}
+
+// The video codec the relay's answer chose: its first payload type on the video line.
+function sentCodec(sdp) {
+  const video = (sdp || "").split(/\r?\nm=/).find((m) => m.startsWith("video") || m.startsWith("m=video"));
+  const pt = video?.split(/\r?\n/)[0].split(" ")[3];
+  const name = pt && video.match(new RegExp(`a=rtpmap:${pt} ([^/\\s]+)`))?.[1];
+  return name ? name.toLowerCase() : null;
+}
+
+// The host is told when their stream cannot reach the HLS audience (a VP8 stream).
+function renderCodec(codec) {
+  $("preview").dataset.codec = codec || "";
+  const note = $("codec-note");
+  note.hidden = !codec || codec === "h264";
+  note.textContent = note.hidden ? "" : `Your browser sends ${codec.toUpperCase()}: viewers can watch over WebRTC only. The HLS audience of a large show needs H.264 (Chrome, Edge or Safari send it; with OBS, choose the H.264 encoder).`;
 }
 
 async function reconnect() {

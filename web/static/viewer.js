@@ -11,6 +11,7 @@ import { drawPoll, onReactions, setMyVote, setReactionTotals } from "/static/vie
 import { backInStock, clearStaleResults } from "/static/viewer_notices.js";
 import { initOrders, receiptButton, showReceipt } from "/static/viewer_orders.js";
 import { attachProduct, refreshProduct } from "/static/viewer_product.js";
+import * as sync from "/static/viewer_sync.js";  // events in step with an HLS picture
 const $ = (id) => document.getElementById(id);
 const state = { cards: new Map(), deals: new Map(), poll: null, me: null, stream: "offline" };
 const questions = new ViewerQuestions({ request: (type, fields) => live.request(type, fields), me: () => state.me });
@@ -38,17 +39,33 @@ async function identity() {
   });
 }
 
-// ---- video (WHEP) ----
+// ---- video: WebRTC (WHEP) while the show has room and the network allows, else HLS ----
+// HLS (hls.js, or Safari's own player) when the relay answers 503 video_full (every relay
+// of the show past its viewer budget) or keeps answering video_unavailable, when WebRTC does
+// not connect within CONNECT_TIMEOUT_MS (UDP blocked), or when the page URL says ?hls=1
+// (tests, support). A show without HLS (its playlist 404: a VP8 host) stays on WebRTC.
+// The video element says which: data-transport="webrtc" | "hls".
+const HLS_URL = `/hls/${encodeURIComponent(showId)}/index.m3u8`;
+const FORCE_HLS = new URLSearchParams(location.search).get("hls") === "1";
+const CONNECT_TIMEOUT_MS = 8000;
+const UNAVAILABLE_BEFORE_HLS = 3;  // video_unavailable answers in a row before trying HLS
+let transport = FORCE_HLS ? "hls" : "webrtc";
 let pc = null;
 let whepLocation = null;
 let whepToken = null;
+let unavailable = 0;
+let notConnectedSince = null;  // answered but not connected since (across retries)
+let hls = null;  // the hls.js player, or true for Safari's own
+let hlsRetry = null;
 function setStreamMessage() {
   life.renderStream($("video"));  // (viewer_show.js: paused, reconnecting, waiting)
 }
 
 async function watch() {
+  if (transport === "hls") { watchHls(); return; }
   if (pc || !life.canWatch()) return;
-  pc = new RTCPeerConnection();
+  $("video").dataset.transport = "webrtc";
+  const mine = pc = new RTCPeerConnection();
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addTransceiver("audio", { direction: "recvonly" });
   const stream = new MediaStream();
@@ -57,34 +74,130 @@ async function watch() {
     $("video").srcObject = stream;
   };
   pc.onconnectionstatechange = () => {
-    life.videoStatus(pc?.connectionState);
-    if (["failed", "closed"].includes(pc?.connectionState)) restartVideo();
+    if (pc !== mine) return;
+    life.videoStatus(pc.connectionState);
+    if (pc.connectionState === "connected") notConnectedSince = null;
+    if (["failed", "closed"].includes(pc.connectionState)) restartVideo();
   };
   try {
     whepToken = credentials.token;  // the session is ended with the token that opened it
     whepLocation = await negotiate(pc, `/whep/${encodeURIComponent(showId)}`, whepToken);
+    unavailable = 0;
+    notConnectedSince ??= performance.now();
+    setTimeout(() => {  // no media path (UDP blocked): HLS, if the show has it
+      if (pc === mine && pc.connectionState !== "connected") toHls();
+    }, CONNECT_TIMEOUT_MS);
   } catch (error) {
-    pc.close();
-    pc = null;
-    if (!life.videoRefused(error)) setTimeout(watch, 3000);
+    if (pc === mine) { pc.close(); pc = null; }
+    if (life.videoRefused(error)) return;
+    if (error.code === "video_full") { if (await toHls()) return; }
+    if (error.code === "video_unavailable" && ++unavailable >= UNAVAILABLE_BEFORE_HLS) {
+      if (await toHls()) return;
+    }
+    setTimeout(watch, 3000);
   }
+}
+
+// Whether the show's HLS playlist is served now (a VP8 host's show has none).
+async function hasHls() {
+  try {
+    const resp = await fetch(HLS_URL, { cache: "no-store" });
+    return resp.ok;
+  } catch { return false; }
+}
+
+// WebRTC cannot serve this viewer: HLS if the show has it (true), else WebRTC goes on.
+async function toHls() {
+  if (transport === "hls" || !life.canWatch() || !(await hasHls())) return false;
+  closeWebrtc();
+  transport = "hls";
+  notConnectedSince = null;
+  watchHls();
+  return true;
+}
+
+function closeWebrtc() {
+  const was = pc;
+  pc = null;
+  if (was) was.close();
+  hangUp(whepLocation, whepToken);
+  whepLocation = null;
+}
+
+let hlsStarting = false;
+async function watchHls() {
+  if (hls || hlsStarting || !life.canWatch()) return;
+  hlsStarting = true;  // (one player, whoever asks while it starts)
+  try { await startHls(); } finally { hlsStarting = false; }
+}
+
+async function startHls() {
+  const video = $("video");
+  video.dataset.transport = "hls";
+  clearTimeout(hlsRetry);
+  if (!(await hasHls())) {  // (not yet packaged, or the host is away)
+    if (!FORCE_HLS && life.stream === "live") { transport = "webrtc"; sync.usePicture(null); watch(); return; }
+    hlsRetry = setTimeout(watchHls, 2000);
+    return;
+  }
+  if (hls || !life.canWatch()) return;
+  video.srcObject = null;
+  if (video.canPlayType("application/vnd.apple.mpegurl") && typeof video.getStartDate === "function") {
+    hls = true;  // Safari: its own player; the picture's date is the playlist's start date
+    video.src = HLS_URL;
+    sync.usePicture(() => {
+      const start = video.getStartDate().getTime();
+      return Number.isFinite(start) && video.readyState >= 2 ? start + video.currentTime * 1000 : null;
+    });
+    video.play().catch(() => {});
+    return;
+  }
+  const { default: Hls } = await import("/static/vendor/hls.min.mjs");
+  if (hls || !life.canWatch()) return;
+  const player = hls = new Hls({
+    lowLatencyMode: true,
+    liveSyncDurationCount: 2,  // ~2 s behind the live edge with ~1 s segments
+    maxLiveSyncPlaybackRate: 1.1,  // catch up gently after a stall
+    enableWorker: false,  // (the pages' CSP allows no blob: worker; fMP4 needs no transmuxing)
+    backBufferLength: 30,
+  });
+  player.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
+  player.on(Hls.Events.FRAG_CHANGED, () => life.videoStatus("connected"));
+  player.on(Hls.Events.ERROR, (_event, data) => {
+    if (!data.fatal || hls !== player) return;
+    if (data.type === Hls.ErrorTypes.MEDIA_ERROR) { player.recoverMediaError(); return; }
+    life.videoStatus("disconnected");
+    stopHls();
+    hlsRetry = setTimeout(watchHls, 2000);  // (the host away: the playlist is back with them)
+  });
+  player.loadSource(HLS_URL);
+  player.attachMedia(video);
+  // (hls.js dates the fragment it loads even before a frame of it shows: no picture, no date)
+  sync.usePicture(() => (video.readyState >= 2 ? player.playingDate?.getTime() ?? null : null));
+}
+
+function stopHls() {
+  clearTimeout(hlsRetry);
+  const video = $("video");
+  if (hls && hls !== true) hls.destroy();
+  if (hls) { video.removeAttribute("src"); video.load(); }
+  hls = null;
 }
 
 // The show ended or this viewer was removed: the video stops, and stays stopped.
 function stopVideo() {
-  if (pc) pc.close();
-  pc = null;
-  hangUp(whepLocation, whepToken);
-  whepLocation = null;
+  closeWebrtc();
+  stopHls();
+  sync.usePicture(null);
   $("video").srcObject = null;
 }
 
-function restartVideo() {
-  if (!life.canWatch()) return;
-  if (pc) pc.close();
-  pc = null;
-  hangUp(whepLocation, whepToken);
-  whepLocation = null;
+async function restartVideo() {
+  if (!life.canWatch() || transport !== "webrtc") return;
+  closeWebrtc();
+  // (ICE that fails fast, attempt after attempt, is no connection either)
+  const waited = notConnectedSince !== null && performance.now() - notConnectedSince >= CONNECT_TIMEOUT_MS;
+  if (waited && await toHls()) return;
   setTimeout(watch, 1000);
 }
 
@@ -338,7 +451,14 @@ function onMessage(msg) {
     case "poll_tally": if (state.poll?.poll_id === msg.poll_id) { state.poll.tally = msg.tally; renderPoll(); } break;
     case "poll_closed": state.poll = { ...msg.poll, closed: true }; renderPoll(); break;
     case "show_status": setStatus(msg.status, msg.replay_url); break;
-    case "stream": state.stream = msg.state; life.setStream(msg.state); setStreamMessage(); if (msg.state === "live" && !pc) watch(); break;
+    case "stream": {
+      const was = state.stream;
+      state.stream = msg.state; life.setStream(msg.state); setStreamMessage();
+      // (the host back: an HLS playlist ended with their stream is read afresh)
+      if (msg.state === "live" && hls && was !== "live") { stopHls(); watchHls(); }
+      else if (msg.state === "live" && !pc && !hls) watch();
+      break;
+    }
     case "moderation":
       // (a mute is told by viewer_show.js's notice)
       if (msg.action === "slow_mode") addChat({ name: "liveshop", text: `Slow mode: one message every ${msg.seconds} s.` });
@@ -359,7 +479,8 @@ async function main() {
   if (show === null) { life.notFound(); return; }  // no such show: no socket, no video
   if (show?.status) setStatus(show.status);
   credentials = await identity();
-  live = new LiveSocket(credentials, onMessage, life.socketStatus);
+  sync.initSync(onMessage);
+  live = new LiveSocket(credentials, sync.deliver, life.socketStatus);
   questions.mount($("chat"));
   initCart({ request: (type, fields) => live.request(type, fields), variantName });
   initOrders({ token: () => credentials.token, variantName: nameOf });
