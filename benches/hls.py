@@ -560,13 +560,19 @@ hls.attachMedia(video);
 video.play().catch(() => {});
 </script>
 """
-# The Chromium pages' hls.js configs: two target durations behind the live edge, playing
-# up to 1.5x fast to get back there after a late start or a stall; and hls.js's defaults
-# (three target durations, never faster than real time).
-PLAYERS: list[dict[str, Any]] = [
-    {"liveSyncDurationCount": 2, "maxLiveSyncPlaybackRate": 1.5},
-    {},
-]
+
+
+def viewer_player() -> dict[str, Any]:
+    """The viewer page's own hls.js settings (web/static/hls_player.js)."""
+    text = (ROOT / "web" / "static" / "hls_player.js").read_text()
+    found: dict[str, Any] = json.loads(text.split("HLS_PLAYER = ", 1)[1].split(";", 1)[0])
+    return found
+
+
+# The Chromium pages' hls.js configs: the viewer page's (two target durations behind the
+# live edge, playing up to 1.5x fast to get back there after a late start or a stall); and
+# hls.js's defaults (three target durations, never faster than real time).
+PLAYERS: list[dict[str, Any]] = [viewer_player(), {}]
 LOAD_CLASSIC = '<script src="hls.js"></script>\n<script>'
 LOAD_MODULE = '<script type="module">\nimport Hls from "./hls.mjs";'
 

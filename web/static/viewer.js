@@ -10,6 +10,7 @@ import { initCart, nameOf, renderCart, syncCart } from "/static/viewer_cart.js";
 import { drawPoll, onReactions, setMyVote, setReactionTotals } from "/static/viewer_engage.js";
 import { backInStock, clearStaleResults } from "/static/viewer_notices.js";
 import { initOrders, receiptButton, showReceipt } from "/static/viewer_orders.js";
+import { HLS_PLAYER } from "/static/hls_player.js";
 import { attachProduct, refreshProduct } from "/static/viewer_product.js";
 import * as sync from "/static/viewer_sync.js";  // events in step with an HLS picture
 const $ = (id) => document.getElementById(id);
@@ -155,11 +156,8 @@ async function startHls() {
   const { default: Hls } = await import("/static/vendor/hls.min.mjs");
   if (hls || !life.canWatch()) return;
   const player = hls = new Hls({
-    lowLatencyMode: true,
-    liveSyncDurationCount: 2,  // ~2 s behind the live edge with ~1 s segments
-    maxLiveSyncPlaybackRate: 1.1,  // catch up gently after a stall
+    ...HLS_PLAYER,  // (~2 s behind the live edge with ~1 s segments: hls_player.js)
     enableWorker: false,  // (the pages' CSP allows no blob: worker; fMP4 needs no transmuxing)
-    backBufferLength: 30,
   });
   player.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(() => {}));
   player.on(Hls.Events.FRAG_CHANGED, () => life.videoStatus("connected"));
