@@ -231,6 +231,55 @@ async def test_an_edges_viewer_keeps_watching_when_the_origin_worker_is_killed(
                 await client.close()
 
 
+async def test_a_full_show_with_hls_refuses_video_full_and_its_playlist_plays_on(
+    tmp_path: Path, db_url: str, redis_url: str
+) -> None:
+    """One process, its budget reached, an H.264 host (packaged): the next viewer is told
+    to watch over HLS; with a VP8 host (no HLS) it is placed past the budget instead."""
+    from aiortc.mediastreams import AudioStreamTrack
+
+    from benches.synthetic import EncodedPatternTrack
+
+    settings = edge_settings(tmp_path, db_url, redis_url)
+    async with process(settings) as (app, http):
+        await ready(app)
+        show = (await seed_show(app)).show_id
+        token = parts(app).tokens.issue(Role.HOST, name="H", show_id=show)
+        track = EncodedPatternTrack("h264", gop=15)
+        host = await publish(
+            http, track, show=show, token=token, codec="h264", audio=AudioStreamTrack()
+        )
+        first = await play(http, show=show, token=None)
+        playlist = f"/hls/{show}/index.m3u8"
+        await until_ok(http, playlist)
+        refused = await http.post(
+            f"/whep/{show}", content=_offer_stub(), headers={"Content-Type": "application/sdp"}
+        )
+        assert (refused.status_code, refused.json()["error"]["code"]) == (503, "video_full")
+        assert playlist in refused.json()["error"]["message"]
+        assert parts(app).video.viewer_count(show) == 1
+        assert (await http.get(playlist)).status_code == 200
+        for client in (first, host):
+            assert (await end(http, client)).status_code == 200
+            await client.close()
+        # a VP8 host: no HLS, so a viewer past the budget is still served
+        await placement(app).renew_once()
+        host = await publish(http, PatternTrack(), show=show, token=token)
+        await placement(app).renew_once()
+        viewers = [await play(http, show=show, token=None) for _ in range(2)]
+        for viewer in viewers:
+            await viewer.wait_frames(5)
+        assert parts(app).video.viewer_count(show) == 2
+        for client in (*viewers, host):
+            await client.close()
+
+
+async def until_ok(http: httpx.AsyncClient, path: str, within: float = 15) -> None:
+    async with asyncio.timeout(within):
+        while (await http.get(path)).status_code != 200:  # noqa: ASYNC110 - polls HTTP
+            await asyncio.sleep(0.2)
+
+
 async def test_a_feed_refuses_an_edge_without_the_secret() -> None:
     relays: list[str] = []
 
