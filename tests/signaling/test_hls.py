@@ -20,7 +20,15 @@ from starlette.applications import Starlette
 from benches.processes import free_port
 from benches.synthetic import EncodedPatternTrack, read_index
 from signaling import VideoState, fmp4
-from signaling.hls import IMMUTABLE, PLAYLIST_CACHE, HlsOrigin, key, program_date_time
+from signaling.hls import (
+    IMMUTABLE,
+    PLAYLIST_CACHE,
+    HlsOrigin,
+    HlsPackager,
+    Segment,
+    key,
+    program_date_time,
+)
 from signaling.relay import ShowRelay
 
 from .support import publish, running_server
@@ -384,3 +392,39 @@ async def test_a_new_size_within_a_session_gets_a_new_init(
     init = (await http.get(f"/hls/show1/{maps[1][5:-1]}")).content
     last = (await http.get(f"/hls/show1/{text.splitlines()[-1]}")).content
     assert decode(init, last)[0] == list(range(FPS))
+
+
+async def test_another_process_taking_the_show_ends_nothing(
+    origin: HlsOrigin, http: httpx.AsyncClient
+) -> None:
+    feed = feed_for(origin, gop=15)
+    await feed.run(FPS + 1)
+    await written(origin, 1)
+    origin.forget("show1")  # (placement moved the show: its new origin goes on)
+    await asyncio.gather(*origin._finishing)
+    assert origin.packager("show1") is None and feed.relay.tap_count == 0
+    text = (await http.get("/hls/show1/index.m3u8")).text
+    assert tags(text, "#EXTINF") == ["1.000,", "0.033,"] and "#EXT-X-ENDLIST" not in text
+
+
+async def test_a_segment_redis_could_not_take_is_followed_by_a_discontinuity() -> None:
+    taken: list[Segment] = []
+    refuse = [False]
+
+    def write(segment: Segment) -> bool:
+        if refuse[0]:
+            return False
+        taken.append(segment)
+        return True
+
+    feed = Feed(ShowRelay("show1", 120, 0.0))
+    feed.attach("h264")
+    packager = HlsPackager(feed.relay, write, feed.clock)
+    feed.relay.add_tap(packager)
+    await feed.run(FPS + 1)
+    refuse[0] = True
+    await feed.run(FPS)
+    refuse[0] = False
+    await feed.run(FPS)
+    assert [(s.init is not None, s.discontinuity) for s in taken] == [(True, False), (False, True)]
+    assert packager.segments == 2
