@@ -226,8 +226,10 @@ def opus_duration(packet: bytes) -> int:
 # -- init segment -------------------------------------------------------------------------
 
 
-def init_segment(sps: bytes, pps: bytes) -> bytes:
-    """ftyp + moov for one H.264 track (1/90000) and one Opus track (1/48000, stereo)."""
+def init_segment(sps: bytes, pps: bytes, audio: bool = True) -> bytes:
+    """ftyp + moov for one H.264 track (1/90000) and, with ``audio``, one Opus track
+    (1/48000, stereo). (A declared track without samples stalls a browser's playback:
+    media source buffers play where every track has data.)"""
     info = parse_sps(sps)
     ftyp = box(b"ftyp", b"iso6", struct.pack(">I", 0), b"iso6cmfcisommp41")
     mvhd = full_box(
@@ -265,9 +267,11 @@ def init_segment(sps: bytes, pps: bytes) -> bytes:
         dops,
     )
     video = _trak(VIDEO_TRACK, VIDEO_TIMESCALE, b"vide", avc1, info.width, info.height)
-    audio = _trak(AUDIO_TRACK, AUDIO_TIMESCALE, b"soun", opus, 0, 0)
+    if not audio:
+        return ftyp + box(b"moov", mvhd, video, box(b"mvex", _trex(VIDEO_TRACK)))
+    sound = _trak(AUDIO_TRACK, AUDIO_TIMESCALE, b"soun", opus, 0, 0)
     mvex = box(b"mvex", _trex(VIDEO_TRACK), _trex(AUDIO_TRACK))
-    return ftyp + box(b"moov", mvhd, video, audio, mvex)
+    return ftyp + box(b"moov", mvhd, video, sound, mvex)
 
 
 def _trak(

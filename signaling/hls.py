@@ -106,6 +106,8 @@ class HlsPackager:
         self._audio_shift: int | None = None
         self._last_audio = -1
         self._session_key: tuple[int, float] | None = None  # (media time, wall) of 1st keyframe
+        self._audio_track = True  # whether the current init segment declares audio
+        self._choose_tracks = True  # decided at each session's first segment
         self.segments = 0
 
     # -- RelayTap ------------------------------------------------------------------------
@@ -116,6 +118,7 @@ class HlsPackager:
         self._discontinuity = self._discontinuity or self.segments > 0
         self._audio_shift = None
         self._session_key = None
+        self._choose_tracks = True
         for frame in gop:
             self.frame("video", frame)
 
@@ -208,8 +211,20 @@ class HlsPackager:
             fmp4.Sample(data, pts - self._origin, max(1, end - pts), key)
             for (data, pts, key), end in zip(opened.video, ends, strict=True)
         ]
+        if self._choose_tracks and self._params is not None:
+            # A host that sends no audio (OBS without a source, a studio without a
+            # microphone) gets an init segment without an audio track: a declared track
+            # with no samples would stall the players. Decided at each session's first
+            # segment; a session whose audio starts later stays video only.
+            self._choose_tracks = False
+            with_audio = bool(opened.audio)
+            if with_audio != self._audio_track or self._init is not None:
+                self._init = fmp4.init_segment(*self._params, audio=with_audio)
+                self._audio_track = with_audio
         audio = [
-            fmp4.Sample(data, at, fmp4.opus_duration(data) or 960) for data, at in opened.audio
+            fmp4.Sample(data, at, fmp4.opus_duration(data) or 960)
+            for data, at in opened.audio
+            if self._audio_track
         ]
         segment = Segment(
             video,
@@ -397,9 +412,11 @@ class HlsOrigin:
         if not self.enabled or self.redis is None:
             return
         current = self._packagers.get(relay.show_id)
-        if current is not None and current[0].relay is relay:
+        if current is not None and current[0].relay is relay and relay.video_mime == H264:
             return  # (the tap was told of the new session)
         if relay.video_mime != H264:
+            if current is not None:  # a VP8 host after an H.264 one: HLS ends with it
+                self._drop(relay.show_id, endlist=True)
             return
         if current is not None:
             self._drop(relay.show_id, endlist=False)

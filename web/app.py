@@ -102,7 +102,10 @@ def _has_hls(video: SignalingService) -> Callable[[str], Awaitable[bool]]:
 
     async def has_hls(show_id: str) -> bool:
         redis = video.hls.redis
-        return redis is not None and bool(await redis.exists(hls_key(show_id, "playlist")))
+        if redis is None:
+            return False
+        playlist = await redis.get(hls_key(show_id, "playlist"))
+        return playlist is not None and b"#EXT-X-ENDLIST" not in playlist
 
     return has_hls
 

@@ -89,7 +89,7 @@ class Feed:
     def detach(self) -> None:
         self.relay.detach_source(self._epoch)
 
-    async def run(self, frames: int) -> None:
+    async def run(self, frames: int, audio: bool = True) -> None:
         assert self._track is not None
         for _ in range(frames):
             for packet in self._track._encode(self._index):
@@ -97,7 +97,7 @@ class Feed:
                 self.relay.push(self._epoch, "video", packet)
             self._index += 1
             self.frames += 1
-            while self._audio - 12345 < self._index * 1600:
+            while audio and self._audio - 12345 < self._index * 1600:
                 audio = av.Packet(SILENCE)
                 audio.pts, audio.time_base = self._audio, AUDIO_TB
                 self.relay.push(self._epoch, "audio", audio)
@@ -286,6 +286,49 @@ async def test_a_vp8_host_is_not_packaged(origin: HlsOrigin, http: httpx.AsyncCl
     assert origin.packager("show1") is None and feed.relay.tap_count == 0
     reply = await http.get("/hls/show1/index.m3u8")
     assert reply.status_code == 404 and reply.json()["error"]["code"] == "hls_not_available"
+
+
+async def test_a_host_without_audio_is_video_only_and_a_vp8_host_ends_the_playlist(
+    origin: HlsOrigin, http: httpx.AsyncClient
+) -> None:
+    feed = feed_for(origin, gop=15)
+    await feed.run(3 * FPS + 1, audio=False)  # (OBS without an audio source)
+    await written(origin, 2)
+    playlist = (await http.get("/hls/show1/index.m3u8")).text
+    init_uri = tags(playlist, "#EXT-X-MAP")[0].split('"')[1]
+    first = next(line for line in playlist.splitlines() if line.endswith(".m4s"))
+    init = (await http.get(f"/hls/show1/{init_uri}")).content
+    segment = (await http.get(f"/hls/show1/{first}")).content
+    with av.open(io.BytesIO(init + segment), "r") as container:
+        # no audio track: a declared one without samples would stall the players
+        assert [s.type for s in container.streams] == ["video"]
+        assert len(list(container.decode(video=0))) >= FPS
+    # the host comes back with audio: a new init declares it, behind a discontinuity
+    feed.detach()
+    feed.attach("h264", gop=15)
+    origin.publisher_attached(feed.relay)
+    await feed.run(3 * FPS + 1)
+    await written(origin, 4)
+    playlist = (await http.get("/hls/show1/index.m3u8")).text
+    maps = tags(playlist, "#EXT-X-MAP")
+    assert len(maps) == 2 and "#EXT-X-DISCONTINUITY" in playlist.splitlines()
+    second_uri = maps[1].split('"')[1]
+    init = (await http.get(f"/hls/show1/{second_uri}")).content
+    last = [line for line in playlist.splitlines() if line.endswith(".m4s")][-1]
+    segment = (await http.get(f"/hls/show1/{last}")).content
+    assert decode(init, segment)[2] > 0  # audio frames
+    # a VP8 host then: WebRTC only, the HLS playlist ends
+    feed.detach()
+    feed.attach("vp8")
+    origin.publisher_attached(feed.relay)
+    await feed.run(FPS)
+    for _ in range(100):
+        playlist = (await http.get("/hls/show1/index.m3u8")).text
+        if "#EXT-X-ENDLIST" in playlist:
+            break
+        await asyncio.sleep(0.02)
+    assert playlist.rstrip().endswith("#EXT-X-ENDLIST")
+    assert origin.packager("show1") is None
 
 
 async def test_without_redis_hls_is_off() -> None:
