@@ -89,7 +89,7 @@ class Feed:
     def detach(self) -> None:
         self.relay.detach_source(self._epoch)
 
-    async def run(self, frames: int, audio: bool = True) -> None:
+    async def run(self, frames: int, with_audio: bool = True) -> None:
         assert self._track is not None
         for _ in range(frames):
             for packet in self._track._encode(self._index):
@@ -97,7 +97,7 @@ class Feed:
                 self.relay.push(self._epoch, "video", packet)
             self._index += 1
             self.frames += 1
-            while audio and self._audio - 12345 < self._index * 1600:
+            while with_audio and self._audio - 12345 < self._index * 1600:
                 audio = av.Packet(SILENCE)
                 audio.pts, audio.time_base = self._audio, AUDIO_TB
                 self.relay.push(self._epoch, "audio", audio)
@@ -292,7 +292,7 @@ async def test_a_host_without_audio_is_video_only_and_a_vp8_host_ends_the_playli
     origin: HlsOrigin, http: httpx.AsyncClient
 ) -> None:
     feed = feed_for(origin, gop=15)
-    await feed.run(3 * FPS + 1, audio=False)  # (OBS without an audio source)
+    await feed.run(3 * FPS + 1, with_audio=False)  # (OBS without an audio source)
     await written(origin, 2)
     playlist = (await http.get("/hls/show1/index.m3u8")).text
     init_uri = tags(playlist, "#EXT-X-MAP")[0].split('"')[1]
