@@ -48,6 +48,14 @@ def box_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / CLK_TCK
 
 
+def udp_receive_buffer_errors() -> int:
+    """Datagrams the kernel dropped for a full socket receive buffer, machine-wide: a
+    reader (a viewer process, a server) that did not keep up."""
+    with open("/proc/net/snmp") as snmp:
+        rows = [line.split() for line in snmp if line.startswith("Udp:")]
+    return int(rows[1][rows[0].index("RcvbufErrors")])
+
+
 def p95(values: list[float]) -> float:
     if not values:
         return float("nan")
@@ -548,10 +556,12 @@ def run_case(
         stats_start = [_server_stats(port, mode, reset=True) for port in ports]
         cpus0, t0 = [cpu_seconds(server.pid) for server in servers], time.monotonic()
         box0 = box_busy_seconds()
+        drops0 = udp_receive_buffer_errors()
         load0 = cpu_seconds(view.pid) + cpu_seconds(publisher.pid)
         _wait_line(view, "window-end")
         cpus1, t1 = [cpu_seconds(server.pid) for server in servers], time.monotonic()
         box1 = box_busy_seconds()
+        drops1 = udp_receive_buffer_errors()
         load1 = cpu_seconds(view.pid) + cpu_seconds(publisher.pid)
         stats_all = [_server_stats(port, mode) for port in ports]
         result: dict[str, Any] = json.loads(_wait_line(view, "{"))
@@ -575,6 +585,8 @@ def run_case(
         )
         result["edges"] = sum(s.get("edges", 0) for s in stats_all)
     cpu0, cpu1 = sum(cpus0), sum(cpus1)
+    result["udp_receive_buffer_errors"] = drops1 - drops0
+    result["viewers_served_at_window_end"] = sum(s.get("viewers", 0) for s in stats_all)
     result["server_cores"] = (cpu1 - cpu0) / (t1 - t0)
     result["server_window"] = {
         "keyframe_skips": stats1.get("viewer_keyframe_skips", 0)
@@ -710,6 +722,10 @@ def main(argv: list[str]) -> int:
         "load_generator_cores": round(relay["load_generator_cores"], 3),
         "other_processes_cores": round(relay["other_processes_cores"], 3),
         "processes": args.processes,
+        "viewers_served_at_window_end": relay["viewers_served_at_window_end"],
+        # (the kernel's, machine-wide: a load generator that cannot keep up drops here, and
+        # its viewers then lose their ICE consent and are closed after 30 s)
+        "udp_receive_buffer_errors": relay["udp_receive_buffer_errors"],
     }
     if args.processes > 1:
         summary.update(
