@@ -34,6 +34,7 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
 import struct
 import time
 from collections import deque
@@ -183,8 +184,6 @@ class FeedServer:
                 return  # not (or no longer) this show's origin: the edge looks again
             sock = writer.get_extra_info("socket")
             if sock is not None:
-                import socket
-
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             tap = _EdgeTap(relay, writer)

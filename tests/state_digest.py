@@ -20,6 +20,8 @@ VOLATILE = re.compile(
     r"liveshop:test-claim:.*"  # (the test session's claim on its Redis database)
     r"|live:\{[^}]*\}:(presence|presence_users|peak)"  # viewer counts, every second
     r"|live:\{[^}]*\}:rl:.*"  # rate-limit buckets: a request counts before it is judged
+    # each process says it is alive (and where its edge feed listens) every 5 s
+    r"|liveshop:video:processes|liveshop:video:feed:.*"
 )
 
 VOLATILE_TABLES = frozenset({"worker_beats"})  # each worker's heartbeat, every second
