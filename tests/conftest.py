@@ -192,7 +192,14 @@ def two_server_processes(settings: Settings, tmp_path: Path) -> Iterator[list[tu
     """Two real server processes (uvicorn, the app made from the environment) on the test's
     database and Redis, ICE on 127.0.0.1 only: (port, pid) each. Both are stopped at the end
     (one the test killed too)."""
-    env = {
+    with server_processes(2, server_env(settings, tmp_path), tmp_path) as servers:
+        yield servers
+
+
+def server_env(settings: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A real server process's environment: the test's database and Redis, ICE on
+    127.0.0.1 only, quiet logs; ``extra``: more variables."""
+    return {
         **os.environ,
         "DATABASE_URL": str(settings.database_url),
         "REDIS_URL": str(settings.redis_url),
@@ -200,9 +207,8 @@ def two_server_processes(settings: Settings, tmp_path: Path) -> Iterator[list[tu
         "LIVESHOP_DATA_DIR": str(tmp_path / "data"),
         "LIVESHOP_ICE_HOST_ADDRESSES": "127.0.0.1",
         "LIVESHOP_LOG_LEVEL": "warning",
+        **extra,
     }
-    with server_processes(2, env, tmp_path) as servers:
-        yield servers
 
 
 def admin_headers() -> dict[str, str]:

@@ -262,3 +262,15 @@ async def end(http: httpx.AsyncClient, client: Any, token: str | None = "") -> h
     if sent:
         headers["Authorization"] = sent
     return await http.delete(client.location, headers=headers)
+
+
+@contextlib.asynccontextmanager
+async def app_process(settings: Any) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
+    """One app (as one worker process would run it) and an HTTP client to it."""
+    from web.app import create_app
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            yield app, http

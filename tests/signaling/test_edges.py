@@ -9,7 +9,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +23,12 @@ from config import Settings
 from core.roles import Role
 from signaling.feed import EdgeFeed, FeedServer, feed_auth
 from signaling.placement import VideoPlacement
-from tests.conftest import admin_headers, make_settings
+from tests.conftest import admin_headers, make_settings, server_env
 from tests.live.conftest import seed_show
-from tests.signaling.support import end, play, publish
-from web.app import create_app
+from tests.signaling.support import app_process, end, play, publish
 from web.parts import parts
 
-
-@contextlib.asynccontextmanager
-async def process(settings: Settings) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
-            yield app, http
+process = app_process
 
 
 async def until(check: Callable[[], bool], within: float = 10) -> None:
@@ -181,16 +173,7 @@ async def test_an_edges_viewer_keeps_watching_when_the_origin_worker_is_killed(
 ) -> None:
     """Two real worker processes: the origin is SIGKILLed mid-stream; the host publishes
     again (its claim runs out within 15 s); the edge's viewer resumes, never re-asked."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": str(settings.database_url),
-        "REDIS_URL": str(settings.redis_url),
-        "LIVESHOP_SECRET_KEY": str(settings.secret_key),
-        "LIVESHOP_DATA_DIR": str(tmp_path / "data"),
-        "LIVESHOP_ICE_HOST_ADDRESSES": "127.0.0.1",
-        "LIVESHOP_LOG_LEVEL": "warning",
-        "LIVESHOP_VIDEO_VIEWERS_PER_PROCESS": "1",
-    }
+    env = server_env(settings, tmp_path, LIVESHOP_VIDEO_VIEWERS_PER_PROCESS="1")
     show = (await seed_show(app)).show_id
     host_token = parts(app).tokens.issue(Role.HOST, name="H", show_id=show)
     with server_processes(2, env, tmp_path) as servers:

@@ -4,8 +4,6 @@ on the process which does not serve the show is answered by the one that does.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -14,25 +12,15 @@ import redis.asyncio as aioredis
 from starlette.applications import Starlette
 
 from benches.synthetic import PatternTrack
-from config import Settings
 from core.roles import Role
 from signaling.ice import IcePolicy, IceServer
 from signaling.placement import VideoPlacement
 from tests.conftest import admin_headers, make_settings
 from tests.live.conftest import seed_show
-from tests.signaling.support import end, offer_whip, play, publish
-from web.app import create_app
+from tests.signaling.support import app_process, end, offer_whip, play, publish
 from web.parts import parts
 
-
-@contextlib.asynccontextmanager
-async def process(settings: Settings) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
-    """One app (as one worker process would run it) and an HTTP client to it."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
-            yield app, http
+process = app_process
 
 
 async def test_a_show_is_served_by_one_process_whichever_gets_the_request(
