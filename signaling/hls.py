@@ -425,6 +425,14 @@ class HlsOrigin:
         self._packagers[relay.show_id] = (packager, writer)
         relay.add_tap(packager)
 
+    async def playing(self, show_id: str) -> bool:
+        """Whether ``show_id`` plays over HLS now, whichever process packages it: its
+        playlist is in Redis and not ended."""
+        if self.redis is None:
+            return False
+        playlist = await self.redis.get(key(show_id, "playlist"))
+        return playlist is not None and b"#EXT-X-ENDLIST" not in playlist
+
     def packager(self, show_id: str) -> HlsPackager | None:
         current = self._packagers.get(show_id)
         return None if current is None else current[0]

@@ -51,6 +51,7 @@ from core.aio import cancel_requested, stop_tasks
 from signaling.errors import SignalingError, error_response
 from signaling.feed import EdgeFeed, FeedServer
 from signaling.http import read_sdp, with_errors
+from signaling.relay import ShowRelay
 from signaling.service import SignalingService
 
 log = logging.getLogger("liveshop.video")
@@ -187,8 +188,6 @@ class VideoPlacement:
                 if target is None:
                     if request.method == "POST" and not playing:
                         await self._stop_edge(show_id)  # the host publishes here: the origin
-                    elif playing and show_id in self._edges:
-                        await self._edges[show_id].wait_ready(EDGE_READY_S)
                     response = await endpoint(request)
                     if playing:
                         await self._remember(response.headers.getlist("location"))
@@ -261,8 +260,10 @@ class VideoPlacement:
                 )
             else:
                 chosen = min(counts, key=lambda p: counts[p])
-        await self.redis.hincrby(key, chosen, 1)
-        await self.redis.pexpire(key, CLAIM_TTL_S * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(key, chosen, 1)
+            pipe.pexpire(key, CLAIM_TTL_S * 1000)
+            await pipe.execute()
         return chosen
 
     async def _remember(self, locations: list[str]) -> None:
@@ -278,7 +279,7 @@ class VideoPlacement:
 
     # -- edges ---------------------------------------------------------------------------
 
-    def _relay_for_edge(self, show_id: str) -> Any:
+    def _relay_for_edge(self, show_id: str) -> ShowRelay | None:
         """The relay an edge's feed taps: this process's, when it is the show's origin."""
         return self.video.relay(show_id) if show_id in self._owned else None
 
@@ -447,7 +448,6 @@ class VideoPlacement:
         if self.process_id in targets or self.redis is None:
             await self._run_control({**message, "show_id": show_id})
         for target in targets - {self.process_id}:
-            inbox = _INBOX + target
             payload = {
                 **message,
                 "show_id": show_id,
@@ -455,10 +455,7 @@ class VideoPlacement:
                 "deadline": time.time() + FORWARD_TIMEOUT_S,
             }
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:  # type: ignore[union-attr]
-                    pipe.rpush(inbox, json.dumps(payload))
-                    pipe.expire(inbox, int(FORWARD_TIMEOUT_S) + 5)
-                    await pipe.execute()
+                await self._post(target, payload)
             except Exception as exc:
                 log.warning("video control not sent: %r", exc, extra={"owner": target})
 
@@ -482,7 +479,6 @@ class VideoPlacement:
         """Hand ``request`` (its ``body`` read already) to ``owner``; return its answer."""
         assert self.redis is not None
         request_id = secrets.token_hex(12)
-        inbox = _INBOX + owner
         try:
             async with asyncio.timeout(FORWARD_TIMEOUT_S):
                 await self._forwarding.acquire()
@@ -501,10 +497,7 @@ class VideoPlacement:
                 ],
                 "body": base64.b64encode(body).decode(),
             }
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.rpush(inbox, json.dumps(message))
-                pipe.expire(inbox, int(FORWARD_TIMEOUT_S) + 5)
-                await pipe.execute()
+            await self._post(owner, message)
             self.forwarded += 1
             # A little longer than the owner may take, so that its answer is not lost;
             # in short BLPOPs (a blocking read longer than the client's socket timeout
@@ -526,6 +519,15 @@ class VideoPlacement:
             if name.lower() not in _SKIP_RESPONSE:
                 response.headers.append(name, value)
         return response
+
+    async def _post(self, process_id: str, message: dict[str, Any]) -> None:
+        """Put ``message`` in ``process_id``'s inbox (which lives as long as a deadline)."""
+        assert self.redis is not None
+        inbox = _INBOX + process_id
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(inbox, json.dumps(message))
+            pipe.expire(inbox, int(FORWARD_TIMEOUT_S) + 5)
+            await pipe.execute()
 
     async def _serve_inbox(self) -> None:
         """Answer requests other processes forwarded to this one."""

@@ -22,7 +22,6 @@ from core.errors import CodedError
 from live.checkout_events import LiveEventSink
 from live.service import LiveService
 from signaling import SignalingConfig, SignalingService
-from signaling.hls import key as hls_key
 from signaling.placement import VideoPlacement
 from web import (
     api,
@@ -91,23 +90,9 @@ def _parts(settings: Settings) -> Parts:
         feed_host=settings.video_feed_host,
         feed_port=settings.video_feed_port,
         secret=settings.signing_key().encode(),
-        has_hls=_has_hls(video) if settings.hls else None,
+        has_hls=video.hls.playing if settings.hls else None,
     )
     return Parts(settings, Metrics(), tokens, bus, access, video, placement)
-
-
-def _has_hls(video: SignalingService) -> Callable[[str], Awaitable[bool]]:
-    """Whether a show plays over HLS now (its playlist is in Redis): a viewer who finds
-    every relay full is then sent there (``video_full``)."""
-
-    async def has_hls(show_id: str) -> bool:
-        redis = video.hls.redis
-        if redis is None:
-            return False
-        playlist = await redis.get(hls_key(show_id, "playlist"))
-        return playlist is not None and b"#EXT-X-ENDLIST" not in playlist
-
-    return has_hls
 
 
 def _signaling_config(settings: Settings) -> SignalingConfig:
